@@ -111,6 +111,8 @@ def read_data_file(path: str | Path, cache_dir: str | None = None) -> datasets.D
         ds = datasets.load_dataset(builder, data_files={"train": str(path)}, split="train",
                                    cache_dir=cache_dir, **options)
     except Exception as exc:  # the builders wrap parser errors in DatasetGenerationError
+        if "corresponds to no data" in str(exc):  # a header line and nothing else
+            raise DataError(f"Data file {str(path)!r} has a header but no rows.") from None
         cause = exc.__cause__ or exc.__context__ or exc
         raise DataError(f"Could not read {str(path)!r} as {ext[1:].upper()}: {cause}. Check that "
                         "the file matches its extension (TSV: tab-separated with a header).") from exc
