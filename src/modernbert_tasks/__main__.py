@@ -1,0 +1,8 @@
+"""`python -m modernbert_tasks ...` is the `modernbert-tasks` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

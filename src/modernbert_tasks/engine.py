@@ -1,0 +1,467 @@
+"""`fine_tune()`: fine-tune a sequence classifier on a registered task in one call.
+
+It follows the recipe it replaces, step by step: resolve the options -> load the data ->
+tokenize -> load the model -> build the Trainer -> train -> evaluate -> save. `prepare()` does
+everything up to training and returns the ready `Trainer`, for benchmarks and tests.
+
+Under ``torchrun``/``accelerate launch`` the same call trains with DDP (the Trainer handles
+it); only the main process writes the final model, and every process returns the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import hardware
+from .batching import make_collator, subsample, tokenize_splits
+from .errors import ConfigError, DataError, ModelLoadError
+from .options import (
+    AUTO,
+    DEFAULT_MODEL,
+    EVAL_FRACTION,
+    ResolvedOptions,
+    TrainOptions,
+    auto_eval_steps,
+    default_output_dir,
+    resolve_options,
+)
+from .saving import SAFE_WEIGHTS, save_final_model
+from .task import Task
+
+if TYPE_CHECKING:
+    import datasets
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase, Trainer, TrainingArguments
+
+__all__ = ["fine_tune", "prepare", "FineTuneResult", "PreparedRun", "DEFAULT_MODEL"]
+
+logger = logging.getLogger("modernbert_tasks")
+
+MODEL_SUBDIR = "model"  # the final model: <output_dir>/model
+LOGS_SUBDIR = "logs"  # TensorBoard: <output_dir>/logs
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+@dataclass
+class FineTuneResult:
+    """What a run produced. `to_dict()` is JSON-ready.
+
+    metrics: the final model's evaluation: the task's metrics and "loss" (no "eval_" prefix),
+        "test_*" when the test split has labels, and "train_runtime",
+        "train_samples_per_second", "train_steps_per_second", "train_loss", "epoch".
+    model_path: the saved model folder (load it with `load_finetuned`).
+    best_checkpoint: the checkpoint the final model comes from (None without evaluation).
+    log_history: the Trainer's log entries (losses, learning rates, evaluations).
+    output_dir: the run folder (checkpoints, logs, model).
+    """
+
+    metrics: dict[str, float]
+    model_path: Path
+    best_checkpoint: Path | None
+    log_history: list[dict[str, Any]]
+    output_dir: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metrics": dict(self.metrics),
+            "model_path": str(self.model_path),
+            "best_checkpoint": str(self.best_checkpoint) if self.best_checkpoint else None,
+            "log_history": [dict(entry) for entry in self.log_history],
+            "output_dir": str(self.output_dir),
+        }
+
+
+@dataclass
+class PreparedRun:
+    """Everything `fine_tune` sets up before calling `trainer.train()`."""
+
+    task: Task
+    plugin: tuple[str | None, str | None]  # (name, version) of the plugin providing the task
+    model_name: str
+    output_dir: Path
+    options: TrainOptions
+    resolved: ResolvedOptions
+    hardware: hardware.Hardware
+    max_length: int
+    trainer: Trainer
+    checkpoint: str | None  # what training resumes from
+    test_dataset: datasets.Dataset | None = None  # a labelled test split, scored at the end
+    num_examples: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def model_path(self) -> Path:
+        return self.output_dir / MODEL_SUBDIR
+
+
+# --- the one call -------------------------------------------------------------------------
+def fine_tune(
+    task: str | Task = "sst2",
+    model_name: str | os.PathLike = DEFAULT_MODEL,
+    output_dir: str | os.PathLike | None = None,
+    **args: Any,
+) -> FineTuneResult:
+    """Fine-tune `model_name` on `task`, evaluate it, and save it with its manifest.
+
+    Args:
+        task: a registered task name (see `list_tasks()`) or a `Task`.
+        model_name: a hub id or a local folder holding config, weights and tokenizer.
+        output_dir: the run folder. Default: runs/<task>. The model goes to <output_dir>/model,
+            TensorBoard logs to <output_dir>/logs, checkpoints to <output_dir>/checkpoint-*.
+        **args: any `modernbert_tasks.options.TrainOptions` field (max_length, padding,
+            max_train_samples, data_dir, precision, resume, ...) and any
+            `transformers.TrainingArguments` field (num_train_epochs, learning_rate, ...).
+            `describe_options()` lists them with their defaults.
+
+    Raises:
+        ConfigError: an unknown option (with suggestions), a wrong type or value.
+        DataError: data missing, unreadable, or not matching the task.
+        ModelLoadError: the model cannot be found or loaded.
+    """
+    run = prepare(task, model_name, output_dir, **args)
+    trainer = run.trainer
+    train_output = trainer.train(resume_from_checkpoint=run.checkpoint)
+    metrics = _final_metrics(run) | _train_metrics(train_output.metrics)
+    save_final_model(trainer, run.model_path, _manifest(run, metrics))
+    best = trainer.state.best_model_checkpoint
+    return FineTuneResult(metrics=metrics, model_path=run.model_path,
+                          best_checkpoint=Path(best) if best else None,
+                          log_history=list(trainer.state.log_history),
+                          output_dir=run.output_dir)
+
+
+def prepare(
+    task: str | Task = "sst2",
+    model_name: str | os.PathLike = DEFAULT_MODEL,
+    output_dir: str | os.PathLike | None = None,
+    **args: Any,
+) -> PreparedRun:
+    """Steps 1-4 of `fine_tune`: options, data, tokenization, model and Trainer."""
+    from transformers import set_seed
+
+    from .trainer import TaskTrainer
+
+    task, plugin = _resolve_task(task)
+    resolved = resolve_options(task, args)
+    opts = resolved.options
+    if opts.text_prefix is not None:
+        task = dataclasses.replace(task, text_prefix=opts.text_prefix)
+    model_name = os.fspath(model_name)
+    out = Path(output_dir) if output_dir is not None else default_output_dir(task.name)
+    hw = hardware.detect(opts.precision, opts.attention,
+                         use_cpu=bool(resolved.trainer_kwargs.get("use_cpu", False)))
+    hw.log()
+
+    # model files first: a wrong model_name fails in seconds, before any data work
+    config = _load_config(model_name, task, opts)
+    tokenizer = _load_tokenizer(model_name, opts)
+    max_length = _max_length(opts, task, config, model_name)
+    checkpoint = _find_checkpoint(out, opts)
+    training_args = _training_args(resolved, hw, out)  # starts torch.distributed when launched
+
+    with training_args.main_process_first(desc="preparing the output folder and data"):
+        if training_args.process_index == 0 and opts.overwrite:
+            _clear_previous_run(out, opts)
+        splits = _load_splits(task, opts)
+        tokenized = tokenize_splits(splits, task, tokenizer, max_length, opts.padding,
+                                    opts.cache_dir and os.fspath(opts.cache_dir))
+    if "eval" not in tokenized:
+        logger.warning("Task %r has no evaluation split in this data: training without "
+                       "evaluation, and the final model is the last one.", task.name)
+        training_args.set_evaluate("no")
+        training_args.load_best_model_at_end = False
+    _schedule(training_args, resolved, len(tokenized["train"]))
+
+    set_seed(opts.seed)  # the classification head is initialised next
+    model = _load_model(model_name, config, hw, opts)
+    trainer = TaskTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized.get("eval"),
+        processing_class=tokenizer,
+        data_collator=make_collator(tokenizer, hw.pad_to_multiple_of),
+        compute_metrics=_metrics_fn(task),
+        callbacks=list(opts.callbacks or []),
+    )
+    _send_tensorboard_to(trainer, Path(opts.logging_dir) if opts.logging_dir else out / LOGS_SUBDIR)
+    return PreparedRun(task=task, plugin=plugin, model_name=model_name, output_dir=out,
+                       options=opts, resolved=resolved, hardware=hw, max_length=max_length,
+                       trainer=trainer, checkpoint=checkpoint, test_dataset=tokenized.get("test"),
+                       num_examples={role: len(ds) for role, ds in tokenized.items()})
+
+
+# --- step 1: options ----------------------------------------------------------------------
+def _resolve_task(task: str | Task) -> tuple[Task, tuple[str | None, str | None]]:
+    from .plugins import registry
+
+    if isinstance(task, Task):
+        found = registry.tasks().get(task.name)
+        info = found[1] if found and found[0] == task else None
+        return task, (info.name, info.version) if info else (None, None)
+    if not isinstance(task, str):
+        raise ConfigError(f"task={task!r} is neither a task name nor a Task; pass e.g. 'sst2' "
+                          "(see modernbert_tasks.list_tasks()).")
+    found_task = registry.get(task)  # UnknownTaskError with suggestions
+    info = registry.tasks()[task][1]
+    return found_task, (info.name, info.version)
+
+
+def _training_args(resolved: ResolvedOptions, hw: hardware.Hardware, out: Path
+                   ) -> TrainingArguments:
+    from transformers import TrainingArguments
+
+    kwargs = dict(resolved.trainer_kwargs)
+    opts = resolved.options
+    kwargs.update(hw.trainer_kwargs())  # bf16/fp16/use_cpu passed by the caller are in hw
+    if not resolved.explicit("train_sampling_strategy"):
+        grouped = opts.group_by_length and opts.padding == "longest"
+        kwargs["train_sampling_strategy"] = "group_by_length" if grouped else "random"
+    kwargs["output_dir"] = os.fspath(out)
+    for name in ("eval_steps", "save_steps"):
+        if kwargs.get(name) == AUTO:
+            kwargs[name] = EVAL_FRACTION  # a valid stand-in; _schedule sets the real interval
+    try:
+        return TrainingArguments(**kwargs)
+    except (ValueError, TypeError) as exc:
+        chosen = {k: v for k, v in kwargs.items() if resolved.explicit(k)}
+        raise ConfigError(f"These training arguments do not fit together: {exc} (you set: "
+                          f"{chosen or 'nothing'}). Adjust them; see describe_options().") from exc
+
+
+def _schedule(args: TrainingArguments, resolved: ResolvedOptions, num_train: int) -> None:
+    """Resolve eval_steps/save_steps="auto" now that the number of training steps is known."""
+    per_step = (args.per_device_train_batch_size * args.gradient_accumulation_steps
+                * max(1, args.world_size))
+    total = args.max_steps if args.max_steps > 0 else math.ceil(
+        args.num_train_epochs * math.ceil(num_train / per_step))
+    interval = auto_eval_steps(total)
+    for name in ("eval_steps", "save_steps"):
+        if resolved.trainer_kwargs.get(name) == AUTO:
+            setattr(args, name, interval)
+    logger.info("%d training steps; evaluating and saving every %s/%s steps.", total,
+                args.eval_steps, args.save_steps)
+
+
+# --- step 2: data -------------------------------------------------------------------------
+def _load_splits(task: Task, opts: TrainOptions) -> datasets.DatasetDict:
+    import datasets
+
+    splits = task.load_dataset(
+        data_dir=opts.data_dir and os.fspath(opts.data_dir), data_files=opts.data_files,
+        cache_dir=opts.cache_dir and os.fspath(opts.cache_dir), revision=opts.data_revision)
+    if "train" not in splits:
+        raise DataError(f"Task {task.name!r}: the data has no training split (found "
+                        f"{sorted(splits)}). Add a train file (e.g. train.tsv) to data_dir, or "
+                        "pass data_files={'train': ...}.")
+    limits = {"train": opts.max_train_samples, "eval": opts.max_eval_samples}
+    out = {}
+    for role, ds in splits.items():
+        if role == "test" and "label" not in ds.column_names:
+            continue  # unlabelled test data cannot be scored
+        out[role] = subsample(ds, limits.get(role), opts.seed, f"max_{role}_samples")
+    return datasets.DatasetDict(out)
+
+
+def _max_length(opts: TrainOptions, task: Task, config: PretrainedConfig, model_name: str) -> int:
+    max_length = opts.max_length or task.max_length
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit and max_length > limit:
+        raise ConfigError(f"max_length={max_length} exceeds what {model_name!r} supports "
+                          f"({limit} positions). Pass max_length={limit} or less.")
+    return max_length
+
+
+# --- step 3: model ------------------------------------------------------------------------
+def _hub_kwargs(opts: TrainOptions) -> dict[str, Any]:
+    return {"revision": opts.revision, "trust_remote_code": opts.trust_remote_code,
+            "cache_dir": opts.cache_dir and os.fspath(opts.cache_dir)}
+
+
+def _check_model_folder(model_name: str) -> None:
+    folder = Path(model_name).expanduser()
+    if not folder.exists():
+        return  # a hub id
+    present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if not folder.is_dir() or "config.json" not in present:
+        raise ModelLoadError(
+            f"model_name {model_name!r} is not a model folder: expected config.json, weights "
+            f"(model.safetensors) and tokenizer files; it holds {present[:15] or 'no files'}.")
+    if not any(name in present for name in SAFE_WEIGHTS + _PICKLE_WEIGHTS):
+        raise ModelLoadError(
+            f"Model folder {model_name!r} has a config but no weights (no model.safetensors; it "
+            f"holds {present[:15]}). It may be a config/tokenizer-only copy. Point model_name at "
+            "a folder with the weights (save_pretrained writes them), or at a hub id when online.")
+
+
+def _load_error(what: str, model_name: str, exc: Exception) -> ModelLoadError:
+    local = Path(model_name).expanduser().exists()
+    fix = ("Check that the folder is complete (save_pretrained writes all the files)." if local
+           else "Without network access, download it once where you have network, or pass a "
+           "local folder as model_name (e.g. model_name='path/to/modernbert').")
+    return ModelLoadError(f"Could not load the {what} of {model_name!r}: "
+                          f"{type(exc).__name__}: {exc} {fix}")
+
+
+def _load_config(model_name: str, task: Task, opts: TrainOptions) -> PretrainedConfig:
+    """The checkpoint's config with the task's labels; everything else (pooling...) kept."""
+    from transformers import AutoConfig
+
+    _check_model_folder(model_name)
+    try:
+        return AutoConfig.from_pretrained(
+            model_name, num_labels=task.num_labels, id2label=task.id2label,
+            label2id=task.label2id, problem_type=task.problem_type, **_hub_kwargs(opts))
+    except (OSError, ValueError) as exc:
+        raise _load_error("config", model_name, exc) from exc
+
+
+def _load_tokenizer(model_name: str, opts: TrainOptions) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_name, **_hub_kwargs(opts))
+    except (OSError, ValueError) as exc:
+        raise _load_error("tokenizer", model_name, exc) from exc
+
+
+def _load_model(model_name: str, config: PretrainedConfig, hw: hardware.Hardware,
+                opts: TrainOptions):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    def load(attention: str):
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_name, config=config, attn_implementation=attention,
+            dtype=torch.float32,  # fp32 master weights; speed comes from autocast
+            ignore_mismatched_sizes=True,  # a checkpoint with another head gets a new one
+            **_hub_kwargs(opts))
+
+    try:
+        try:
+            model = load(hw.attention)
+        except (ValueError, ImportError) as exc:
+            if opts.attention != "auto":
+                raise ConfigError(f"attention={opts.attention!r} is not usable with "
+                                  f"{model_name!r}: {exc} Use attention='auto'.") from exc
+            logger.warning("Attention %r is not available for %s (%s); using the model's "
+                           "default.", hw.attention, model_name, exc)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                model_name, config=config, dtype=torch.float32, ignore_mismatched_sizes=True,
+                **_hub_kwargs(opts))
+    except OSError as exc:
+        raise _load_error("weights", model_name, exc) from exc
+    logger.info("Loaded %s (%s, %.1fM parameters, attention %s)", model_name,
+                type(model).__name__, model.num_parameters() / 1e6,
+                model.config._attn_implementation)
+    return model
+
+
+# --- step 4: Trainer ----------------------------------------------------------------------
+def _metrics_fn(task: Task):
+    def compute(prediction) -> dict[str, float]:
+        outputs = prediction.predictions
+        outputs = outputs[0] if isinstance(outputs, tuple) else outputs
+        return task.compute_metrics(outputs, prediction.label_ids)
+
+    return compute
+
+
+def _send_tensorboard_to(trainer: Trainer, logging_dir: Path) -> None:
+    """transformers 5 dropped `logging_dir`; point its TensorBoard callback at ours."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
+            callback.logging_dir = os.fspath(logging_dir)
+
+
+# --- output folder and resuming ----------------------------------------------------------
+def _find_checkpoint(out: Path, opts: TrainOptions) -> str | None:
+    """The checkpoint to resume from, after checking that an earlier run is not clobbered."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(os.fspath(out)) if out.is_dir() else None
+    if opts.resume not in (False, True):  # an explicit checkpoint path
+        path = Path(opts.resume)
+        if not (path / "trainer_state.json").is_file():
+            raise ConfigError(f"resume={os.fspath(opts.resume)!r} is not a checkpoint folder "
+                              "(no trainer_state.json). Pass resume=True to use the last "
+                              f"checkpoint in {os.fspath(out)!r}, or a checkpoint-<step> folder.")
+        return os.fspath(path)
+    if opts.resume:
+        if last is None:
+            logger.warning("resume=True but %s has no checkpoint: starting from scratch.", out)
+        else:
+            logger.info("Resuming from %s", last)
+        return last
+    if last is not None and not opts.overwrite:
+        raise ConfigError(
+            f"output_dir {os.fspath(out)!r} holds checkpoints of an earlier run (last: "
+            f"{Path(last).name}). Pass resume=True to continue it, overwrite=True to delete it and "
+            "start over, or another output_dir.")
+    return None
+
+
+def _clear_previous_run(out: Path, opts: TrainOptions) -> None:
+    """overwrite=True: remove the earlier run's checkpoints and logs (the model is replaced
+    atomically at the end, so a good one survives a failed run)."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    if not out.is_dir():
+        return
+    doomed = [p for p in out.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir()]
+    logs = Path(opts.logging_dir) if opts.logging_dir else out / LOGS_SUBDIR
+    doomed += [logs] if logs.is_dir() else []
+    for path in doomed:
+        shutil.rmtree(path)
+    if doomed:
+        logger.info("overwrite=True: removed %d checkpoint/log folder(s) from %s",
+                    len(doomed), out)
+
+
+# --- steps 6-7: evaluate and save ---------------------------------------------------------
+def _final_metrics(run: PreparedRun) -> dict[str, float]:
+    """The final (best) model on the eval split, and on the test split when it has labels."""
+    trainer = run.trainer
+    keep = set(run.task.metrics) | {"loss"}
+    metrics: dict[str, float] = {}
+    for role, dataset in (("eval", trainer.eval_dataset), ("test", run.test_dataset)):
+        if dataset is None:
+            continue
+        result = trainer.evaluate(eval_dataset=dataset, metric_key_prefix=role)
+        for key, value in result.items():
+            name = key.removeprefix(f"{role}_")
+            # the eval split's metrics go unprefixed: they are *the* metrics of the run
+            metrics[name if role == "eval" and name in keep else key] = value
+    return metrics
+
+
+def _train_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    keys = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss",
+            "epoch", "total_flos")
+    return {k: metrics[k] for k in keys if k in metrics}
+
+
+def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
+    from .manifest import build_manifest
+
+    args = run.trainer.args.to_dict()
+    training = {name: args.get(name) for name in run.resolved.trainer_kwargs}
+    training.update({f.name: getattr(run.options, f.name) for f in dataclasses.fields(run.options)
+                     if f.name != "callbacks"})
+    # "precision" is what training and evaluation autocast to: load_finetuned reuses it so its
+    # predictions match the metrics recorded here
+    training.update({"precision": run.hardware.precision, "attention":
+                     run.trainer.model.config._attn_implementation,
+                     "world_size": run.trainer.args.world_size,
+                     "num_examples": run.num_examples,
+                     "global_step": run.trainer.state.global_step})
+    return build_manifest(run.task, plugin=run.plugin[0], plugin_version=run.plugin[1],
+                          max_length=run.max_length, metrics=metrics, base_model=run.model_name,
+                          training=training)

@@ -1,0 +1,120 @@
+"""Pick the device, the mixed precision and the attention kernel for this machine.
+
+Every choice comes with the reason for it, logged on the "modernbert_tasks" logger so a run
+says why it is fast (or why not).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+__all__ = ["Hardware", "detect", "cpu_supports_bf16"]
+
+logger = logging.getLogger("modernbert_tasks")
+
+# CPU flags with native bf16 matrix math; without them bf16 is emulated and slower than fp32.
+_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@dataclass(frozen=True)
+class Hardware:
+    device: str  # "cuda", "mps" or "cpu"
+    precision: str  # "bf16", "fp16" or "fp32" (autocast; weights stay fp32)
+    precision_reason: str
+    attention: str  # attn_implementation passed to from_pretrained
+    attention_reason: str
+    pad_to_multiple_of: int | None  # tensor cores want multiples of 8; the CPU gains nothing
+
+    def trainer_kwargs(self) -> dict[str, bool]:
+        """The TrainingArguments fields that carry these choices."""
+        return {"bf16": self.precision == "bf16", "fp16": self.precision == "fp16",
+                "use_cpu": self.device == "cpu"}
+
+    def log(self) -> None:
+        logger.info("Device: %s. Precision: %s (%s). Attention: %s (%s).", self.device,
+                    self.precision, self.precision_reason, self.attention, self.attention_reason)
+
+
+def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[bool, str]:
+    """(supported, reason) from the CPU flags; False where they cannot be read (non-Linux)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return False, f"CPU flags unreadable on {platform.system() or 'this OS'}"
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+            break
+    found = [f for f in _BF16_CPU_FLAGS if f in flags]
+    if found:
+        return True, f"CPU has {'/'.join(found)}"
+    return False, "CPU lacks AVX512-BF16/AMX, so bf16 would be emulated (slower than fp32)"
+
+
+def _device(use_cpu: bool) -> str:
+    import torch
+
+    if use_cpu:
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _bf16_support(device: str) -> tuple[bool, str]:
+    import torch
+
+    if device == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, "the GPU supports bf16" if ok else "the GPU has no bf16"
+    if device == "cpu":
+        return cpu_supports_bf16()
+    return False, f"mixed precision is not enabled automatically on {device}"
+
+
+def _precision(requested: str, device: str) -> tuple[str, str]:
+    bf16_ok, why = _bf16_support(device)
+    if requested == "fp16" and device != "cuda":
+        raise ConfigError(f"precision='fp16' needs a CUDA GPU; this run uses the {device}. Use "
+                          "precision='bf16' or 'fp32' (or 'auto').")
+    if requested != "auto":
+        if requested == "bf16" and not bf16_ok:
+            logger.warning("precision='bf16' was requested but %s; it will run, probably slower "
+                           "than fp32.", why)
+        return requested, "requested"
+    if bf16_ok:
+        return "bf16", why
+    if device == "cuda":
+        # Pre-Ampere GPUs (T4, V100): fp16 with loss scaling is the standard speed-up there.
+        return "fp16", why + "; fp16 with loss scaling instead"
+    return "fp32", why
+
+
+def _attention(requested: str, device: str) -> tuple[str, str]:
+    if requested != "auto":
+        return requested, "requested"
+    if device == "cuda":
+        from transformers.utils import is_flash_attn_2_available
+
+        if is_flash_attn_2_available():
+            return "flash_attention_2", "flash-attn is installed"
+        return "sdpa", "flash-attn is not installed (pip install flash-attn for more speed)"
+    return "sdpa", f"flash-attn needs CUDA; PyTorch SDPA on the {device}"
+
+
+def detect(precision: str = "auto", attention: str = "auto", use_cpu: bool = False) -> Hardware:
+    """The choices for this process; `use_cpu` forces the CPU even when a GPU is present."""
+    device = _device(use_cpu)
+    prec, prec_reason = _precision(precision, device)
+    attn, attn_reason = _attention(attention, device)
+    return Hardware(device=device, precision=prec, precision_reason=prec_reason,
+                    attention=attn, attention_reason=attn_reason,
+                    pad_to_multiple_of=8 if device == "cuda" else None)

@@ -1,0 +1,448 @@
+"""Every option `fine_tune()` accepts: its name, type, default, and where the default comes from.
+
+Two sets of names are accepted, both as plain keyword arguments:
+
+* the library's own options, the fields of `TrainOptions` below (data, tokenization, speed);
+* every `transformers.TrainingArguments` field (epochs, batch sizes, learning rate, ...).
+
+Precedence, highest first: what the caller passes > the task's ``hyperparameters`` >
+`RECIPE_DEFAULTS` > the `TrainingArguments` defaults. `describe_options()` lists all of it for
+the CLI and the generated docs. Nothing here imports torch; transformers is imported only by the
+functions that need the `TrainingArguments` fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import math
+import numbers
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import ConfigError, suggest
+
+if TYPE_CHECKING:
+    from .task import Task
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "AUTO",
+    "auto_eval_steps",
+    "TrainOptions",
+    "Default",
+    "RECIPE_DEFAULTS",
+    "RENAMED",
+    "ResolvedOptions",
+    "resolve_options",
+    "describe_options",
+    "trainer_fields",
+    "default_output_dir",
+]
+
+DEFAULT_MODEL = "lightonai/modernbert-embed-large"
+AUTO = "auto"  # a default the engine computes from the run's size (eval_steps, save_steps)
+EVAL_STEPS_FLOOR = 50  # the recipe's evaluation interval
+EVAL_FRACTION = 0.1  # ... stretched to 10% of the run when that is longer
+_AUTO_FIELDS = ("eval_steps", "save_steps")
+
+
+@dataclass
+class TrainOptions:
+    """The library's own options (everything that is not a `TrainingArguments` field)."""
+
+    # --- data -------------------------------------------------------------------------------
+    data_dir: str | os.PathLike | None = field(default=None, metadata={"help": (
+        "Folder with the split files (train.tsv, validation.tsv, test.tsv; or .csv/.jsonl/"
+        ".parquet). Default: the task's hub dataset.")})
+    data_files: Mapping[str, Any] | str | os.PathLike | None = field(default=None, metadata={
+        "help": "Explicit files per split, e.g. {'train': 'a.csv', 'eval': 'b.csv'}."})
+    data_revision: str | None = field(default=None, metadata={
+        "help": "Hub dataset revision (branch, tag or commit). Default: the task's hub_revision."})
+    max_train_samples: int | None = field(default=None, metadata={"help": (
+        "Train on a random subset of this many examples (shuffled with `seed`). Default: all.")})
+    max_eval_samples: int | None = field(default=None, metadata={"help": (
+        "Evaluate on a random subset of this many examples (shuffled with `seed`). Default: all.")})
+    # --- tokenization -------------------------------------------------------------------------
+    max_length: int | None = field(default=None, metadata={"help": (
+        "Truncate texts to this many tokens. Default: the task's max_length (128 for sst2).")})
+    padding: Literal["longest", "max_length"] = field(default="longest", metadata={"help": (
+        "'longest' pads each batch to its longest text (fast); 'max_length' pads every text to "
+        "max_length, as the original recipe did (fixed-width batches).")})
+    group_by_length: bool = field(default=True, metadata={"help": (
+        "Batch texts of similar length together so batches carry little padding (train and "
+        "eval). No effect with padding='max_length'. Ignored if train_sampling_strategy is set.")})
+    text_prefix: str | None = field(default=None, metadata={"help": (
+        "Text prepended to every input, e.g. 'classification: ' for embedding models trained "
+        "with prefixes. Default: the task's text_prefix.")})
+    # --- model and speed ----------------------------------------------------------------------
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = field(default="auto", metadata={"help": (
+        "Mixed precision. 'auto': bf16 on GPUs and CPUs that support it (AVX512-BF16/AMX), fp16 "
+        "on older GPUs, else fp32. Weights always stay fp32.")})
+    attention: Literal["auto", "sdpa", "flash_attention_2", "eager"] = field(
+        default="auto", metadata={"help": (
+            "Attention kernel. 'auto': flash_attention_2 when installed and on CUDA, else sdpa.")})
+    revision: str | None = field(default=None, metadata={
+        "help": "Model revision on the hub (branch, tag or commit)."})
+    cache_dir: str | os.PathLike | None = field(default=None, metadata={"help": (
+        "Cache folder for downloaded models, datasets and tokenized data. Default: the "
+        "Hugging Face caches (HF_HOME).")})
+    trust_remote_code: bool = field(default=False, metadata={"help": (
+        "Allow model code from the hub to run locally. Off unless you trust the repository.")})
+    # --- run control --------------------------------------------------------------------------
+    seed: int = field(default=42, metadata={"help": (
+        "Seed for subsets, shuffling, head initialisation and dropout (the recipe's 42).")})
+    resume: bool | str | os.PathLike = field(default=False, metadata={"help": (
+        "True: continue from the last checkpoint in output_dir (starts fresh if there is none); "
+        "a path: continue from that checkpoint.")})
+    overwrite: bool = field(default=False, metadata={"help": (
+        "Delete checkpoints and logs of an earlier run in output_dir and start over.")})
+    logging_dir: str | os.PathLike | None = field(default=None, metadata={"help": (
+        "TensorBoard log folder. Default: <output_dir>/logs.")})
+    callbacks: list[Any] | None = field(default=None, metadata={"help": (
+        "transformers TrainerCallback instances added to the Trainer (Python API only).")})
+
+
+@dataclass(frozen=True)
+class Default:
+    """A default value and where it comes from (shown by `describe_options`)."""
+
+    value: Any
+    source: str
+
+
+# The recipe we replace (see README), with its values fixed where they are wrong for the data.
+# Order of precedence: caller > task.hyperparameters > these > TrainingArguments defaults.
+RECIPE_DEFAULTS: dict[str, Default] = {
+    "num_train_epochs": Default(3, "recipe"),
+    "per_device_train_batch_size": Default(16, "recipe"),
+    "per_device_eval_batch_size": Default(64, "recipe"),
+    "weight_decay": Default(0.01, "recipe"),
+    # The recipe's 500 warmup steps exceed its whole 1,000-example run (3 epochs x 63 = 189
+    # steps), so the learning rate would never reach its peak. 6% of the steps is RoBERTa's
+    # GLUE setting and fits any run length (a float < 1 is a ratio in TrainingArguments).
+    "warmup_steps": Default(0.06, "recipe's 500 steps replaced by a 6% ratio (RoBERTa GLUE)"),
+    "logging_strategy": Default("steps", "recipe"),
+    "logging_steps": Default(10, "recipe"),
+    # Every 50 steps suits the recipe's 189-step subset (4 evaluations) but means ~250
+    # evaluations and checkpoint writes on full SST-2 (12.6k steps). "auto" keeps the recipe's 50
+    # and stretches it to 10% of the run on larger runs: max(50, ceil(0.1 x total steps)); the
+    # engine resolves it once the data size is known. A run shorter than 50 steps is evaluated
+    # and saved at its end. Passing only eval_steps (or only save_steps) sets the other to match.
+    "eval_strategy": Default("steps", "recipe"),
+    "eval_steps": Default(AUTO, "recipe's 50 steps, or 10% of the run when that is more"),
+    "save_strategy": Default("steps", "recipe"),
+    "save_steps": Default(AUTO, "follows eval_steps (load_best_model_at_end needs them to match)"),
+    "save_total_limit": Default(2, "recipe"),
+    "load_best_model_at_end": Default(True, "recipe"),
+    # metric_for_best_model / greater_is_better come from the task (main_metric).
+    "report_to": Default("tensorboard", "recipe (logs under <output_dir>/logs)"),
+    # Not in the recipe. DDP only: the Trainer's default (True) re-walks the autograd graph every
+    # step to find unused parameters; ModernBERT classifiers use them all. A model that does not
+    # fails with a message naming this option: pass ddp_find_unused_parameters=True.
+    "ddp_find_unused_parameters": Default(False, "speed: every ModernBERT parameter is used"),
+}
+
+# Names from older transformers or run_glue.py -> what to pass instead.
+RENAMED: dict[str, str] = {
+    "evaluation_strategy": "eval_strategy",
+    "warmup_ratio": "warmup_steps (a float below 1 is a ratio of the run, e.g. warmup_steps=0.06)",
+    "overwrite_output_dir": "overwrite=True",
+    "resume_from_checkpoint": "resume=True (or resume='path/to/checkpoint')",
+    "no_cuda": "use_cpu=True",
+    "model_name_or_path": "model_name",
+    "torch_dtype": "precision ('auto', 'bf16', 'fp16', 'fp32'); weights always load in fp32",
+    "dtype": "precision ('auto', 'bf16', 'fp16', 'fp32'); weights always load in fp32",
+    "attn_implementation": "attention ('auto', 'sdpa', 'flash_attention_2', 'eager')",
+    "max_seq_length": "max_length",
+    "pad_to_max_length": "padding='max_length'",
+    "model_revision": "revision",
+    "dataset_name": "the task name (fine_tune('sst2', ...)) or data_dir",
+    "train_file": "data_files={'train': ...}",
+    "validation_file": "data_files={'eval': ...}",
+}
+
+# --- field tables ---------------------------------------------------------------------------
+def _option_fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(TrainOptions)}
+
+
+@functools.cache
+def _option_hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainOptions)
+
+
+@functools.cache
+def trainer_fields() -> dict[str, tuple[dataclasses.Field, Any]]:
+    """TrainingArguments fields a caller may set: name -> (field, resolved type hint)."""
+    from transformers import TrainingArguments
+
+    hints = typing.get_type_hints(TrainingArguments)
+    own = _option_fields()
+    return {f.name: (f, hints.get(f.name, Any)) for f in dataclasses.fields(TrainingArguments)
+            if f.init and not f.name.startswith("_") and f.name not in own}
+
+
+def _all_names() -> list[str]:
+    return sorted(set(_option_fields()) | set(trainer_fields()))
+
+
+# --- type checking --------------------------------------------------------------------------
+def _type_name(hint: Any) -> str:
+    """A readable name for a type hint: 'int', 'float | None', "'auto' | 'bf16'"."""
+    origin = typing.get_origin(hint)
+    if hint is type(None):
+        return "None"
+    if hint is Any:
+        return "any"
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(dict.fromkeys(_type_name(a) for a in typing.get_args(hint)))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(hint))
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{args}]" if args else name
+    if hint is os.PathLike:
+        return "path"
+    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether `value` fits `hint`. Strict: '3' is not an int, True is not an int."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arm) for arm in typing.get_args(hint))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is os.PathLike:
+        return isinstance(value, os.PathLike)
+    if origin in (list, tuple):
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        return isinstance(value, list | tuple) and all(_matches(v, item) for v in value)
+    if origin in (dict, Mapping) or hint in (dict, Mapping):
+        return isinstance(value, Mapping)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return isinstance(value, hint) or (isinstance(value, str) and value in
+                                           {m.value for m in hint})
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # an exotic hint we cannot check: TrainingArguments validates it
+
+
+def _check(name: str, value: Any, hint: Any, where: str) -> None:
+    if not _matches(value, hint):
+        raise ConfigError(
+            f"{where}{name}={value!r} has the wrong type ({type(value).__name__}); expected "
+            f"{_type_name(hint)}. Fix it, e.g. {name}={_example(hint)}."
+        )
+
+
+def _example(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return repr(typing.get_args(hint)[0])
+    if origin in (typing.Union, types.UnionType):
+        arms = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _example(arms[0]) if arms else "None"
+    return {int: "3", float: "3.0", bool: "True", str: "'...'"}.get(hint, "...")
+
+
+def _check_name(name: str, where: str) -> None:
+    if name in RENAMED:
+        raise ConfigError(f"{where}{name!r} is not an option here; use {RENAMED[name]} instead.")
+    if name not in _option_fields() and name not in trainer_fields():
+        raise ConfigError(
+            f"{where}unknown option {name!r}.{suggest(name, _all_names())} fine_tune() accepts "
+            "the modernbert_tasks options and any transformers.TrainingArguments field; list them "
+            "with `modernbert-tasks options` or modernbert_tasks.options.describe_options()."
+        )
+
+
+def _validate(args: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out = {}
+    for name, value in args.items():
+        _check_name(name, where)
+        hint = _option_hints()[name] if name in _option_fields() else trainer_fields()[name][1]
+        if not (value == AUTO and name in _AUTO_FIELDS):
+            _check(name, value, hint, where)
+        out[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
+    return out
+
+
+def _check_values(opts: TrainOptions) -> None:
+    for name in ("max_train_samples", "max_eval_samples"):
+        value = getattr(opts, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{name}={value} would leave no examples; expected an integer >= 1, "
+                              f"or None to use all of them.")
+    if opts.resume not in (False, None) and opts.overwrite:
+        raise ConfigError(f"resume={opts.resume!r} and overwrite=True contradict each other: "
+                          "resume continues the earlier run, overwrite deletes it. Pass one.")
+    if opts.max_length is not None and opts.max_length < 8:
+        raise ConfigError(f"max_length={opts.max_length} is too short; expected an integer >= 8 "
+                          "(tokens, special tokens included).")
+
+
+# --- resolving ------------------------------------------------------------------------------
+@dataclass
+class ResolvedOptions:
+    """The effective settings of one run, and where each TrainingArguments value came from."""
+
+    options: TrainOptions
+    trainer_kwargs: dict[str, Any]
+    sources: dict[str, str]
+
+    def explicit(self, name: str) -> bool:
+        """Whether the caller or the task chose this value (not a default)."""
+        return self.sources.get(name, "").startswith(("caller", "task"))
+
+
+def auto_eval_steps(total_steps: int) -> int:
+    """The "auto" evaluation/checkpoint interval: the recipe's 50 steps, or 10% of the run."""
+    return max(EVAL_STEPS_FLOOR, math.ceil(EVAL_FRACTION * total_steps))
+
+
+def default_output_dir(task_name: str) -> Path:
+    """runs/<task>, relative to the current directory (TensorBoard: --logdir runs)."""
+    return Path("runs") / task_name
+
+
+def resolve_options(task: Task, args: Mapping[str, Any]) -> ResolvedOptions:
+    """Validate names and types; merge caller > task.hyperparameters > RECIPE_DEFAULTS."""
+    task_args = _validate(task.hyperparameters, f"Task {task.name!r} hyperparameters: ")
+    user_args = _validate(args, "")
+    own = _option_fields()
+
+    layers = [("task " + repr(task.name), task_args), ("caller", user_args)]
+    option_values: dict[str, Any] = {}
+    trainer_kwargs = {name: d.value for name, d in RECIPE_DEFAULTS.items() if name not in own}
+    sources = {name: d.source for name, d in RECIPE_DEFAULTS.items()}
+    sources["metric_for_best_model"] = sources["greater_is_better"] = f"task {task.name!r}"
+    trainer_kwargs["metric_for_best_model"] = task.main_metric
+    trainer_kwargs["greater_is_better"] = task.greater_is_better
+    for source, layer in layers:
+        for name, value in layer.items():
+            (option_values if name in own else trainer_kwargs)[name] = value
+            sources[name] = source
+    _fold_precision_flags(trainer_kwargs, option_values, sources)
+    options = TrainOptions(**option_values)
+    _check_values(options)
+    trainer_kwargs["seed"] = options.seed
+
+    # load_best_model_at_end needs eval and save on the same schedule: a caller who moves one
+    # moves both, unless they set both. Turning one off ("no") leaves the other alone: without
+    # evaluation, checkpoints are still what resume=True continues from. There is then no best
+    # model to load.
+    chosen = set(task_args) | set(user_args)
+    for a, b in (("eval_strategy", "save_strategy"), ("eval_steps", "save_steps")):
+        if (a in chosen) != (b in chosen):
+            src, dst = (a, b) if a in chosen else (b, a)
+            if trainer_kwargs[src] != "no":
+                trainer_kwargs[dst] = trainer_kwargs[src]
+                sources[dst] = f"follows {src}"
+    off = [n for n in ("eval_strategy", "save_strategy") if trainer_kwargs.get(n) == "no"]
+    if off and "load_best_model_at_end" not in chosen:
+        trainer_kwargs["load_best_model_at_end"] = False
+        sources["load_best_model_at_end"] = f"{off[0]}='no'"
+    return ResolvedOptions(options, trainer_kwargs, sources)
+
+
+def _fold_precision_flags(trainer_kwargs: dict[str, Any], option_values: dict[str, Any],
+                          sources: dict[str, str]) -> None:
+    """bf16=True / fp16=True (TrainingArguments style) mean precision='bf16' / 'fp16';
+    bf16=False alone means fp32. The engine then sets both flags from `precision`."""
+    flags = {name: trainer_kwargs.pop(name) for name in ("bf16", "fp16") if name in trainer_kwargs}
+    if not flags:
+        return
+    on = [name for name, value in flags.items() if value]
+    if len(on) > 1:
+        raise ConfigError("bf16=True and fp16=True were both given; pick one (or pass "
+                          "precision='bf16' / 'fp16' / 'fp32' / 'auto').")
+    wanted = on[0] if on else "fp32"
+    current = option_values.get("precision", "auto")
+    if current not in ("auto", wanted):
+        given = ", ".join(f"{k}={v}" for k, v in flags.items())
+        raise ConfigError(f"precision={current!r} contradicts {given}; pass only one of them.")
+    option_values["precision"] = wanted
+    sources["precision"] = sources.pop("bf16", None) or sources.pop("fp16", "caller")
+
+
+# --- describing -----------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def describe_options(task: Task | None = None) -> list[dict[str, Any]]:
+    """Every option as {name, group, type, default, source, help}, library options first.
+
+    With a task, its hyperparameters show as the defaults they become for that task.
+    """
+    task_args = dict(task.hyperparameters) if task is not None else {}
+    rows = []
+    for name, f in _option_fields().items():
+        default, source = _field_default(f), "modernbert_tasks"
+        if name in task_args:
+            default, source = task_args[name], f"task {task.name!r}"
+        rows.append({"name": name, "group": "modernbert_tasks",
+                     "type": _type_name(_option_hints()[name]), "default": _jsonable(default),
+                     "source": source, "help": f.metadata.get("help", "")})
+    derived = {"metric_for_best_model": "the task's main_metric",
+               "greater_is_better": "the task's greater_is_better",
+               "bf16": "precision option", "fp16": "precision option",
+               "use_cpu": "True when no GPU is used", "output_dir": "runs/<task>",
+               "train_sampling_strategy": "group_by_length option"}
+    for name, (f, hint) in trainer_fields().items():
+        default, source = _field_default(f), "transformers.TrainingArguments"
+        if name in RECIPE_DEFAULTS:
+            default, source = RECIPE_DEFAULTS[name].value, RECIPE_DEFAULTS[name].source
+        if name in derived:
+            source = derived[name]
+        if task is not None and name == "metric_for_best_model":
+            default = task.main_metric
+        if task is not None and name == "greater_is_better":
+            default = task.greater_is_better
+        if name in task_args:
+            default, source = task_args[name], f"task {task.name!r}"
+        if task is not None and name == "output_dir":
+            default = str(default_output_dir(task.name))
+        help_text = " ".join(str(f.metadata.get("help", "")).split())
+        rows.append({"name": name, "group": "TrainingArguments", "type": _type_name(hint),
+                     "default": _jsonable(default), "source": source, "help": help_text})
+    return rows

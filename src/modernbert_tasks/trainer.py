@@ -1,0 +1,60 @@
+"""The transformers `Trainer` with one fix: length-grouped batches that resume exactly.
+
+transformers' `LengthGroupedSampler` draws each epoch's order from the global RNG. A run
+resumed mid-epoch builds that order *before* the checkpoint's RNG state is restored, so the
+rest of the epoch follows another order than the original run: some examples are seen twice and
+others not at all. Here each epoch's order depends only on (seed, epoch), as with accelerate's
+seedable random sampler, so resume=True continues exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from transformers import Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
+
+if TYPE_CHECKING:
+    import datasets
+
+__all__ = ["TaskTrainer", "SeededLengthGroupedSampler", "token_lengths"]
+
+
+class SeededLengthGroupedSampler(LengthGroupedSampler):
+    """Groups texts of similar length; the order of epoch `e` is a function of (seed, e)."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:  # called by the Trainer before every epoch
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
+def token_lengths(dataset: datasets.Dataset, column: str) -> list[int]:
+    """Tokens per row, read from Arrow in one call (not row by row in Python)."""
+    import pyarrow.compute as pc
+
+    return pc.list_value_length(dataset.with_format("arrow")[column]).to_pylist()
+
+
+class TaskTrainer(Trainer):
+    def _get_train_sampler(self, train_dataset=None):
+        import datasets
+
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        column = self.processing_class.model_input_names[0] if self.processing_class else None
+        if (self.args.train_sampling_strategy != "group_by_length"
+                or not isinstance(dataset, datasets.Dataset)
+                or column not in dataset.column_names):
+            return super()._get_train_sampler(train_dataset)
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return SeededLengthGroupedSampler(
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            lengths=token_lengths(dataset, column), seed=seed)

@@ -1,0 +1,153 @@
+"""Smoke runs of the benchmark scripts with tiny sizes: they run, and their tables are well
+formed (headers, a ratio column, numbers that parse). Speed itself is measured by the scripts,
+never asserted here.
+
+Every run uses the session's tiny model and synthetic data, so nothing here needs ../shared;
+the scripts' default data paths are checked to skip cleanly when ../shared is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+RATIO = re.compile(r"^\d+(\.\d+)?x$")
+
+
+def run_script(*argv: str, env: dict[str, str] | None = None, timeout: int = 240) -> str:
+    """Run a bench script (or gpu.sh) as a user would; return its stdout."""
+    cmd = ["bash", *argv] if argv[0].endswith(".sh") else [sys.executable, *argv]
+    full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f"{argv[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def tables(text: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table in `text`, as rows keyed by header."""
+    found, lines = [], text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("| ") and i + 1 < len(lines) and lines[i + 1].startswith("|-"):
+            header = [c.strip() for c in lines[i].strip("|").split("|")]
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].startswith("| "):
+                cells = [c.strip() for c in lines[i].strip("|").split("|")]
+                rows.append(dict(zip(header, cells, strict=True)))
+                i += 1
+            found.append(rows)
+        else:
+            i += 1
+    return found
+
+
+def number(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+def check_table(rows: list[dict[str, str]], numeric: list[str], ratio: str | None = None) -> None:
+    assert rows, "empty table"
+    for row in rows:
+        for column in numeric:
+            assert number(row[column]) >= 0, (column, row)
+        if ratio:
+            assert RATIO.match(row[ratio]), (ratio, row)
+    if ratio:
+        assert rows[0][ratio] == "1.00x"
+
+
+@pytest.fixture(scope="module")
+def config_only_model(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model's config and tokenizer without weights, like ../shared/models/*."""
+    folder = tmp_path_factory.mktemp("config-only")
+    for path in tiny_model_dir.glob("*.json"):
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_train_throughput_table(tiny_model_dir):
+    out = run_script("bench/train_throughput.py", "--model", str(tiny_model_dir), "--synthetic",
+                     "--samples", "64", "--batch-size", "4", "--steps", "2",
+                     "--recipe-steps", "1", "--warmup", "1", "--rounds", "1",
+                     "--configs", "recipe,dynamic,ours,loop")
+    (table,) = tables(out)
+    assert [r["configuration"].split(":")[0].split(" ")[0] for r in table] == [
+        "recipe", "dynamic", "fine_tune", "plain"]
+    check_table(table, ["samples/s", "real tokens/s", "padding efficiency", "model TFLOP/s",
+                        "peak RSS MiB"], ratio="ratio")
+    recipe, dynamic, ours, loop = (number(r["padding efficiency"]) for r in table)
+    # padding every row to 128 wastes most of it; padding to each batch's longest far less
+    assert 0 < recipe < 0.5 and recipe < dynamic <= 1 and recipe < ours <= 1
+    assert loop == ours  # the reference loop trains on the very batches fine_tune builds
+    assert "load average" in out.splitlines()[-1]
+
+
+def test_predict_throughput_table(tiny_model_dir, sentiment_dir):
+    out = run_script("bench/predict_throughput.py", "--model", str(tiny_model_dir),
+                     "--texts", str(sentiment_dir / "test.tsv"), "--limit", "48",
+                     "--rounds", "1", "--batch-size", "16")
+    (table,) = tables(out)
+    assert table[0]["configuration"].startswith("pipeline (default")
+    assert any(r["configuration"].startswith("load_finetuned().predict") for r in table)
+    check_table(table, ["sentences/s", "RSS growth MiB"], ratio="ratio")
+    assert "identical on 48/48 texts" in out
+
+
+def test_accuracy_seeds_table(tiny_model_dir, sentiment_dir):
+    out = run_script("bench/accuracy.py", "--mode", "seeds", "--model", str(tiny_model_dir),
+                     "--data-dir", str(sentiment_dir), "--seeds", "1,2", "--subset", "64",
+                     "--args", "eval_strategy=no,save_strategy=no,report_to=none")
+    (table,) = tables(out)
+    assert [r["run"] for r in table] == ["seed 1", "seed 2", "mean +- std (2 seeds)"]
+    for row in table[:2]:
+        assert 0 <= number(row["validation accuracy"]) <= 1
+        assert 0 <= number(row["test accuracy"]) <= 1
+        assert number(row["train rows"]) == 64
+    mean, _, std = table[2]["validation accuracy"].partition(" +- ")
+    assert 0 <= number(mean) <= 1 and number(std) >= 0
+
+
+def test_scaling_tables(tiny_model_dir, sentiment_dir):
+    out = run_script("bench/scaling.py", "--model", str(tiny_model_dir), "--layers", "0",
+                     "--data-dir", str(sentiment_dir), "--lengths", "16,128",
+                     "--batch-tokens", "128", "--steps", "1", "--rounds", "1",
+                     "--predict-tokens", "512", "--sizes", "64", "--no-plot")
+    lengths, sizes = tables(out)
+    assert [number(r["tokens"]) for r in lengths] == [16, 128]
+    check_table(lengths, ["train tokens/s", "predict sentences/s", "predict tokens/s"])
+    assert all(RATIO.match(r["train vs 128"]) for r in lengths)
+    assert lengths[1]["train vs 128"] == "1.00x"
+    check_table(sizes, ["train rows", "train min", "wall min", "train samples/s"])
+    assert number(sizes[0]["train rows"]) == 64
+
+
+def test_gpu_script_on_cpu(config_only_model):
+    """gpu.sh's whole code path on the CPU: package check, random init from a config-only
+    folder, synthetic sentences, the table."""
+    out = run_script("bench/gpu.sh", env={
+        "DEVICE": "cpu", "SKIP_INSTALL": "1", "MODEL_DIR": str(config_only_model),
+        "DATA_DIR": "/nonexistent", "BATCH_SIZES": "4", "SAMPLES": "48", "STEPS": "2",
+        "RECIPE_STEPS": "1", "WARMUP": "1", "ROUNDS": "1", "CONFIGS": "recipe,ours"})
+    assert "found: torch" in out
+    assert "synthetic sentences" in out
+    (table,) = tables(out)
+    assert len(table) == 2
+    check_table(table, ["samples/s", "real tokens/s", "padding efficiency"], ratio="ratio")
+
+
+@pytest.mark.parametrize("script", ["train_throughput.py", "predict_throughput.py",
+                                    "accuracy.py", "scaling.py"])
+def test_scripts_skip_without_shared(script, tmp_path):
+    out = run_script(f"bench/{script}", env={"MODERNBERT_TASKS_SHARED": str(tmp_path)},
+                     timeout=60)
+    assert out.startswith("SKIP:") and str(tmp_path) in out

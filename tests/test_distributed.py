@@ -1,0 +1,56 @@
+"""The same fine_tune call under torchrun: two CPU processes (gloo) train one model with DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    from modernbert_tasks import fine_tune
+
+    model, data, out, report = sys.argv[1:5]
+    result = fine_tune("sst2", model_name=model, data_dir=data, output_dir=out,
+                       report_to="none", learning_rate=1e-3, max_steps=6, eval_steps=3,
+                       per_device_train_batch_size=8, disable_tqdm=True)
+    rank = os.environ["RANK"]
+    with open(f"{report}.{rank}", "w") as fh:
+        json.dump({"model_path": str(result.model_path), "steps": result.log_history[-1]}, fh)
+""")
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_one_model(tiny_model_dir, sentiment_dir, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    out, report = tmp_path / "run", tmp_path / "report"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    # its own process group, so a hang kills the workers too, not only torchrun
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(script), str(tiny_model_dir), str(sentiment_dir), str(out), str(report)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"torchrun did not finish in 240 s:\n{output[-3000:]}")
+    assert proc.returncode == 0, output[-3000:]
+
+    results = [json.loads((tmp_path / f"report.{rank}").read_text()) for rank in (0, 1)]
+    assert results[0]["model_path"] == results[1]["model_path"] == str(out / "model")
+    # one model, written once, by the main process: no staging folders, one manifest
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    assert len(list(out.rglob("modernbert_tasks.json"))) == 1
+    manifest = json.loads((out / "model" / "modernbert_tasks.json").read_text())
+    assert manifest["training"]["world_size"] == 2
+    assert manifest["training"]["global_step"] == 6
+    assert (out / "model" / "model.safetensors").is_file()
