@@ -446,3 +446,25 @@ def test_cli_accepts_the_same_odd_data(world: World, cli_main):
     assert "24 of 192 training texts were longer than max_length=24" in err
     assert "max_train_samples=10000 is more than the 192 examples" in err
     assert "Model saved to" in out
+
+
+@pytest.mark.parametrize("padding", ["longest", "max_length"])
+def test_only_texts_longer_than_max_length_count_as_truncated(tiny_model_dir, tmp_path, padding):
+    import datasets
+    from transformers import AutoTokenizer
+
+    from modernbert_tasks import get_task
+    from modernbert_tasks.batching import tokenize_splits
+    from modernbert_tasks.truncation import count_truncated
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    task = get_task("sst2")
+    words = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+    exact = " ".join(words[:6])  # 6 words + [CLS] + [SEP] = 8 tokens: fits max_length=8
+    assert len(tokenizer(exact)["input_ids"]) == 8
+    raw = datasets.Dataset.from_dict({"sentence": ["short", exact, " ".join(words)],
+                                      "label": [0, 1, 0]})
+    tokenized = tokenize_splits(datasets.DatasetDict({"train": raw}), task, tokenizer, 8,
+                                padding, str(tmp_path))["train"]
+    result = count_truncated(raw, tokenized, task, tokenizer, 8)
+    assert (result.truncated, result.total, result.longest) == (1, 3, 12)

@@ -189,6 +189,11 @@ def test_fine_tune_installed_task_learns(installed_plugin, clean_registry, tiny_
     names = [model.labels[i] for i in eval_split["label"]]
     accuracy = sum(p["label"] == n for p, n in zip(predicted, names, strict=True)) / len(names)
     assert accuracy == pytest.approx(result.metrics["accuracy"], abs=0.02)
+    # with the plugin installed, its own load_dataset (shipped data) serves evaluate()
+    assert isinstance(model.task, type(modernbert_tasks.get_task("pairs-nli")))
+    scores = model.evaluate()
+    assert scores["num_examples"] == len(eval_split)
+    assert scores["accuracy"] == pytest.approx(accuracy, abs=1e-9)
 
 
 # --- registered in-process, not installed ---------------------------------------------------

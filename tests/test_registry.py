@@ -60,7 +60,8 @@ def test_unknown_task_suggests_close_names_and_lists_available():
         mt.get_task("sst-2")
     message = str(err.value)
     assert "'sst-2'" in message and "Did you mean: sst2?" in message
-    assert "Available tasks: sst2" in message
+    # other installed plugins (e.g. the example in examples/) may list more tasks
+    assert "sst2" in message.split("Available tasks: ")[1].split(". ")[0].split(", ")
 
 
 def test_hook_that_raises_is_skipped_and_others_keep_working():
@@ -92,7 +93,8 @@ def test_malformed_task_is_reported_not_fatal():
     bad.register_tasks = register_tasks
     mt.register_plugin(bad, name="bad")
     with pytest.warns(PluginWarning, match="expects a modernbert_tasks.Task"):
-        assert [row["name"] for row in mt.list_tasks()] == ["sst2"]
+        names = [row["name"] for row in mt.list_tasks()]
+    assert "sst2" in names and "not-a-task" not in names
 
 
 def test_strict_mode_raises(monkeypatch):

@@ -19,8 +19,11 @@ from .errors import (
     DuplicateTaskError,
     ModelLoadError,
     ModernBertTasksError,
+    OutputWriteError,
     PluginLoadError,
+    RunLockedError,
     TaskDefinitionError,
+    TrainingInterrupted,
     UnknownTaskError,
 )
 from .hookspecs import hookimpl
@@ -52,8 +55,11 @@ __all__ = [
     "DataError",
     "DuplicateTaskError",
     "ModelLoadError",
+    "OutputWriteError",
     "PluginLoadError",
+    "RunLockedError",
     "TaskDefinitionError",
+    "TrainingInterrupted",
     "UnknownTaskError",
 ]
 

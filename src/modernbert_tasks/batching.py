@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ModelLoadError
+from .truncation import report_truncation
 
 if TYPE_CHECKING:
     import datasets
@@ -123,6 +124,7 @@ def tokenize_splits(
         )
         logger.info("Tokenized %s split (%d rows): %s %s", role, len(ds),
                     "loaded from cache" if hit else "cached to", cache_file)
+    report_truncation(splits, out, task, tokenizer, max_length)  # warns with the counts
     return datasets.DatasetDict(out)
 
 

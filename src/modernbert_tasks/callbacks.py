@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
+
+from .errors import TrainingInterrupted
 
 if TYPE_CHECKING:
     from transformers import Trainer, TrainerControl, TrainerState, TrainingArguments
@@ -30,20 +33,7 @@ logger = logging.getLogger("modernbert_tasks")
 RESUME_HINT = "fine_tune(..., resume=True) with the same output_dir (CLI: add --resume)"
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped at a user's Ctrl-C after saving a checkpoint.
 
-    A `KeyboardInterrupt`, so ``except Exception`` blocks do not swallow it. Attributes:
-    `checkpoint` (the folder saved on the way out, or None) and `step`.
-    """
-
-    def __init__(self, message: str, checkpoint: Path | None = None, step: int = 0) -> None:
-        super().__init__(message)
-        self.checkpoint = checkpoint
-        self.step = step
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class GracefulInterrupt(TrainerCallback):
@@ -96,7 +86,13 @@ def stop_on_sigint(callback: GracefulInterrupt) -> Iterator[None]:
         yield
         return
 
+    owner = os.getpid()
+
     def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            # a forked DataLoader worker inherited this handler; a terminal's Ctrl-C reaches
+            # the whole process group, and the main process alone decides when to stop
+            return
         if callback.requested:
             signal.signal(signal.SIGINT, previous)
             raise KeyboardInterrupt("second Ctrl-C: training aborted without saving")

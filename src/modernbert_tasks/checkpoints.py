@@ -5,7 +5,9 @@ without it is a write that was cut short (killed process, full disk). `get_last_
 from transformers would still pick it and resuming would then fail; `last_complete_checkpoint`
 skips it. `reporting_write_errors` turns a failed write during training into an
 `OutputWriteError` that says what failed, where, and how to resume, after removing the partial
-checkpoint so the earlier ones stay the resumable state.
+checkpoint so the earlier ones stay the resumable state. `refusing_unsafe_checkpoint` explains a
+checkpoint whose pickles hold more than tensors (transformers loads them with
+``weights_only=True``), instead of torch's advice to retry unsafely.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ModernBertTasksError
+from .errors import ModelLoadError, OutputWriteError
 
 __all__ = [
     "OutputWriteError",
@@ -29,23 +31,16 @@ __all__ = [
     "partial_checkpoints",
     "is_disk_full",
     "reporting_write_errors",
+    "refusing_unsafe_checkpoint",
 ]
 
 logger = logging.getLogger("modernbert_tasks")
 
 STATE_FILE = "trainer_state.json"  # transformers.trainer.TRAINER_STATE_NAME, written last
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-# how a full disk reads when it reaches us through torch (C++) or safetensors (Rust)
-_DISK_FULL_TEXT = ("no space left on device", "storagefull", "disk quota exceeded",
-                   "file too large")
-
-
-class OutputWriteError(ModernBertTasksError, OSError):
-    """Writing a checkpoint or the model failed (often: the disk is full)."""
-
-    def __str__(self) -> str:  # OSError would format a second argument as strerror
-        return str(self.args[0]) if self.args else ""
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# how a full disk reads when it reaches us through safetensors (Rust) or torch (C++)
+_DISK_FULL_TEXT = ("no space left on device", "storagefull", "disk quota exceeded")
 
 
 def checkpoint_folders(output_dir: str | os.PathLike) -> list[Path]:
@@ -83,6 +78,13 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def _free_space(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free"
+    except OSError:
+        return "unknown free space"
+
+
 def _discard_partial(output_dir: Path) -> list[Path]:
     """Remove unfinished checkpoint folders: they cannot be resumed and hold disk space."""
     removed = []
@@ -113,9 +115,10 @@ def reporting_write_errors(output_dir: str | os.PathLike, resume_hint: str) -> I
         where = f" (file {cause!r})" if cause else ""
         reason = (f"the disk is full ({type(exc).__name__}: {exc})" if disk_full
                   else f"{type(exc).__name__}: {exc}")
-        free = (f" Free space on the disk that holds {str(output_dir)!r} (or lower "
-                "save_total_limit, or choose an output_dir on a larger disk), then"
-                if disk_full else " Fix the cause, then")
+        space = _free_space(output_dir)
+        free = (f" Free space on the disk that holds {str(output_dir)!r} (it has {space} now), "
+                "lower save_total_limit, or choose an output_dir on a larger disk; then"
+                if disk_full else f" Fix the cause (that disk has {space} now), then")
         state = (f" The unfinished checkpoint was removed; the last complete one, "
                  f"{str(Path(last).name)!r}, is intact." if partial and last else
                  f" The last complete checkpoint, {str(Path(last).name)!r}, is intact."
@@ -124,3 +127,24 @@ def reporting_write_errors(output_dir: str | os.PathLike, resume_hint: str) -> I
                    f"{resume_hint}.")
         logger.error(message)
         raise OutputWriteError(message) from exc
+
+
+@contextlib.contextmanager
+def refusing_unsafe_checkpoint(checkpoint: str | os.PathLike | None) -> Iterator[None]:
+    """Around `trainer.train(resume_from_checkpoint=...)`: a checkpoint whose optimizer,
+    scheduler or RNG pickles hold anything but tensors becomes a `ModelLoadError`."""
+    import pickle
+
+    try:
+        yield
+    except pickle.UnpicklingError as exc:
+        if checkpoint is None:
+            raise
+        detail = next((line.strip() for line in str(exc).splitlines()
+                       if "GLOBAL" in line or "Unsupported" in line), type(exc).__name__)
+        raise ModelLoadError(
+            f"Checkpoint {os.fspath(checkpoint)!r} holds pickled objects other than tensors "
+            f"({detail}), so it was not loaded: unpickling them could run arbitrary code. If you "
+            "did not write this checkpoint, do not trust it. Resume from another checkpoint "
+            "(resume='path/to/checkpoint-N'), or start over with overwrite=True."
+        ) from None

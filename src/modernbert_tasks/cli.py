@@ -1,4 +1,4 @@
-"""The ``modernbert-tasks`` command line: train, evaluate, predict, tasks, plugins.
+"""The ``modernbert-tasks`` command line: train, evaluate, predict, options, tasks, plugins.
 
     modernbert-tasks train sst2 --model ./modernbert-embed-large --data-dir ./glue/sst2
     modernbert-tasks predict runs/sst2/model "a gem of a film"
@@ -53,7 +53,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """ArgumentParser that adds 'Did you mean' to unknown flags (see `_reject_extras`)."""
+    """ArgumentParser with our help layout and no prefix matching (unknown flags: `_parse`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
@@ -91,9 +91,12 @@ examples:
   # options from a file (YAML or JSON, keys are the flag names); flags override the file
   modernbert-tasks train --config run.yaml --seed 7
 
+  # continue an interrupted run from the last checkpoint in its output folder
+  modernbert-tasks train sst2 --output-dir runs/sst2 --resume
+
 Boolean flags take true/false (a bare --flag means true); list flags take several values;
-dict flags take JSON ('{"num_cycles": 2}') or key=value,key=value. Every default is listed
-in docs/configuration.md.
+dict flags take JSON ('{"num_cycles": 2}') or key=value,key=value. Every default and where
+it comes from: `modernbert-tasks options --task TASK`, or docs/configuration.md.
 """
 
 EVALUATE_EPILOG = """\
@@ -310,6 +313,9 @@ def _add_field_flag(group: Any, field: dataclasses.Field, hint: Any, default: An
     if "_" in field.name and field.name not in RENAMED_FLAGS:
         names.append(f"--{field.name}")  # run_glue.py spelling, so old commands paste in
     default = _field_default(field) if default is None else default
+    if isinstance(default, str) and kwargs.get("type") in (int, float):
+        # a symbolic library default such as eval_steps="auto" can also be typed
+        kwargs["type"] = _number_or_word(kwargs["type"], default)
     help_text = " ".join(str(field.metadata.get("help", "")).split())
     if len(kwargs.get("choices", ())) > 8:
         help_text += f" Choices: {', '.join(map(str, kwargs['choices']))}."
@@ -416,6 +422,14 @@ def _parse_dict(value: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             result[key.strip()] = raw
     return result
+
+
+def _number_or_word(number: type, word: str) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        return word if value == word else number(value)
+
+    parse.__name__ = number.__name__  # argparse says "invalid float value: ..."
+    return parse
 
 
 def _parse_dict_or_str(value: str) -> dict[str, Any] | str:

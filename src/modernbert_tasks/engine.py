@@ -122,12 +122,28 @@ def fine_tune(
         ConfigError: an unknown option (with suggestions), a wrong type or value.
         DataError: data missing, unreadable, or not matching the task.
         ModelLoadError: the model cannot be found or loaded.
+        RunLockedError: another run is using output_dir.
+        OutputWriteError: a checkpoint could not be written (e.g. the disk is full).
+        TrainingInterrupted: Ctrl-C stopped training after saving a checkpoint (a
+            KeyboardInterrupt; resume=True continues). A second Ctrl-C aborts at once.
     """
-    run = prepare(task, model_name, output_dir, **args)
-    trainer = run.trainer
-    train_output = trainer.train(resume_from_checkpoint=run.checkpoint)
-    metrics = _final_metrics(run) | _train_metrics(train_output.metrics)
-    save_final_model(trainer, run.model_path, _manifest(run, metrics))
+    from .callbacks import RESUME_HINT, GracefulInterrupt, stop_on_sigint
+    from .checkpoints import refusing_unsafe_checkpoint, reporting_write_errors
+    from .locking import run_lock
+
+    out = _output_dir(task, output_dir)
+    # one run per folder; other ranks of a distributed run share the main process's lock
+    with run_lock(out, enabled=_is_main_process()):
+        run = prepare(task, model_name, out, **args)
+        trainer = run.trainer
+        interrupt = GracefulInterrupt()
+        trainer.add_callback(interrupt)
+        with (reporting_write_errors(run.output_dir, RESUME_HINT),
+              refusing_unsafe_checkpoint(run.checkpoint), stop_on_sigint(interrupt)):
+            train_output = trainer.train(resume_from_checkpoint=run.checkpoint)
+        interrupt.raise_if_interrupted(trainer)
+        metrics = _final_metrics(run) | _train_metrics(train_output.metrics)
+        save_final_model(trainer, run.model_path, _manifest(run, metrics))
     best = trainer.state.best_model_checkpoint
     return FineTuneResult(metrics=metrics, model_path=run.model_path,
                           best_checkpoint=Path(best) if best else None,
@@ -197,6 +213,17 @@ def prepare(
 
 
 # --- step 1: options ----------------------------------------------------------------------
+def _output_dir(task: str | Task, output_dir: str | os.PathLike | None) -> Path:
+    if output_dir is not None:
+        return Path(output_dir)
+    return default_output_dir(_resolve_task(task)[0].name)
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch, or a plain process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _resolve_task(task: str | Task) -> tuple[Task, tuple[str | None, str | None]]:
     from .plugins import registry
 
@@ -283,9 +310,20 @@ def _hub_kwargs(opts: TrainOptions) -> dict[str, Any]:
             "cache_dir": opts.cache_dir and os.fspath(opts.cache_dir)}
 
 
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are 'name' or 'org/name' and never start with '.' or '~'."""
+    return (os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1
+            or "\\" in name)
+
+
 def _check_model_folder(model_name: str) -> None:
     folder = Path(model_name).expanduser()
     if not folder.exists():
+        if _looks_like_path(model_name):
+            raise ModelLoadError(
+                f"Model folder {model_name!r} does not exist. Check the path (relative paths "
+                f"start from {os.getcwd()!r}), or pass a Hugging Face Hub id such as "
+                f"{DEFAULT_MODEL!r}.")
         return  # a hub id
     present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     if not folder.is_dir() or "config.json" not in present:
@@ -300,10 +338,23 @@ def _check_model_folder(model_name: str) -> None:
 
 
 def _load_error(what: str, model_name: str, exc: Exception) -> ModelLoadError:
+    from huggingface_hub import constants
+
     local = Path(model_name).expanduser().exists()
-    fix = ("Check that the folder is complete (save_pretrained writes all the files)." if local
-           else "Without network access, download it once where you have network, or pass a "
-           "local folder as model_name (e.g. model_name='path/to/modernbert').")
+    folder = "pass a local folder as model_name (e.g. model_name='path/to/modernbert')"
+    if local and "trust_remote_code" in str(exc):
+        fix = ("The folder ships its own model code, which is not run by default. Pass "
+               "trust_remote_code=True only if you trust that code.")
+    elif local:
+        fix = "Check that the folder is complete (save_pretrained writes all the files)."
+    elif constants.HF_HUB_OFFLINE:
+        fix = (f"HF_HUB_OFFLINE=1 is set and {model_name!r} is not in the cache, so it cannot "
+               f"be downloaded: {folder}, or download it once with network access.")
+    elif "is not a valid model identifier" in str(exc):
+        fix = f"Check the model id's spelling on huggingface.co, or {folder}."
+    else:
+        fix = (f"Without network access, download it once where you have network, or "
+               f"{folder}.")
     return ModelLoadError(f"Could not load the {what} of {model_name!r}: "
                           f"{type(exc).__name__}: {exc} {fix}")
 
@@ -384,9 +435,9 @@ def _send_tensorboard_to(trainer: Trainer, logging_dir: Path) -> None:
 # --- output folder and resuming ----------------------------------------------------------
 def _find_checkpoint(out: Path, opts: TrainOptions) -> str | None:
     """The checkpoint to resume from, after checking that an earlier run is not clobbered."""
-    from transformers.trainer_utils import get_last_checkpoint
+    from .checkpoints import checkpoint_folders, last_complete_checkpoint, partial_checkpoints
 
-    last = get_last_checkpoint(os.fspath(out)) if out.is_dir() else None
+    last = last_complete_checkpoint(out)
     if opts.resume not in (False, True):  # an explicit checkpoint path
         path = Path(opts.resume)
         if not (path / "trainer_state.json").is_file():
@@ -395,16 +446,23 @@ def _find_checkpoint(out: Path, opts: TrainOptions) -> str | None:
                               f"checkpoint in {os.fspath(out)!r}, or a checkpoint-<step> folder.")
         return os.fspath(path)
     if opts.resume:
+        for partial in partial_checkpoints(out):
+            # a write cut short (killed process, full disk): it cannot be resumed from
+            logger.warning("Removing %s: its write was cut short (no trainer_state.json), so it "
+                           "cannot be resumed from.", partial)
+            shutil.rmtree(partial, ignore_errors=True)
         if last is None:
             logger.warning("resume=True but %s has no checkpoint: starting from scratch.", out)
         else:
             logger.info("Resuming from %s", last)
         return last
-    if last is not None and not opts.overwrite:
+    earlier = [p.name for p in checkpoint_folders(out)][-2:]
+    earlier += [f"{MODEL_SUBDIR}/"] if (out / MODEL_SUBDIR).is_dir() else []
+    if earlier and not opts.overwrite:
         raise ConfigError(
-            f"output_dir {os.fspath(out)!r} holds checkpoints of an earlier run (last: "
-            f"{Path(last).name}). Pass resume=True to continue it, overwrite=True to delete it and "
-            "start over, or another output_dir.")
+            f"output_dir {os.fspath(out)!r} holds an earlier run ({', '.join(earlier)}). Pass "
+            "resume=True to continue it (CLI: --resume), overwrite=True to delete it and start "
+            "over (CLI: --overwrite), or another output_dir.")
     return None
 
 
@@ -455,8 +513,8 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
     training = {name: args.get(name) for name in run.resolved.trainer_kwargs}
     training.update({f.name: getattr(run.options, f.name) for f in dataclasses.fields(run.options)
                      if f.name != "callbacks"})
-    # "precision" is what training and evaluation autocast to: load_finetuned reuses it so its
-    # predictions match the metrics recorded here
+    # "precision" records what training and evaluation autocast to; load_finetuned predicts in
+    # fp32 unless asked for bf16, since fp32 labels do not depend on batching
     training.update({"precision": run.hardware.precision, "attention":
                      run.trainer.model.config._attn_implementation,
                      "world_size": run.trainer.args.world_size,

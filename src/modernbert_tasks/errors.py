@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 __all__ = [
     "ModernBertTasksError",
@@ -14,6 +15,9 @@ __all__ = [
     "DataError",
     "ConfigError",
     "ModelLoadError",
+    "RunLockedError",
+    "OutputWriteError",
+    "TrainingInterrupted",
     "suggest",
 ]
 
@@ -51,6 +55,33 @@ class ConfigError(ModernBertTasksError, ValueError):
 
 class ModelLoadError(ModernBertTasksError, OSError):
     """A model could not be found or loaded."""
+
+
+class RunLockedError(ModernBertTasksError, RuntimeError):
+    """Another run holds the output folder."""
+
+
+class OutputWriteError(ModernBertTasksError, OSError):
+    """Writing a checkpoint or the model failed (often: the disk is full)."""
+
+    def __str__(self) -> str:  # OSError would format a second argument as strerror
+        return str(self.args[0]) if self.args else ""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped at a user's Ctrl-C after saving a checkpoint.
+
+    A `KeyboardInterrupt`, so ``except Exception`` blocks do not swallow it. Attributes:
+    `checkpoint` (the folder saved on the way out, or None) and `step`.
+    """
+
+    def __init__(self, message: str, checkpoint: Path | None = None, step: int = 0) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.step = step
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def suggest(word: str, choices: Iterable[str], n: int = 3) -> str:

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import ModernBertTasksError
+from .errors import RunLockedError
 
 __all__ = ["LOCK_NAME", "RunLockedError", "RunLock", "run_lock", "read_lock", "lock_is_stale"]
 
@@ -32,10 +32,6 @@ LOCK_NAME = ".modernbert_tasks.lock"
 # A lock file that cannot be parsed is normally one being written right now; only after this
 # many seconds is it treated as debris of a crash.
 UNREADABLE_GRACE_S = 10.0
-
-
-class RunLockedError(ModernBertTasksError, RuntimeError):
-    """Another run holds the output folder."""
 
 
 def _process_start(pid: int) -> str | None:
@@ -50,6 +46,12 @@ def _process_start(pid: int) -> str | None:
     # the command name (field 2) may contain spaces and parentheses: split after the last ')'
     fields = stat.rpartition(")")[2].split()
     return fields[19] if len(fields) > 19 else None
+
+
+def _command() -> list[str]:
+    """How this process was started, e.g. ['python', '-m', 'modernbert_tasks', 'train', ...]."""
+    argv = list(getattr(sys, "orig_argv", None) or sys.argv)
+    return [os.path.basename(argv[0])] + argv[1:] if argv else []
 
 
 def _pid_alive(pid: int) -> bool:
@@ -115,7 +117,7 @@ class RunLock:
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "process_start": _process_start(os.getpid()),
               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "argv": [os.path.basename(sys.argv[0])] + sys.argv[1:] if sys.argv else [],
+              "argv": _command(),
               "token": os.urandom(8).hex()}
         for _ in range(3):  # a retry per stale lock removed; a third clash is a real one
             try:
@@ -124,10 +126,12 @@ class RunLock:
                 info = read_lock(self.path)
                 if not lock_is_stale(info, self.path):
                     raise self._locked_error(info) from None
-                logger.warning("Removing a stale lock in %s left by %s, which is no longer "
-                               "running.", self.output_dir, _describe(info))
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
+                # re-read first: another run may have replaced the stale lock meanwhile
+                if read_lock(self.path) == info:
+                    logger.warning("Removing a stale lock in %s left by %s, which is no longer "
+                                   "running.", self.output_dir, _describe(info))
+                    with contextlib.suppress(FileNotFoundError):
+                        self.path.unlink()
                 continue
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(me, fh)

@@ -68,7 +68,7 @@ def load_finetuned(
     torch_device = _resolve_device(device)
     chosen = _choose_precision(torch_device, precision)
     model, tokenizer = _load_model_and_tokenizer(source, allow_pickle, trust_remote_code)
-    task = task_from_manifest(manifest) if manifest else None
+    task = _task_for(manifest) if manifest else None
     if task is not None:
         _check_labels_match(task, model.config, source)
         max_length = manifest["max_length"]
@@ -80,6 +80,21 @@ def load_finetuned(
     return FineTunedModel(model, tokenizer, task=task, manifest=manifest, max_length=max_length,
                           text_prefix=prefix, device=torch_device, precision=chosen,
                           path=source)
+
+
+def _task_for(manifest: dict[str, Any]) -> Task:
+    """The manifest's task; the installed plugin's own object when it is the same definition,
+    so that its overridden `load_dataset`/`format_text`/`compute_metrics` apply too."""
+    task = task_from_manifest(manifest)
+    try:
+        from .plugins import registry
+
+        registered = registry.tasks().get(task.name)
+    except Exception:  # a broken plugin set must not stop a self-contained model from loading
+        return task
+    if registered is not None and registered[0].to_dict() == task.to_dict():
+        return registered[0]
+    return task
 
 
 def _resolve_source(path: str | os.PathLike, allow_pickle: bool) -> str:
