@@ -1,9 +1,10 @@
 """Model FLOPs per training sample and the device's bf16 peak, for '% of peak' figures.
 
-FLOPs count useful work only: real (non-padding) tokens. Per token, a training step costs
-6 x the non-embedding parameters (forward 2, backward 4), plus attention scores and
+Model FLOPs count useful work only: real (non-padding) tokens. Per token, a training step
+costs 6 x the non-embedding parameters (forward 2, backward 4), plus attention scores and
 weighted sums: 3 x 4 x hidden x context per layer, where the context is the sequence length
-for global layers and at most the sliding window for ModernBERT's local layers.
+for global layers and at most the sliding window for ModernBERT's local layers. Executed
+FLOPs apply the same formula to the padded batch shape.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ class FlopModel:
             context = tokens if is_global else min(tokens, self.local_window)
             attention += 3 * 4 * self.hidden * tokens * context
         return float(dense + attention)
+
+    def forward_flops(self, tokens: int) -> float:
+        """FLOPs of one forward pass (inference) over `tokens` real tokens: a third of training."""
+        return self.training_flops(tokens) / 3
 
     def describe(self) -> str:
         return (f"{self.non_embedding_params / 1e6:.1f}M non-embedding parameters, "

@@ -17,8 +17,9 @@ import tempfile
 from pathlib import Path
 
 import common
+import flops
 
-COLUMNS = ["configuration", "sentences/s", "ratio", "RSS growth MiB"]
+COLUMNS = ["configuration", "sentences/s", "ratio", "model GFLOP/s", "RSS growth MiB"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,6 +57,15 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.batch_size}; {args.rounds} rounds")
 
     ours = load_finetuned(model_dir, device="cpu")
+    # useful work per call: forward FLOPs of every text's real tokens
+    flop_model = flops.FlopModel.from_folder(model_dir)
+    lengths = [len(ids) for ids in ours.tokenizer(texts, truncation=True,
+                                                  max_length=ours.max_length)["input_ids"]]
+    work = sum(flop_model.forward_flops(n) for n in lengths)
+    print(f"texts: {sum(lengths) / len(lengths):.1f} tokens on average; "
+          f"{flop_model.describe()}; CPU matmul measured now: "
+          f"fp32 {flops.measure_matmul(torch.float32) / 1e9:.0f} GFLOP/s, "
+          f"bf16 {flops.measure_matmul(torch.bfloat16) / 1e9:.0f} GFLOP/s")
     ours_bf16 = load_finetuned(model_dir, device="cpu", precision="bf16") if args.bf16 else None
     pipe = transformers.pipeline("text-classification", model=str(model_dir), device="cpu")
     labels: dict[str, list[str]] = {}
@@ -68,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
             seconds, out = common.elapsed(fn)
             labels[name] = [o["label"] for o in out]
             # all models stay loaded, so only the growth during the call is this call's own
-            return {"sentences/s": len(texts) / seconds,
+            return {"sentences/s": len(texts) / seconds, "model GFLOP/s": work / seconds / 1e9,
                     "RSS growth MiB": max(0.0, common.peak_rss_mib() - before)}
         return run
 

@@ -53,6 +53,18 @@ def write_tsv(path: Path, rows, header=("sentence", "label")) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine two
+    OpenMP threads make every step several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def sentiment_dir(tmp_path_factory) -> Path:
     """train.tsv (320 rows), validation.tsv (80) and test.tsv (80) of synthetic sentiment."""

@@ -47,16 +47,6 @@ MISSING_MODEL = "no-such-org/no-such-model"
 LONG_TAIL = " and then the credits rolled" * 40  # ~200 tokens, far over max_length=24
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- the world the cases run in ---------------------------------------------------------------
 class _NotFound(http.server.BaseHTTPRequestHandler):
     """A Hugging Face Hub stand-in that knows no repository (HTTP 404 for everything)."""

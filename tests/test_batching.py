@@ -15,18 +15,6 @@ from modernbert_tasks.engine import prepare
 SST2 = get_task("sst2")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine two
-    OpenMP threads make every step ~10x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def ragged_dir(tmp_path_factory):
     """Sentences from 1 to 12 clauses long: lengths vary a lot, as in real data."""

@@ -18,18 +18,6 @@ from modernbert_tasks.engine import FineTuneResult
 FAST = {"learning_rate": 1e-3, "num_train_epochs": 2, "disable_tqdm": True}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine two
-    OpenMP threads make every step ~10x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _read_tsv(path):
     with open(path, encoding="utf-8") as fh:
         return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))

@@ -37,16 +37,6 @@ ARGS = {"report_to": "none", "max_length": 32, "disable_tqdm": True, "learning_r
 TEXTS = ["a wonderful , moving film", "the plot was dull and tedious", "i found the cast superb"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fault-data")
