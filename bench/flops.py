@@ -38,7 +38,7 @@ class FlopModel:
     layers: int
     hidden: int
     local_window: int | None = None  # ModernBERT: local_attention (full window width)
-    global_every: int = 1  # every n-th layer attends globally
+    local_layers: tuple[int, ...] = ()  # layers with sliding-window attention
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> FlopModel:
@@ -55,7 +55,8 @@ class FlopModel:
             layers=config.num_hidden_layers,
             hidden=config.hidden_size,
             local_window=getattr(config, "local_attention", None),
-            global_every=getattr(config, "global_attn_every_n_layers", 1) or 1,
+            local_layers=tuple(i for i, kind in enumerate(getattr(config, "layer_types", None)
+                                                          or []) if kind == "sliding_attention"),
         )
 
     def training_flops(self, tokens: int) -> float:
@@ -63,8 +64,8 @@ class FlopModel:
         dense = 6 * self.non_embedding_params * tokens
         attention = 0
         for layer in range(self.layers):
-            is_global = self.local_window is None or layer % self.global_every == 0
-            context = tokens if is_global else min(tokens, self.local_window)
+            local = self.local_window is not None and layer in self.local_layers
+            context = min(tokens, self.local_window) if local else tokens
             attention += 3 * 4 * self.hidden * tokens * context
         return float(dense + attention)
 

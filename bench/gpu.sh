@@ -66,9 +66,8 @@ EOF
 if ! check_packages; then
     WHEELS_DIR=${WHEELS_DIR:-$ASSETS/wheels}
     if [[ -d "$WHEELS_DIR" ]]; then
-        echo "installing the missing packages offline from $WHEELS_DIR"
-        "$PYTHON" -m pip install -q --no-index --find-links "$WHEELS_DIR" \
-            "transformers>=5.24,<6" datasets accelerate pluggy scikit-learn
+        echo "installing the wheels in $WHEELS_DIR offline"
+        "$PYTHON" -m pip install -q --no-index --find-links "$WHEELS_DIR" "$WHEELS_DIR"/*.whl
         check_packages
     else
         echo "FAIL: packages listed above are missing and there is no $WHEELS_DIR to install"

@@ -79,17 +79,18 @@ def length_run(model_dir: Path, rows: list[tuple[str, int]], tokenizer: Any, len
                            data_dir=str(data), max_length=length, max_steps=n_steps,
                            per_device_train_batch_size=batch, eval_strategy="no",
                            save_strategy="no", report_to="none", overwrite=True)
-    train = summarize(log, args.warmup, args.steps, flop_model, None)
+    train = summarize(log, args.warmup, args.steps, flop_model)
 
     n_predict = max(8, args.predict_tokens // length)
     predict_texts = common.long_texts(sentences, tokenizer, length, n_predict, seed=length + 1)
     model = load_finetuned(result.model_path, device="cpu")
     model.predict(predict_texts[:4], show_progress=False)  # warm-up
     seconds, _ = common.elapsed(lambda: model.predict(predict_texts, show_progress=False))
+    tokens = sum(len(ids) for ids in tokenizer(predict_texts, truncation=True,
+                                               max_length=length)["input_ids"])
     return {"batch": float(batch), "train tokens/s": train["real tokens/s"],
             "train samples/s": train["samples/s"],
-            "predict sentences/s": n_predict / seconds,
-            "predict tokens/s": n_predict * length / seconds}
+            "predict sentences/s": n_predict / seconds, "predict tokens/s": tokens / seconds}
 
 
 # --- part 2: training-set size -----------------------------------------------------------------
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         size_table.append(row)
     if size_table:
         print("\ntraining-set size (one run each, whole fine_tune call, 1 epoch)")
-        print(common.format_table(size_table, SIZE_COLUMNS))
+        print(common.format_table(size_table, SIZE_COLUMNS, digits={"train min": 2, "wall min": 2}))
     print(f"end: {common.load_line()}")
     if not args.no_plot:
         plot(length_table, size_table, args.plot)

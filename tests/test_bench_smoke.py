@@ -25,7 +25,10 @@ RATIO = re.compile(r"^\d+(\.\d+)?x$")
 def run_script(*argv: str, env: dict[str, str] | None = None, timeout: int = 240) -> str:
     """Run a bench script (or gpu.sh) as a user would; return its stdout."""
     cmd = ["bash", *argv] if argv[0].endswith(".sh") else [sys.executable, *argv]
-    full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+    # one thread, like the in-process tests: tiny models gain nothing from more, and two
+    # OpenMP threads on a busy 2-core machine make every step several times slower
+    full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+                **(env or {})}
     proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, f"{argv[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -131,6 +134,20 @@ def test_scaling_tables(tiny_model_dir, sentiment_dir):
     assert number(sizes[0]["train rows"]) == 64
 
 
+def test_padding_table(tiny_model_dir, sentiment_dir):
+    out = run_script("bench/padding.py", "--tokenizer", str(tiny_model_dir),
+                     "--data", str(sentiment_dir / "train.tsv"), "--batch-size", "8",
+                     "--mega", "4,0")
+    (table,) = tables(out)
+    check_table(table, ["padding efficiency", "padded tokens/sample"], ratio="ratio")
+    eff = {r["batching"].split(",")[0].split(":")[0]: number(r["padding efficiency"])
+           for r in table}
+    grouped = [number(r["padding efficiency"]) for r in table if "length-grouped" in r["batching"]]
+    assert len(grouped) == 2
+    # padding to max_length wastes the most; sorted consecutive batches waste the least
+    assert eff["recipe"] <= eff["dynamic padding"] <= max(grouped) <= grouped[-1] <= 1
+
+
 def test_gpu_script_on_cpu(config_only_model):
     """gpu.sh's whole code path on the CPU: package check, random init from a config-only
     folder, synthetic sentences, the table."""
@@ -146,7 +163,7 @@ def test_gpu_script_on_cpu(config_only_model):
 
 
 @pytest.mark.parametrize("script", ["train_throughput.py", "predict_throughput.py",
-                                    "accuracy.py", "scaling.py"])
+                                    "accuracy.py", "scaling.py", "padding.py"])
 def test_scripts_skip_without_shared(script, tmp_path):
     out = run_script(f"bench/{script}", env={"MODERNBERT_TASKS_SHARED": str(tmp_path)},
                      timeout=60)
