@@ -43,11 +43,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lengths", default="16,128,512,2048", help="input lengths in tokens")
     p.add_argument("--batch-tokens", type=int, default=2048,
                    help="tokens per training batch (batch size = this / length, at least 1)")
-    p.add_argument("--steps", type=int, default=4, help="timed training steps per length")
+    p.add_argument("--steps", type=int, default=3, help="timed training steps per length")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing")
     p.add_argument("--predict-tokens", type=int, default=32768,
                    help="tokens predicted per length (texts = this / length, at least 8)")
-    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (median shown)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median shown)")
     p.add_argument("--sizes", default="1000,4000,16000",
                    help="training-set sizes for part 2 ('' to skip)")
     p.add_argument("--plot", type=Path, default=common.ROOT / "docs" / "scaling.png",
