@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--args", default="",
                    help="extra fine_tune arguments as key=value,... (e.g. learning_rate=5e-5)")
     p.add_argument("--output-dir", type=Path, default=None,
-                   help="where fine_tune writes (default: a temporary folder)")
+                   help="where fine_tune writes, kept (default: a temporary folder, removed "
+                        "at the end)")
     return p.parse_args(argv)
 
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     extra = common.parse_kv(args.args)
     print(common.machine_header(f"accuracy: {args.model} on SST-2 through fine_tune"))
     print(f"model: {model}; data: {data_dir}; extra fine_tune args: {extra or 'none'}")
-    out_root = args.output_dir or Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
+    out_root = common.scratch_dir(args.output_dir, "bench-accuracy-")
 
     table = []
     if args.mode == "full":

@@ -7,13 +7,16 @@ Nothing here measures anything by itself; each script decides what it times.
 from __future__ import annotations
 
 import ast
+import atexit
 import csv
 import os
 import platform
 import random
 import shlex
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -44,6 +47,7 @@ __all__ = [
     "format_table",
     "elapsed",
     "parse_kv",
+    "scratch_dir",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,6 +197,17 @@ def prepare_model(spec: str, workdir: Path, num_labels: int = 2, seed: int = 0,
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(source).save_pretrained(out)
     return out
+
+
+def scratch_dir(given: Path | None, prefix: str) -> Path:
+    """`given` (kept), or a new temporary folder removed when the script exits: models,
+    checkpoints and data written there can take gigabytes."""
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        return given
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 # --- machine, load and memory ---------------------------------------------------------------

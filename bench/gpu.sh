@@ -107,6 +107,7 @@ else
 fi
 
 WORKDIR=$(mktemp -d /tmp/bench-gpu-XXXXXX)
+trap 'rm -rf "$WORKDIR"' EXIT  # a built ModernBERT-large and its runs take gigabytes
 for BATCH in $BATCH_SIZES; do
     echo "== batch size $BATCH ($((SECONDS - START)) s so far)"
     "$PYTHON" bench/train_throughput.py --model "$MODEL_DIR" "${DATA_ARGS[@]}" \
@@ -114,5 +115,4 @@ for BATCH in $BATCH_SIZES; do
         --recipe-steps "$RECIPE_STEPS" --warmup "$WARMUP" --rounds "$ROUNDS" \
         --configs "$CONFIGS" 2>&1 | grep -v -E "it/s\]|examples/s\]|^\{'"
 done
-rm -rf "$WORKDIR"
 echo "== done in $((SECONDS - START)) s"

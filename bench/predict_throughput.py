@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import tempfile
 from pathlib import Path
 
 import common
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     print(common.machine_header("predict throughput: load_finetuned().predict vs pipeline"))
     rows = common.read_tsv(args.texts or common.SST2_DIR / "test.tsv")
     texts = [t for t, _ in rows][: args.limit]
-    workdir = Path(tempfile.mkdtemp(prefix="bench-predict-"))
+    workdir = common.scratch_dir(None, "bench-predict-")
     model_dir = common.prepare_model(args.model, workdir)
     print(f"model: {args.model} -> {model_dir}; {len(texts)} texts; batch size "
           f"{args.batch_size}; {args.rounds} rounds")

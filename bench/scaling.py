@@ -17,7 +17,6 @@ like the full model and about MiniLM's size, so the whole run takes a few minute
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     hf_logging.set_verbosity_error()
     data_dir = args.data_dir or common.SST2_DIR
     print(common.machine_header("scaling: input length and training-set size"))
-    workdir = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
+    workdir = common.scratch_dir(None, "bench-scaling-")
     overrides = {"num_hidden_layers": args.layers} if args.layers else {}
     model_dir = common.prepare_model(args.model, workdir, **overrides)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,8 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="comma-separated subset of recipe,dynamic,ours,loop (loop: no Trainer, "
                         "to measure the Trainer's own cost)")
     p.add_argument("--workdir", type=Path, default=None,
-                   help="folder for the built model and run outputs (default: a new temporary "
-                        "folder); reusing one skips rebuilding a random-init model")
+                   help="folder for the built model and run outputs, kept (default: a "
+                        "temporary folder, removed at the end); reusing one skips rebuilding "
+                        "a random-init model")
     p.add_argument("--ablate", default="",
                    help="';'-separated sets of fine_tune arguments, each run as one more "
                         "configuration next to ours, e.g. 'precision=fp32;group_by_length=False'")
@@ -252,8 +252,7 @@ def main(argv: list[str] | None = None) -> None:
 
     hf_logging.set_verbosity_error()
     print(common.machine_header("training throughput: recipe vs dynamic padding vs fine_tune"))
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-train-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = common.scratch_dir(args.workdir, "bench-train-")
     model_dir = common.prepare_model(args.model, workdir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     rows = _training_rows(args)
