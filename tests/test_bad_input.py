@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_sentiment_rows
+from conftest import make_sentiment_rows, needs_shared
 
 from modernbert_tasks import (
     ConfigError,
@@ -438,6 +438,7 @@ def test_cli_accepts_the_same_odd_data(world: World, cli_main):
     assert "Model saved to" in out
 
 
+@needs_shared  # written for the real ModernBERT tokenizer in ../shared
 @pytest.mark.parametrize("padding", ["longest", "max_length"])
 def test_only_texts_longer_than_max_length_count_as_truncated(tiny_model_dir, tmp_path, padding):
     import datasets
