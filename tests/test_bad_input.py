@@ -35,7 +35,7 @@ from modernbert_tasks import (
     fine_tune,
     load_finetuned,
 )
-from modernbert_tasks.manifest import MANIFEST_NAME, ManifestError
+from modernbert_tasks.artifacts.manifest import MANIFEST_NAME, ManifestError
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 # one OpenMP thread: tiny models gain nothing from more, and the machine is shared
@@ -445,8 +445,8 @@ def test_only_texts_longer_than_max_length_count_as_truncated(tiny_model_dir, tm
     from transformers import AutoTokenizer
 
     from modernbert_tasks import get_task
-    from modernbert_tasks.batching import tokenize_splits
-    from modernbert_tasks.truncation import count_truncated
+    from modernbert_tasks.training.batching import tokenize_splits
+    from modernbert_tasks.training.truncation import count_truncated
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     task = get_task("sst2")

@@ -9,8 +9,8 @@ import pytest
 from conftest import make_sentiment_rows, needs_shared, write_tsv
 
 from modernbert_tasks import Task, get_task
-from modernbert_tasks.batching import subsample, tokenize_splits, tokenized_cache_dir
-from modernbert_tasks.engine import prepare
+from modernbert_tasks.training.batching import subsample, tokenize_splits, tokenized_cache_dir
+from modernbert_tasks.training.engine import prepare
 
 SST2 = get_task("sst2")
 
@@ -135,7 +135,7 @@ def test_subsets_reach_the_trainer(tiny_model_dir, sentiment_dir, tmp_path):
 def test_length_grouped_order_depends_on_seed_and_epoch_only():
     import torch
 
-    from modernbert_tasks.trainer import SeededLengthGroupedSampler
+    from modernbert_tasks.training.trainer import SeededLengthGroupedSampler
 
     lengths = [random.Random(i).randint(3, 60) for i in range(400)]
     sampler = SeededLengthGroupedSampler(8, lengths, seed=42)

@@ -13,7 +13,7 @@ from conftest import NEGATIVE, NEUTRAL, POSITIVE, write_tsv
 from transformers import TrainerCallback
 
 from modernbert_tasks import ConfigError, ModelLoadError, Task, fine_tune
-from modernbert_tasks.engine import FineTuneResult
+from modernbert_tasks.training.engine import FineTuneResult
 
 FAST = {"learning_rate": 1e-3, "num_train_epochs": 2, "disable_tqdm": True}
 
@@ -100,7 +100,7 @@ def test_the_reloaded_model_reproduces_the_evaluation(trained, sentiment_dir):
 
 
 def test_auto_interval_follows_the_run_length(tiny_model_dir, sentiment_dir, tmp_path):
-    from modernbert_tasks.engine import prepare
+    from modernbert_tasks.training.engine import prepare
 
     common = dict(model_name=str(tiny_model_dir), data_dir=str(sentiment_dir), report_to="none")
     short = prepare("sst2", output_dir=tmp_path / "a", **common)  # 3 epochs x 20 = 60 steps
@@ -261,7 +261,7 @@ def test_max_length_beyond_the_model_is_refused(tiny_model_dir, sentiment_dir, t
 
 # --- the final save -------------------------------------------------------------------------
 def test_the_new_model_replaces_the_old_one_only_when_complete(tmp_path):
-    from modernbert_tasks.saving import swap_into_place
+    from modernbert_tasks.artifacts.saving import swap_into_place
 
     target, staged = tmp_path / "model", tmp_path / ".model.partial"
     target.mkdir()

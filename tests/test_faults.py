@@ -23,9 +23,9 @@ from conftest import make_sentiment_rows, needs_shared, write_tsv
 from transformers import Trainer, TrainerCallback
 
 from modernbert_tasks import fine_tune, load_finetuned
-from modernbert_tasks.callbacks import GracefulInterrupt, TrainingInterrupted, stop_on_sigint
-from modernbert_tasks.checkpoints import OutputWriteError
-from modernbert_tasks.locking import LOCK_NAME, RunLock, RunLockedError
+from modernbert_tasks.training.callbacks import GracefulInterrupt, TrainingInterrupted, stop_on_sigint
+from modernbert_tasks.training.checkpoints import OutputWriteError
+from modernbert_tasks.training.locking import LOCK_NAME, RunLock, RunLockedError
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -344,7 +344,7 @@ LIMITED = textwrap.dedent("""
     import json, resource, signal, sys
     from transformers import TrainerCallback
     from modernbert_tasks import fine_tune
-    from modernbert_tasks.checkpoints import OutputWriteError
+    from modernbert_tasks.training.checkpoints import OutputWriteError
 
     class CapFileSizeAfterFirstSave(TrainerCallback):
         # from the second checkpoint on, the OS refuses writes past 16 MiB per file: the model

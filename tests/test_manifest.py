@@ -12,7 +12,7 @@ import pytest
 
 from modernbert_tasks import Task
 from modernbert_tasks.errors import ModelLoadError
-from modernbert_tasks.manifest import (
+from modernbert_tasks.artifacts.manifest import (
     MANIFEST_NAME,
     MANIFEST_VERSION,
     ManifestError,
@@ -149,7 +149,7 @@ def test_fields_from_a_newer_task_are_ignored():
 
 
 def test_importing_manifest_and_predictor_does_not_import_torch():
-    code = ("import sys, modernbert_tasks.manifest, modernbert_tasks.predictor; "
+    code = ("import sys, modernbert_tasks.artifacts.manifest, modernbert_tasks.inference.predictor; "
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

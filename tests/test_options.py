@@ -135,7 +135,7 @@ def test_no_evaluation_turns_off_best_model_loading():
 @pytest.mark.parametrize("args", [{"eval_strategy": "no"}, {"save_strategy": "no"},
                                   {"save_strategy": "epoch"}, {"eval_steps": 50}])
 def test_schedules_a_caller_changes_still_build(args, tmp_path):
-    from modernbert_tasks.engine import _training_args
+    from modernbert_tasks.training.engine import _training_args
 
     _training_args(resolve_options(SST2, args), hw.detect(precision="fp32", use_cpu=True),
                    tmp_path)
@@ -152,7 +152,7 @@ def test_bf16_fp16_flags_become_the_precision_option():
 
 
 def test_resolved_defaults_build_valid_training_arguments(tmp_path):
-    from modernbert_tasks.engine import _training_args
+    from modernbert_tasks.training.engine import _training_args
 
     resolved = resolve_options(SST2, {"eval_steps": 50})
     cpu = hw.detect(precision="fp32", use_cpu=True)
@@ -164,7 +164,7 @@ def test_resolved_defaults_build_valid_training_arguments(tmp_path):
 
 
 def test_auto_intervals_build_valid_training_arguments(tmp_path):
-    from modernbert_tasks.engine import _training_args
+    from modernbert_tasks.training.engine import _training_args
 
     resolved = resolve_options(SST2, {})
     args = _training_args(resolved, hw.detect(precision="fp32", use_cpu=True), tmp_path)
@@ -172,7 +172,7 @@ def test_auto_intervals_build_valid_training_arguments(tmp_path):
 
 
 def test_incompatible_training_arguments_become_a_config_error(tmp_path):
-    from modernbert_tasks.engine import _training_args
+    from modernbert_tasks.training.engine import _training_args
 
     resolved = resolve_options(SST2, {"eval_steps": 30, "save_steps": 50})
     with pytest.raises(ConfigError, match="save_steps"):

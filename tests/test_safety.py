@@ -20,7 +20,7 @@ import torch
 from conftest import make_sentiment_rows, write_tsv
 
 from modernbert_tasks import ModelLoadError, fine_tune, load_finetuned
-from modernbert_tasks.manifest import MANIFEST_NAME, ManifestError
+from modernbert_tasks.artifacts.manifest import MANIFEST_NAME, ManifestError
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",

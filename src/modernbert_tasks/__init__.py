@@ -31,8 +31,8 @@ from .plugins import get_task, list_plugins, list_tasks, register_plugin
 from .task import Task
 
 if TYPE_CHECKING:
-    from .engine import FineTuneResult, fine_tune
-    from .predictor import FineTunedModel, load_finetuned
+    from .training.engine import FineTuneResult, fine_tune
+    from .inference.predictor import FineTunedModel, load_finetuned
 
 __version__ = "0.1.0"
 
@@ -64,10 +64,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "fine_tune": "engine",
-    "FineTuneResult": "engine",
-    "load_finetuned": "predictor",
-    "FineTunedModel": "predictor",
+    "fine_tune": "training.engine",
+    "FineTuneResult": "training.engine",
+    "load_finetuned": "inference.predictor",
+    "FineTunedModel": "inference.predictor",
 }
 
 

@@ -509,7 +509,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     get_task(task)  # an unknown task fails here, before torch is imported
     _show_library_logs()
 
-    from .engine import fine_tune
+    from .training.engine import fine_tune
 
     start = time.perf_counter()
     result = fine_tune(task, **options)
@@ -601,7 +601,7 @@ def _load_model(args: argparse.Namespace) -> Any:
     import datasets
     import transformers
 
-    from .predictor import load_finetuned
+    from .inference.predictor import load_finetuned
 
     # loading bars ("Loading weights", "Generating split") would bury the output
     transformers.utils.logging.disable_progress_bar()

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import RunLockedError
+from ..errors import RunLockedError
 
 __all__ = ["LOCK_NAME", "RunLockedError", "RunLock", "run_lock", "read_lock", "lock_is_stale"]
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import hardware
+from .. import hardware
 from .batching import make_collator, subsample, tokenize_splits
-from .errors import ConfigError, DataError, ModelLoadError
-from .options import (
+from ..errors import ConfigError, DataError, ModelLoadError
+from ..options import (
     AUTO,
     DEFAULT_MODEL,
     EVAL_FRACTION,
@@ -32,8 +32,8 @@ from .options import (
     default_output_dir,
     resolve_options,
 )
-from .saving import SAFE_WEIGHTS, save_final_model
-from .task import Task
+from ..artifacts.saving import SAFE_WEIGHTS, save_final_model
+from ..task import Task
 
 if TYPE_CHECKING:
     import datasets
@@ -225,7 +225,7 @@ def _is_main_process() -> bool:
 
 
 def _resolve_task(task: str | Task) -> tuple[Task, tuple[str | None, str | None]]:
-    from .plugins import registry
+    from ..plugins import registry
 
     if isinstance(task, Task):
         found = registry.tasks().get(task.name)
@@ -507,7 +507,7 @@ def _train_metrics(metrics: dict[str, float]) -> dict[str, float]:
 
 
 def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
-    from .manifest import build_manifest
+    from ..artifacts.manifest import build_manifest
 
     args = run.trainer.args.to_dict()
     training = {name: args.get(name) for name in run.resolved.trainer_kwargs}

@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, DataError, ModelLoadError
-from .manifest import MANIFEST_NAME, ManifestError, read_manifest, task_from_manifest
-from .task import Task
+from ..errors import ConfigError, DataError, ModelLoadError
+from ..artifacts.manifest import MANIFEST_NAME, ManifestError, read_manifest, task_from_manifest
+from ..task import Task
 
 if TYPE_CHECKING:
     import datasets
@@ -87,7 +87,7 @@ def _task_for(manifest: dict[str, Any]) -> Task:
     so that its overridden `load_dataset`/`format_text`/`compute_metrics` apply too."""
     task = task_from_manifest(manifest)
     try:
-        from .plugins import registry
+        from ..plugins import registry
 
         registered = registry.tasks().get(task.name)
     except Exception:  # a broken plugin set must not stop a self-contained model from loading
@@ -303,7 +303,7 @@ def _choose_precision(device: torch.device, precision: str) -> str:
         raise ConfigError(f"precision='bf16' but the GPU {device} does not support bf16 (it "
                           "needs an Ampere or newer GPU). Use precision='fp32'.")
     if device.type == "cpu":
-        from .hardware import cpu_supports_bf16
+        from ..hardware import cpu_supports_bf16
 
         supported, reason = cpu_supports_bf16()
         if not supported:
@@ -521,7 +521,7 @@ class FineTunedModel:
                       data_files: Any) -> datasets.Dataset:
         import datasets
 
-        from .data import prepare_split, read_data_file
+        from ..data import prepare_split, read_data_file
 
         if data is None:
             return self._task_split(task, split, data_dir, data_files)
@@ -620,7 +620,7 @@ def _classification_report(logits: np.ndarray, labels: np.ndarray, names: Sequen
                            problem_type: str) -> dict[str, Any]:
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-    from .metrics import decode_predictions
+    from ..metrics import decode_predictions
 
     preds = decode_predictions(logits, problem_type)
     truth = labels.astype("int64")

@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ModelLoadError, OutputWriteError
+from ..errors import ModelLoadError, OutputWriteError
 
 __all__ = [
     "OutputWriteError",

@@ -15,14 +15,14 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 from .truncation import report_truncation
 
 if TYPE_CHECKING:
     import datasets
     from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-    from .task import Task
+    from ..task import Task
 
 __all__ = ["subsample", "tokenize_splits", "tokenized_cache_dir", "make_collator"]
 

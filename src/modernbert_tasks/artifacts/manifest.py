@@ -27,8 +27,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelLoadError, TaskDefinitionError
-from .task import Task
+from ..errors import ModelLoadError, TaskDefinitionError
+from ..task import Task
 
 __all__ = [
     "MANIFEST_NAME",

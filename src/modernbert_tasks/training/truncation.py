@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import datasets
     from transformers import PreTrainedTokenizerBase
 
-    from .task import Task
+    from ..task import Task
 
 __all__ = ["Truncation", "count_truncated", "report_truncation", "SPLIT_WORDS"]
 
