@@ -89,14 +89,32 @@ def device_peak(seconds: float = 1.0) -> tuple[float | None, str]:
             if key in name:
                 return tflops * 1e12, f"{name}: {tflops:.0f} TFLOP/s dense bf16 (data sheet)"
         return None, f"{name}: bf16 peak unknown (add it to GPU_BF16_PEAK_TFLOPS in bench/flops.py)"
-    rate = measure_matmul(torch.bfloat16, seconds=seconds)
-    return rate, f"CPU bf16 matmul measured now: {rate / 1e9:.0f} GFLOP/s (2048x2048, best of runs)"
+    from modernbert_tasks.hardware import cpu_supports_bf16
+
+    # without native bf16 (AVX2-only CPUs) a bf16 matmul is emulated and far slower than
+    # fp32, so the fp32 rate is this CPU's real ceiling
+    native, _ = cpu_supports_bf16()
+    dtype, name = (torch.bfloat16, "bf16") if native else (torch.float32, "fp32 (no native bf16)")
+    rate, size = measure_matmul(dtype, seconds=seconds), _last_size
+    return rate, f"CPU {name} matmul measured now: {rate / 1e9:.0f} GFLOP/s ({size}x{size}, best of runs)"
+
+
+_last_size = 2048
 
 
 def measure_matmul(dtype, size: int = 2048, seconds: float = 1.0) -> float:
-    """Best FLOP/s of square matmuls on the CPU over about `seconds`."""
+    """Best FLOP/s of square matmuls on the CPU over about `seconds`. The size shrinks when one
+    matmul would take longer than a tenth of that (slow dtypes, one thread)."""
     import torch
 
+    global _last_size
+    probe = torch.randn(256, 256).to(dtype)
+    start = time.perf_counter()
+    torch.mm(probe, probe)
+    rate = 2 * 256**3 / max(time.perf_counter() - start, 1e-9)
+    while size > 256 and 2 * size**3 / rate > seconds / 10:
+        size //= 2
+    _last_size = size
     a = torch.randn(size, size).to(dtype)
     b = torch.randn(size, size).to(dtype)
     torch.mm(a, b)  # warm-up: kernel choice, page faults

@@ -63,6 +63,37 @@ class TrainOptions:
         ".parquet). Default: the task's hub dataset.")})
     data_files: Mapping[str, Any] | str | os.PathLike | None = field(default=None, metadata={
         "help": "Explicit files per split, e.g. {'train': 'a.csv', 'eval': 'b.csv'}."})
+    train_file: str | os.PathLike | None = field(default=None, metadata={"help": (
+        "Training data file (.csv, .tsv, .jsonl, .json or .parquet). With no task name, the task "
+        "is inferred from the data (see docs/your-own-data.md).")})
+    validation_file: str | os.PathLike | None = field(default=None, metadata={"help": (
+        "Evaluation data file. Default: validation_fraction of the training file, held out.")})
+    test_file: str | os.PathLike | None = field(default=None, metadata={"help": (
+        "Test data file, scored once at the end when it has labels.")})
+    dataset: str | None = field(default=None, metadata={"help": (
+        "A Hugging Face Hub dataset id ('org/name') to train on without a registered task.")})
+    dataset_config: str | None = field(default=None, metadata={"help": (
+        "The hub dataset's configuration name (e.g. 'sst2' for 'nyu-mll/glue').")})
+    text_columns: str | list[str] | None = field(default=None, metadata={"help": (
+        "The text column, or two columns for sentence pairs ('premise,hypothesis'). Default: "
+        "the task's; for data without a task, inferred when there is one string column.")})
+    label_column: str | None = field(default=None, metadata={"help": (
+        "The label column. Default: the task's; for data without a task, a column named "
+        "label, labels, target, class or category.")})
+    labels: list[str] | None = field(default=None, metadata={"help": (
+        "Label names in id order, for data without a task. Default: the training split's "
+        "values, numbers sorted numerically and strings alphabetically.")})
+    problem_type: Literal["single_label_classification", "multi_label_classification",
+                          "regression"] | None = field(default=None, metadata={"help": (
+        "For data without a task. Default: inferred (strings or integers: single-label; "
+        "non-integer numbers: regression; lists or label_separator: multi-label).")})
+    label_separator: str | None = field(default=None, metadata={"help": (
+        "Split label cells on this string for multi-label data, e.g. ','.")})
+    task_name: str | None = field(default=None, metadata={"help": (
+        "Name of a task inferred from data. Default: the data folder's or file's name.")})
+    validation_fraction: float = field(default=0.1, metadata={"help": (
+        "Without an evaluation split, hold out this stratified, seeded share of the training "
+        "data for evaluation (0 trains without evaluation).")})
     data_revision: str | None = field(default=None, metadata={
         "help": "Hub dataset revision (branch, tag or commit). Default: the task's hub_revision."})
     max_train_samples: int | None = field(default=None, metadata={"help": (
@@ -163,9 +194,10 @@ RENAMED: dict[str, str] = {
     "max_seq_length": "max_length",
     "pad_to_max_length": "padding='max_length'",
     "model_revision": "revision",
-    "dataset_name": "the task name (fine_tune('sst2', ...)) or data_dir",
-    "train_file": "data_files={'train': ...}",
-    "validation_file": "data_files={'eval': ...}",
+    "dataset_name": "dataset (a hub id), or a registered task name",
+    "dataset_config_name": "dataset_config",
+    "text_column_names": "text_columns",
+    "label_column_name": "label_column",
 }
 
 # --- field tables ---------------------------------------------------------------------------
