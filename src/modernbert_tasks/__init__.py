@@ -31,8 +31,8 @@ from .plugins import get_task, list_plugins, list_tasks, register_plugin
 from .task import Task
 
 if TYPE_CHECKING:
-    from .training.engine import FineTuneResult, fine_tune
     from .inference.predictor import FineTunedModel, load_finetuned
+    from .training.engine import FineTuneResult, fine_tune
 
 __version__ = "0.1.0"
 

@@ -7,9 +7,12 @@ Nothing here imports torch or transformers, so listing tasks stays fast.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["Task", "PROBLEM_TYPES", "SPLIT_ROLES"]
+
+logger = logging.getLogger("modernbert_tasks")
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 SPLIT_ROLES = ("train", "eval", "test")
@@ -55,6 +60,7 @@ class Task:
     label_column: str = "label"
     labels: tuple[str, ...] = ()
     problem_type: str = "single_label_classification"
+    label_separator: str | None = None  # multi-label cells given as text: "a,b" (None: ",")
 
     # metrics: names from `modernbert_tasks.metrics.METRICS`
     metrics: tuple[str, ...] = ("accuracy",)
@@ -153,10 +159,135 @@ class Task:
         Local files win over the hub: pass `data_dir` (files named after the split, e.g.
         `train.tsv`, `validation.csv`) or `data_files` ({'train': path, ...}).
         """
-        from .data import load_task_dataset
+        import datasets
 
-        return load_task_dataset(self, data_dir=data_dir, data_files=data_files,
-                                 cache_dir=cache_dir, revision=revision)
+        from . import data
+
+        if data_files:
+            files = data.split_files(data_files, self.splits)
+        elif data_dir:
+            files = data.find_split_files(data_dir, self.splits)
+        elif self.hub_id:
+            raw = data.load_hub_splits(self.hub_id, self.hub_config, revision or self.hub_revision,
+                                       self.splits, cache_dir, self._local_hint())
+            return datasets.DatasetDict({
+                role: self.prepare_split(ds, role, f"hub dataset {self.hub_id!r} split {role!r}")
+                for role, ds in raw.items()})
+        else:
+            raise data.DataError(f"Task {self.name!r} has no hub dataset; pass data_dir=... or "
+                                 "data_files={'train': ..., 'validation': ...} (CLI: --data-dir, "
+                                 "--train-file, --validation-file).")
+        return datasets.DatasetDict({
+            role: self.prepare_split(data.read_data_file(path, cache_dir), role, repr(str(path)))
+            for role, path in files.items()})
+
+    def _local_hint(self) -> str:
+        train, dev = self.splits.get("train") or "train", self.splits.get("eval") or "validation"
+        return (f"data_dir='path/to/folder' with files named {train}.tsv / {dev}.tsv (or .csv, "
+                ".jsonl, .parquet), or train_file=... and validation_file=...; CLI: --data-dir "
+                "PATH, or --train-file/--validation-file.")
+
+    def prepare_split(self, ds: datasets.Dataset, role: str, source: str) -> datasets.Dataset:
+        """Check columns, texts and labels; return the split with a numeric ``label`` column.
+
+        A test split whose labels are all -1 (GLUE's hidden test labels) comes back unlabelled.
+        """
+        from . import data
+
+        ds = data.check_text_columns(ds, self.text_columns, source, self.name)
+        keep = list(self.text_columns)
+        if self.label_column not in ds.column_names:
+            if role == "test":
+                return ds.select_columns(keep)
+            raise data.DataError(
+                f"{source} has no label column {self.label_column!r}; its columns are "
+                f"{ds.column_names}.{suggest(self.label_column, ds.column_names)} Add the labels "
+                f"(one of {list(self.labels)}) or rename the column (or choose it: label_column=... / "
+                "--label-column).")
+        raw = ds[self.label_column]
+        if role == "test" and all(v == -1 for v in raw):
+            return ds.select_columns(keep)
+        values = data.encode_labels(raw, self.labels, self.problem_type,
+                                    column=self.label_column, source=source, task_name=self.name,
+                                    label_separator=self.label_separator)
+        return ds.select_columns(keep).add_column("label", values)
+
+    @classmethod
+    def from_data(
+        cls,
+        data_files: Mapping[str, Any] | str | os.PathLike | None = None,
+        *,
+        data_dir: str | os.PathLike | None = None,
+        dataset: str | None = None,
+        dataset_config: str | None = None,
+        text_columns: str | Sequence[str] | None = None,
+        label_column: str | None = None,
+        labels: Sequence[str] | None = None,
+        problem_type: str | None = None,
+        label_separator: str | None = None,
+        name: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        **fields: Any,
+    ) -> Task:
+        """A task inferred from the training data: columns, labels, problem type, metrics.
+
+        Give local files (`data_files={'train': ..., 'validation': ...}` or a `data_dir`) or a
+        hub `dataset`. Columns: the label column is `label_column` or one named label, labels,
+        target, class, category or y; the text column is `text_columns` or the only other
+        string column. Labels: `labels`, or the training split's values, numbers sorted
+        numerically and strings alphabetically. Problem type: `problem_type`, or inferred
+        (non-integer numbers: regression; lists or `label_separator`: multi-label; otherwise
+        single-label). Any other `Task` field (metrics, max_length, ...) can be passed.
+        """
+        from . import data
+
+        if sum(x is not None for x in (data_files, data_dir, dataset)) != 1:
+            raise data.DataError("Task.from_data needs exactly one data source: data_files=..., "
+                                 "data_dir=... or dataset='org/name' (CLI: --train-file, "
+                                 "--data-dir or --dataset).")
+        splits = {"train": "train", "eval": "validation", "test": "test"}
+        if dataset is not None:
+            hint = "data_files={'train': 'train.csv', ...} or data_dir=...; CLI: --train-file/--data-dir."
+            train = data.load_hub_splits(dataset, dataset_config, revision, splits, cache_dir,
+                                         hint).get("train")
+            source, default_name = f"hub dataset {dataset!r}", dataset.split("/")[-1] + (
+                f"-{dataset_config}" if dataset_config else "")
+            if train is None:
+                raise data.DataError(f"{source} has no 'train' split; it cannot be trained on.")
+        else:
+            files = (data.split_files(data_files, splits) if data_files is not None
+                     else data.find_split_files(data_dir, splits))
+            if "train" not in files:
+                raise data.DataError(f"No training file among {sorted(map(str, files.values()))}. "
+                                     "Pass train_file=... (CLI: --train-file).")
+            path = files["train"]
+            train, source = data.read_data_file(path, cache_dir), repr(str(path))
+            stem = path.stem.lower()
+            default_name = (Path(data_dir).name if data_dir is not None else
+                            path.parent.name if stem in sum(data.ROLE_ALIASES.values(), ()) else stem)
+        if isinstance(text_columns, str):
+            text_columns = [c.strip() for c in text_columns.split(",")]
+        columns, label_column = data.infer_columns(train, source, text_columns, label_column)
+        missing = [c for c in columns if c not in train.column_names]
+        if missing:
+            raise data.DataError(f"{source} has no column {missing[0]!r}; its columns are "
+                                 f"{train.column_names}.{suggest(missing[0], train.column_names)} "
+                                 "Choose the text column: text_columns=... (--text-column).")
+        inferred, kind = data.infer_labels(train[label_column], problem_type, label_separator,
+                                           source)
+        labels = tuple(labels) if labels else inferred
+        fields.setdefault("metrics", _DEFAULT_METRICS[kind])
+        fields.setdefault("main_metric", fields["metrics"][0])
+        fields.setdefault("greater_is_better", fields["main_metric"] != "mse")
+        task = cls(name=name or _task_name(default_name), hub_id=dataset, hub_config=dataset_config,
+                   hub_revision=revision, text_columns=tuple(columns), label_column=label_column,
+                   labels=labels, problem_type=kind, label_separator=label_separator,
+                   description=f"Inferred from {source}.", **fields)
+        logger.info("Task %r inferred from %s: text %s, label column %r, %s, labels %s.",
+                    task.name, source, list(task.text_columns), task.label_column,
+                    task.problem_type, list(task.labels) or "(a number)")
+        return task
 
     def format_text(self, text: str) -> str:
         """Applied to every text before tokenization (the prefix, by default)."""
@@ -176,6 +307,21 @@ class Task:
         for key in ("text_columns", "labels", "metrics"):
             d[key] = list(d[key])
         return d
+
+
+# what a task inferred from data reports, main metric first
+_DEFAULT_METRICS = {
+    # macro-F1 first: user data is often imbalanced, and accuracy hides a neglected class
+    "single_label_classification": ("macro_f1", "accuracy"),
+    "multi_label_classification": ("micro_f1", "macro_f1"),
+    "regression": ("pearson", "spearman", "mse"),
+}
+
+
+def _task_name(raw: str) -> str:
+    """A valid task name from a file or folder name: 'My Tickets.v2' -> 'my-tickets-v2'."""
+    name = re.sub(r"[^a-z0-9_\-]+", "-", raw.lower()).strip("-_") or "data"
+    return (name if name[0].isalpha() else f"data-{name}")[:64]
 
 
 RegisterFn = Callable[[Task], None]

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, DataError, ModelLoadError
 from ..artifacts.manifest import MANIFEST_NAME, ManifestError, read_manifest, task_from_manifest
+from ..errors import ConfigError, DataError, ModelLoadError
 from ..task import Task
 
 if TYPE_CHECKING:
@@ -521,7 +521,7 @@ class FineTunedModel:
                       data_files: Any) -> datasets.Dataset:
         import datasets
 
-        from ..data import prepare_split, read_data_file
+        from ..data import read_data_file
 
         if data is None:
             return self._task_split(task, split, data_dir, data_files)
@@ -532,13 +532,13 @@ class FineTunedModel:
             if not path.is_file():
                 raise DataError(f"Evaluation file {str(path)!r} not found. Pass a TSV/CSV/JSONL/"
                                 "parquet file with the task's text and label columns.")
-            return prepare_split(read_data_file(path), task, "eval", source=repr(str(path)))
+            return task.prepare_split(read_data_file(path), "eval", source=repr(str(path)))
         if isinstance(data, datasets.DatasetDict):
             data = data[_role(split, data)]
         if isinstance(data, datasets.Dataset):
-            return prepare_split(data, task, "eval", source="the given Dataset")
+            return task.prepare_split(data, "eval", source="the given Dataset")
         if isinstance(data, Sequence):
-            return prepare_split(_rows_to_dataset(data, task), task, "eval",
+            return task.prepare_split(_rows_to_dataset(data, task), "eval",
                                  source="the given list")
         raise ConfigError(f"evaluate(data=...) got {type(data).__name__}; expected a file path, a "
                           "datasets.Dataset, or a list of (text, label) pairs.")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import hardware
-from .batching import make_collator, subsample, tokenize_splits
+from ..artifacts.saving import SAFE_WEIGHTS, save_final_model
 from ..errors import ConfigError, DataError, ModelLoadError
 from ..options import (
     AUTO,
@@ -32,8 +32,9 @@ from ..options import (
     default_output_dir,
     resolve_options,
 )
-from ..artifacts.saving import SAFE_WEIGHTS, save_final_model
 from ..task import Task
+from .batching import make_collator, subsample, tokenize_splits
+from .task_source import data_files_of, resolve_task
 
 if TYPE_CHECKING:
     import datasets
@@ -93,6 +94,7 @@ class PreparedRun:
     checkpoint: str | None  # what training resumes from
     test_dataset: datasets.Dataset | None = None  # a labelled test split, scored at the end
     num_examples: dict[str, int] = field(default_factory=dict)
+    held_out: dict[str, Any] | None = None  # the eval rows taken from train, when no eval split
 
     @property
     def model_path(self) -> Path:
@@ -101,7 +103,7 @@ class PreparedRun:
 
 # --- the one call -------------------------------------------------------------------------
 def fine_tune(
-    task: str | Task = "sst2",
+    task: str | Task | None = None,
     model_name: str | os.PathLike = DEFAULT_MODEL,
     output_dir: str | os.PathLike | None = None,
     **args: Any,
@@ -109,7 +111,11 @@ def fine_tune(
     """Fine-tune `model_name` on `task`, evaluate it, and save it with its manifest.
 
     Args:
-        task: a registered task name (see `list_tasks()`) or a `Task`.
+        task: a registered task name (see `list_tasks()`), a `Task`, or None to infer the
+            task from the data options (train_file=..., validation_file=..., data_dir=...,
+            dataset='org/name', with text_columns=/label_column= when they can't be guessed;
+            see `Task.from_data`). A path to a data file or folder works as well. With no
+            task and no data, the default task 'sst2' is used.
         model_name: a hub id or a local folder holding config, weights and tokenizer.
         output_dir: the run folder. Default: runs/<task>. The model goes to <output_dir>/model,
             TensorBoard logs to <output_dir>/logs, checkpoints to <output_dir>/checkpoint-*.
@@ -131,6 +137,7 @@ def fine_tune(
     from .checkpoints import refusing_unsafe_checkpoint, reporting_write_errors
     from .locking import run_lock
 
+    task, _, args = resolve_task(task, args)
     out = _output_dir(task, output_dir)
     # one run per folder; other ranks of a distributed run share the main process's lock
     with run_lock(out, enabled=_is_main_process()):
@@ -152,7 +159,7 @@ def fine_tune(
 
 
 def prepare(
-    task: str | Task = "sst2",
+    task: str | Task | None = None,
     model_name: str | os.PathLike = DEFAULT_MODEL,
     output_dir: str | os.PathLike | None = None,
     **args: Any,
@@ -162,7 +169,7 @@ def prepare(
 
     from .trainer import TaskTrainer
 
-    task, plugin = _resolve_task(task)
+    task, plugin, args = resolve_task(task, args)
     resolved = resolve_options(task, args)
     opts = resolved.options
     if opts.text_prefix is not None:
@@ -183,7 +190,7 @@ def prepare(
     with training_args.main_process_first(desc="preparing the output folder and data"):
         if training_args.process_index == 0 and opts.overwrite:
             _clear_previous_run(out, opts)
-        splits = _load_splits(task, opts)
+        splits, held_out = _load_splits(task, opts)
         tokenized = tokenize_splits(splits, task, tokenizer, max_length, opts.padding,
                                     opts.cache_dir and os.fspath(opts.cache_dir))
     if "eval" not in tokenized:
@@ -209,34 +216,20 @@ def prepare(
     return PreparedRun(task=task, plugin=plugin, model_name=model_name, output_dir=out,
                        options=opts, resolved=resolved, hardware=hw, max_length=max_length,
                        trainer=trainer, checkpoint=checkpoint, test_dataset=tokenized.get("test"),
-                       num_examples={role: len(ds) for role, ds in tokenized.items()})
+                       num_examples={role: len(ds) for role, ds in tokenized.items()},
+                       held_out=held_out)
 
 
 # --- step 1: options ----------------------------------------------------------------------
 def _output_dir(task: str | Task, output_dir: str | os.PathLike | None) -> Path:
     if output_dir is not None:
         return Path(output_dir)
-    return default_output_dir(_resolve_task(task)[0].name)
+    return default_output_dir(resolve_task(task, {})[0].name)
 
 
 def _is_main_process() -> bool:
     """Rank 0 of a torchrun / accelerate launch, or a plain process."""
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def _resolve_task(task: str | Task) -> tuple[Task, tuple[str | None, str | None]]:
-    from ..plugins import registry
-
-    if isinstance(task, Task):
-        found = registry.tasks().get(task.name)
-        info = found[1] if found and found[0] == task else None
-        return task, (info.name, info.version) if info else (None, None)
-    if not isinstance(task, str):
-        raise ConfigError(f"task={task!r} is neither a task name nor a Task; pass e.g. 'sst2' "
-                          "(see modernbert_tasks.list_tasks()).")
-    found_task = registry.get(task)  # UnknownTaskError with suggestions
-    info = registry.tasks()[task][1]
-    return found_task, (info.name, info.version)
 
 
 def _training_args(resolved: ResolvedOptions, hw: hardware.Hardware, out: Path
@@ -276,23 +269,47 @@ def _schedule(args: TrainingArguments, resolved: ResolvedOptions, num_train: int
 
 
 # --- step 2: data -------------------------------------------------------------------------
-def _load_splits(task: Task, opts: TrainOptions) -> datasets.DatasetDict:
+def _load_splits(task: Task, opts: TrainOptions) -> tuple[datasets.DatasetDict, dict | None]:
+    """The task's splits (subsampled as asked) and, when the data has no evaluation split,
+    a description of the share of training data held out for it (None otherwise)."""
     import datasets
 
+    values = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
     splits = task.load_dataset(
-        data_dir=opts.data_dir and os.fspath(opts.data_dir), data_files=opts.data_files,
+        data_dir=opts.data_dir and os.fspath(opts.data_dir), data_files=data_files_of(values),
         cache_dir=opts.cache_dir and os.fspath(opts.cache_dir), revision=opts.data_revision)
     if "train" not in splits:
         raise DataError(f"Task {task.name!r}: the data has no training split (found "
-                        f"{sorted(splits)}). Add a train file (e.g. train.tsv) to data_dir, or "
-                        "pass data_files={'train': ...}.")
+                        f"{sorted(splits)}). Add a train file (e.g. train.csv) to data_dir, or "
+                        "pass train_file=... (CLI: --train-file).")
+    splits, held_out = dict(splits), None
+    if "eval" not in splits and opts.validation_fraction > 0:
+        splits["train"], splits["eval"], held_out = _hold_out(splits["train"], task, opts)
     limits = {"train": opts.max_train_samples, "eval": opts.max_eval_samples}
     out = {}
     for role, ds in splits.items():
         if role == "test" and "label" not in ds.column_names:
             continue  # unlabelled test data cannot be scored
         out[role] = subsample(ds, limits.get(role), opts.seed, f"max_{role}_samples")
-    return datasets.DatasetDict(out)
+    return datasets.DatasetDict(out), held_out
+
+
+def _hold_out(train: datasets.Dataset, task: Task, opts: TrainOptions):
+    from ..data import hold_out
+
+    if not 0 < opts.validation_fraction < 1:
+        raise ConfigError(f"validation_fraction={opts.validation_fraction} must be between 0 and "
+                          "1 (e.g. 0.1 holds out 10%), or 0 to train without evaluation.")
+    stratified = task.problem_type == "single_label_classification"
+    rest, held = hold_out(train, opts.validation_fraction, opts.seed, stratified)
+    info = {"fraction": opts.validation_fraction, "seed": opts.seed, "stratified": stratified,
+            "rows": len(held), "from_rows": len(train)}
+    logger.warning("No evaluation split in the data: holding out %d of %d training rows (%g%%, "
+                   "%sseed %d) for evaluation. Pass validation_file=... (--validation-file) to "
+                   "use your own, or validation_fraction=0 to train without evaluation.",
+                   len(held), len(train), 100 * opts.validation_fraction,
+                   "stratified by label, " if stratified else "", opts.seed)
+    return rest, held, info
 
 
 def _max_length(opts: TrainOptions, task: Task, config: PretrainedConfig, model_name: str) -> int:
@@ -519,6 +536,7 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
                      run.trainer.model.config._attn_implementation,
                      "world_size": run.trainer.args.world_size,
                      "num_examples": run.num_examples,
+                     "held_out_eval": run.held_out,
                      "global_step": run.trainer.state.global_step})
     return build_manifest(run.task, plugin=run.plugin[0], plugin_version=run.plugin[1],
                           max_length=run.max_length, metrics=metrics, base_model=run.model_name,
