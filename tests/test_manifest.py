@@ -11,7 +11,6 @@ from enum import Enum
 import pytest
 
 from modernbert_tasks import Task
-from modernbert_tasks.errors import ModelLoadError
 from modernbert_tasks.artifacts.manifest import (
     MANIFEST_NAME,
     MANIFEST_VERSION,
@@ -22,6 +21,7 @@ from modernbert_tasks.artifacts.manifest import (
     validate_manifest,
     write_manifest,
 )
+from modernbert_tasks.errors import ModelLoadError
 from modernbert_tasks.tasks.sst2 import SST2
 
 PAIR_TASK = Task(

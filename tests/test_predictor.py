@@ -13,9 +13,9 @@ import torch
 from conftest import build_tiny_modernbert, make_sentiment_rows, write_tsv
 
 from modernbert_tasks import ModelLoadError, Task, load_finetuned
-from modernbert_tasks.inference import predictor as predictor_module
-from modernbert_tasks.errors import DataError
 from modernbert_tasks.artifacts.manifest import ManifestError, build_manifest, write_manifest
+from modernbert_tasks.errors import DataError
+from modernbert_tasks.inference import predictor as predictor_module
 
 SENTIMENT = Task(name="sentiment-demo", labels=("negative", "positive"), max_length=64,
                  text_prefix="review: ", metrics=("accuracy", "f1"))
