@@ -224,10 +224,15 @@ def test_three_labels_on_sentence_pairs(tiny_model_dir, tmp_path):
 def test_without_an_eval_split_it_trains_and_saves_the_last_model(tiny_model_dir,
                                                                   sentiment_dir, tmp_path):
     shutil.copy(sentiment_dir / "train.tsv", tmp_path / "train.tsv")
-    result = fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=tmp_path / "run",
-                       data_dir=str(tmp_path), max_steps=3, disable_tqdm=True, report_to="none")
+    args = dict(model_name=str(tiny_model_dir), data_dir=str(tmp_path), max_steps=3,
+                disable_tqdm=True, report_to="none")
+    result = fine_tune("sst2", output_dir=tmp_path / "run", validation_fraction=0, **args)
     assert "accuracy" not in result.metrics and result.best_checkpoint is None
     assert (result.model_path / "model.safetensors").is_file()
+    # by default, 10% of the training rows are held out and the model is evaluated on them
+    held = fine_tune("sst2", output_dir=tmp_path / "held", **args)
+    assert "accuracy" in held.metrics
+    assert held.to_dict()["metrics"]["accuracy"] == held.metrics["accuracy"]
 
 
 # --- errors ---------------------------------------------------------------------------------
