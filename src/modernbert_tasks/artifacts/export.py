@@ -241,9 +241,9 @@ def _output_folder(reference: FineTunedModel, output: Any) -> Path:
 
 
 def _input_names(reference: FineTunedModel) -> list[str]:
-    # what predict feeds (only the tokenizer's model inputs), in a fixed order
-    names = reference.tokenizer.model_input_names
-    return [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in names]
+    # the order of Logits.forward; token_type_ids only where predict feeds them (BERT)
+    extra = ["token_type_ids"] if "token_type_ids" in reference.tokenizer.model_input_names else []
+    return ["input_ids", "attention_mask", *extra]
 
 
 def _export_graph(reference: FineTunedModel, path: Path, dynamo: bool) -> str:
@@ -256,14 +256,18 @@ def _export_graph(reference: FineTunedModel, path: Path, dynamo: bool) -> str:
     args = tuple(dummy[n] for n in names)
 
     class Logits(torch.nn.Module):
-        """Positional inputs in `names` order -> logits: a graph with one plain output."""
+        """Named inputs -> logits: a graph with one plain output. Explicit parameters (not
+        *args) so that the dynamo exporter can match dynamic_shapes by name."""
 
         def __init__(self, model: Any) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, *inputs: Any) -> Any:
-            return self.model(**dict(zip(names, inputs, strict=True))).logits
+        def forward(self, input_ids: Any, attention_mask: Any = None,
+                    token_type_ids: Any = None) -> Any:
+            given = {"input_ids": input_ids, "attention_mask": attention_mask,
+                     "token_type_ids": token_type_ids}
+            return self.model(**{n: given[n] for n in names}).logits
 
     wrapped = Logits(reference.model).eval()
     try:
@@ -273,7 +277,7 @@ def _export_graph(reference: FineTunedModel, path: Path, dynamo: bool) -> str:
                 batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
                 torch.onnx.export(wrapped, args, str(path), input_names=names,
                                   output_names=["logits"], dynamo=True,
-                                  dynamic_shapes=tuple({0: batch, 1: seq} for _ in names),
+                                  dynamic_shapes={n: {0: batch, 1: seq} for n in names},
                                   opset_version=DYNAMO_OPSET, external_data=False)
             else:
                 axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}

@@ -41,7 +41,7 @@ class OnnxForward:
     """An onnxruntime session called like a transformers model: `forward(**batch).logits`.
 
     Feeds exactly the graph's inputs as int64 (BERT graphs take token_type_ids, ModernBERT
-    graphs do not); an input the graph wants but the tokenizer did not give is zeros.
+    graphs do not); one the tokenizer did not give is filled in (mask: ones, types: zeros).
     """
 
     def __init__(self, session: Any, config: Any, file: str) -> None:
@@ -58,8 +58,11 @@ class OnnxForward:
         feed = {}
         for name in self.input_names:
             value = batch.get(name)
-            feed[name] = (np.zeros(tuple(ids.shape), dtype=np.int64) if value is None
-                          else value.cpu().numpy().astype(np.int64, copy=False))
+            if value is None:  # attention: every token is real; token types: all segment 0
+                fill = np.ones if name == "attention_mask" else np.zeros
+                feed[name] = fill(tuple(ids.shape), dtype=np.int64)
+            else:
+                feed[name] = value.cpu().numpy().astype(np.int64, copy=False)
         logits = self.session.run(None, feed)[0]
         return SimpleNamespace(logits=torch.from_numpy(logits))
 
