@@ -226,7 +226,8 @@ def render_model_card(manifest: Mapping[str, Any], name: str | None = None) -> s
             + f". Created {manifest.get('created_at', 'unknown')}.", ""]
     out += ["## Intended use and limits", "",
             f"- Intended for the task it was trained on: "
-            f"{(definition.get('description') or task['name']).rstrip('.')}. Inputs are {' + '.join(columns)} text"
+            f"{(definition.get('description') or task['name']).rstrip('.')}. Inputs are "
+            f"{' + '.join(columns)} text"
             + (" pairs" if len(columns) == 2 else "") + f", truncated to {manifest['max_length']} "
             "tokens: anything beyond is not seen.",
             "- It only knows the labels above; inputs from another domain, language or label "

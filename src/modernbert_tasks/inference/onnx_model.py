@@ -19,8 +19,8 @@ from typing import Any
 from ..errors import ConfigError, ModelLoadError
 from .predictor import DEFAULT_MAX_LENGTH, FineTunedModel, _check_labels_match, _task_for
 
-__all__ = ["load_backend", "load_onnx", "BACKENDS", "OnnxFineTunedModel", "OnnxForward", "ONNX_FILES", "INSTALL_HINT",
-           "require_onnxruntime"]
+__all__ = ["load_backend", "load_onnx", "BACKENDS", "OnnxFineTunedModel", "OnnxForward",
+           "ONNX_FILES", "INSTALL_HINT", "require_onnxruntime"]
 
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 BACKENDS = {"torch": None, "onnx": "fp32", "onnx-int8": "int8"}  # backend -> ONNX weights
