@@ -1,4 +1,4 @@
-"""The final save: weights (safetensors), tokenizer, config and manifest, swapped in atomically.
+"""The final save: weights (safetensors), tokenizer, config, manifest and model card, swapped in atomically.
 
 Everything is written to a hidden folder beside the target first. Only when it is complete is
 the previous model moved aside and the new one renamed into place, so an interrupted save never
@@ -49,6 +49,7 @@ def save_final_model(trainer: Trainer, target: str | Path, manifest: Mapping[str
     collectively, and the ranks wait for the main one before returning.
     """
     from .manifest import write_manifest
+    from .model_card import write_model_card
 
     target = Path(target)
     staged = _staging(target)[0]
@@ -63,6 +64,7 @@ def save_final_model(trainer: Trainer, target: str | Path, manifest: Mapping[str
         if not any((staged / name).is_file() for name in SAFE_WEIGHTS):
             raise RuntimeError(f"Saving the model to {staged} wrote no safetensors weights.")
         write_manifest(staged, manifest)
+        write_model_card(staged, manifest)  # README.md, generated from the manifest alone
         swap_into_place(staged, target)
         logger.info("Saved the fine-tuned model to %s", target)
     trainer.accelerator.wait_for_everyone()

@@ -47,6 +47,7 @@ def load_finetuned(
     precision: str = "auto",
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
+    backend: str = "torch",
 ) -> FineTunedModel:
     """Load a model saved by `fine_tune` (or any HF sequence-classification folder).
 
@@ -59,7 +60,13 @@ def load_finetuned(
         trust_remote_code: run model code shipped in the folder. Off unless you trust it.
         allow_pickle: also load pickle weights (pytorch_model.bin). Unpickling can run
             arbitrary code, so only do this for files you trust.
+        backend: 'torch', or 'onnx' / 'onnx-int8' for onnxruntime on a folder written by
+            export_onnx (same predict/evaluate; see inference/onnx_model.py).
     """
+    if backend != "torch":  # onnxruntime: an optional extra, loaded only when asked for
+        from .onnx_model import load_backend
+
+        return load_backend(path, backend, device=device, precision=precision)
     if precision not in PRECISIONS:
         raise ConfigError(f"precision={precision!r} is not supported; expected one of "
                           f"{', '.join(PRECISIONS)}.")
@@ -352,6 +359,12 @@ class FineTunedModel:
     def is_pair(self) -> bool | None:
         """True/False from the task; None (either form accepted) without a manifest."""
         return self.task.is_pair if self.task is not None else None
+
+    def export_onnx(self, output: str | os.PathLike | None = None, **kwargs: Any) -> Any:
+        """Export to ONNX with a parity check; see `artifacts.export.export_onnx`."""
+        from ..artifacts.export import export_onnx
+
+        return export_onnx(self, output, **kwargs)
 
     # --- predict ------------------------------------------------------------------------
     def predict(

@@ -1,0 +1,262 @@
+"""The model card: a Hugging Face `README.md` generated from the manifest alone.
+
+Everything in the card comes from `modernbert_tasks.json`, so the two never disagree: YAML
+metadata (library_name, tags, pipeline_tag, base_model, datasets, metrics, model-index), the
+labels, the training setup, the results (mean ± std over seeds when the manifest has a
+`seeds` summary), the data, intended use and limits, and how to load the model.
+
+The YAML is written by hand (pyyaml is not a dependency): every string is JSON-quoted, which is
+valid YAML, and floats always carry a '.' so that YAML 1.1 readers see numbers.
+
+`manifest["seeds"]`, when present, is read as
+``{"seeds": [42, 43, ...], "metrics": {name: {"mean": m, "std": s, ...}}}``; per-metric entries
+may also sit at the top level. Anything else there is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CARD_NAME", "render_model_card", "write_model_card", "card_metrics"]
+
+CARD_NAME = "README.md"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+# Training settings worth a row in the card, in this order (when recorded).
+_SETUP = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+          "gradient_accumulation_steps", "weight_decay", "warmup_steps", "warmup_ratio",
+          "lr_scheduler_type", "seed", "precision", "attention", "padding", "world_size",
+          "global_step")
+_RUN_STATS = ("runtime", "samples_per_second", "steps_per_second")
+
+
+# --- the numbers ---------------------------------------------------------------------------
+def card_metrics(manifest: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """{split: {metric: value}} for 'eval' and 'test': the task's metrics and the loss.
+
+    The manifest stores the eval split's metrics unprefixed and the test split's as
+    'test_<name>'; timing entries (runtime, samples per second) are left out.
+    """
+    metrics = manifest.get("metrics") or {}
+    names = list(manifest["task"]["definition"]["metrics"]) + ["loss"]
+    out: dict[str, dict[str, float]] = {"eval": {}, "test": {}}
+    for name in names:
+        for split, key in (("eval", name), ("test", f"test_{name}")):
+            value = metrics.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[split][name] = value
+    return {split: values for split, values in out.items() if values}
+
+
+def _seed_stats(manifest: Mapping[str, Any]) -> tuple[list[Any], dict[str, dict[str, float]]]:
+    seeds = manifest.get("seeds")
+    if not isinstance(seeds, Mapping):
+        return [], {}
+    per_metric = seeds.get("metrics") if isinstance(seeds.get("metrics"), Mapping) else seeds
+    stats = {}
+    for name, value in per_metric.items():
+        if isinstance(value, Mapping) and all(
+                isinstance(value.get(k), int | float) for k in ("mean", "std")):
+            stats[str(name)] = {"mean": float(value["mean"]), "std": float(value["std"])}
+    runs = seeds.get("seeds") if isinstance(seeds.get("seeds"), list) else []
+    return runs, stats
+
+
+# --- YAML ----------------------------------------------------------------------------------
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "null"
+        text = repr(value)
+        if "e" in text and "." not in text.split("e")[0]:
+            mantissa, exponent = text.split("e")
+            text = f"{mantissa}.0e{exponent}"  # YAML 1.1 reads 1e-05 as a string
+        return text
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _yaml(value: Any, indent: int = 0) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(item, Mapping | list) and item:
+                lines.append(f"{pad}{key}:")
+                lines += _yaml(item, indent + (2 if isinstance(item, Mapping) else 0))
+            elif isinstance(item, Mapping | list):
+                lines.append(f"{pad}{key}: {'{}' if isinstance(item, Mapping) else '[]'}")
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, Mapping | list) and item:
+                inner = _yaml(item, indent + 2)
+                lines.append(f"{pad}- {inner[0].lstrip()}")
+                lines += inner[1:]
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+    return lines
+
+
+def _metadata(manifest: Mapping[str, Any], name: str) -> dict[str, Any]:
+    definition = manifest["task"]["definition"]
+    hub_id = definition.get("hub_id")
+    metrics = card_metrics(manifest)
+    runs, seed_stats = _seed_stats(manifest)
+    meta: dict[str, Any] = {
+        "library_name": "transformers",
+        "tags": ["modernbert-tasks", "text-classification", str(manifest["task"]["name"])],
+        "pipeline_tag": "text-classification",
+    }
+    if _HUB_ID.match(str(manifest["base_model"])):
+        meta["base_model"] = manifest["base_model"]
+    if hub_id:
+        meta["datasets"] = [hub_id]
+    meta["metrics"] = [m for m in definition["metrics"]]
+    results = []
+    for split, values in metrics.items():
+        task_metrics = {k: v for k, v in values.items() if k != "loss"}
+        if not task_metrics:
+            continue
+        dataset: dict[str, Any] = {"name": hub_id or manifest["task"]["name"],
+                                   "type": hub_id or manifest["task"]["name"]}
+        if definition.get("hub_config"):
+            dataset["config"] = definition["hub_config"]
+        dataset["split"] = (definition.get("splits") or {}).get(split) or split
+        entries = []
+        for metric, value in task_metrics.items():
+            entries.append({"type": metric, "value": value, "name": f"{split} {metric}"})
+            stats = seed_stats.get(metric if split == "eval" else f"test_{metric}")
+            if stats:  # the mean over seeds as its own entry: the model's own value stays exact
+                entries.append({"type": metric, "value": stats["mean"],
+                                "name": f"{split} {metric} (mean of {len(runs) or 'several'} "
+                                        f"seeds, std {_fmt(stats['std'])})"})
+        results.append({"task": {"type": "text-classification", "name": "Text Classification"},
+                        "dataset": dataset, "metrics": entries})
+    if results:
+        meta["model-index"] = [{"name": name, "results": results}]
+    return meta
+
+
+# --- the card ------------------------------------------------------------------------------
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and not isinstance(value, bool):
+        if value.is_integer():
+            return str(int(value))
+        return f"{value:.4g}" if abs(value) < 1e-3 else f"{value:.4f}".rstrip("0").rstrip(".")
+    return f"`{json.dumps(value)}`" if isinstance(value, list | dict) else str(value)
+
+
+def render_model_card(manifest: Mapping[str, Any], name: str | None = None) -> str:
+    """The README.md text for a model folder with this manifest."""
+    task = manifest["task"]
+    definition = task["definition"]
+    training = manifest.get("training") or {}
+    name = name or f"{Path(str(manifest['base_model'])).name}-{task['name']}"
+    labels = list(definition["labels"])
+    problem = definition["problem_type"]
+    metrics = card_metrics(manifest)
+    runs, seed_stats = _seed_stats(manifest)
+    hub_id = definition.get("hub_id")
+    columns = list(definition["text_columns"])
+    out = ["---", *_yaml(_metadata(manifest, name)), "---", "", f"# {name}", ""]
+    out += [f"`{manifest['base_model']}` fine-tuned with "
+            f"[modernbert-tasks](https://pypi.org/project/modernbert-tasks/) on the task "
+            f"**{task['name']}** (version {task['version']}"
+            + (f", from plugin `{task['plugin']}`" if task.get("plugin") else "") + ")."
+            + (f" {definition['description']}" if definition.get("description") else ""), ""]
+    out += ["## Labels", ""]
+    if problem == "regression":
+        out += ["Regression: one output, a score.", ""]
+    else:
+        kind = ("multi-label (every label with probability > 0.5 applies)"
+                if problem == "multi_label_classification" else "single-label")
+        out += [f"{kind.capitalize()} classification over {len(labels)} labels:", "",
+                "| id | label |", "|---|---|"]
+        out += [f"| {i} | {label} |" for i, label in enumerate(labels)] + [""]
+    out += ["## Results", ""]
+    if metrics:
+        if runs or seed_stats:
+            out += [f"Mean ± std over {len(runs) or 'several'} seeds"
+                    + (f" ({', '.join(map(str, runs))})" if runs else "")
+                    + "; single-run values are this model's.", ""]
+        out += ["| split | metric | value |", "|---|---|---|"]
+        for split, values in metrics.items():
+            for metric, value in values.items():
+                stats = seed_stats.get(metric if split == "eval" else f"test_{metric}")
+                shown = (f"{_fmt(stats['mean'])} ± {_fmt(stats['std'])} (this model: "
+                         f"{_fmt(value)})" if stats else _fmt(value))
+                split_name = (definition.get("splits") or {}).get(split) or split
+                out.append(f"| {split} ({split_name}) | {metric} | {shown} |")
+        out.append("")
+    else:
+        out += ["No evaluation metrics were recorded.", ""]
+    out += ["## Training data", ""]
+    if hub_id:
+        out.append(f"Dataset: [`{hub_id}`](https://huggingface.co/datasets/{hub_id})"
+                   + (f", configuration `{definition['hub_config']}`"
+                      if definition.get("hub_config") else "")
+                   + (f", revision `{definition['hub_revision']}`"
+                      if definition.get("hub_revision") else "") + ".")
+    for key in ("data_dir", "train_file", "data_files", "dataset"):
+        if training.get(key):
+            out.append(f"Read from {key.replace('_', ' ')} `{training[key]}`.")
+    counts = training.get("num_examples")
+    if isinstance(counts, Mapping) and counts:
+        out.append("Examples: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".")
+    out += [f"Input column(s): {', '.join(f'`{c}`' for c in columns)}; label column "
+            f"`{definition['label_column']}`.", ""]
+    out += ["## Training setup", "", "| setting | value |", "|---|---|",
+            f"| base model | `{manifest['base_model']}` |",
+            f"| max length (tokens) | {manifest['max_length']} |"]
+    if manifest.get("text_prefix"):
+        out.append(f"| text prefix | `{json.dumps(manifest['text_prefix'])}` |")
+    out += [f"| {key.replace('_', ' ')} | {_fmt(training[key])} |" for key in _SETUP
+            if training.get(key) is not None]
+    versions = manifest.get("versions") or {}
+    out += ["", "Library versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v)
+            + f". Created {manifest.get('created_at', 'unknown')}.", ""]
+    out += ["## Intended use and limits", "",
+            f"- Intended for the task it was trained on: "
+            f"{(definition.get('description') or task['name']).rstrip('.')}. Inputs are "
+            f"{' + '.join(columns)} text"
+            + (" pairs" if len(columns) == 2 else "") + f", truncated to {manifest['max_length']} "
+            "tokens: anything beyond is not seen.",
+            "- It only knows the labels above; inputs from another domain, language or label "
+            "scheme get a confident-looking answer that may be wrong. Check it on your data "
+            "first (`load_finetuned(path).evaluate(your_file)`).",
+            "- It inherits the biases of the base model and of the training data. Do not use it "
+            "alone for decisions about people.", ""]
+    example = ('("first text", "second text")' if len(columns) == 2 else '"a text to classify"')
+    out += ["## How to use", "", "With `transformers`:", "", "```python",
+            "from transformers import pipeline", "",
+            'classifier = pipeline("text-classification", model="path/or/hub-id")']
+    if manifest.get("text_prefix"):
+        out.append(f"# training put {json.dumps(manifest['text_prefix'])} before every text: "
+                   "do the same here")
+    if len(columns) == 2:
+        out.append('print(classifier({"text": "first text", "text_pair": "second text"}))')
+    else:
+        out.append(f"print(classifier({example}))")
+    out += ["```", "", "With `modernbert-tasks` (same tokenization, prefix and max length as "
+            "training; `backend=\"onnx\"` after `modernbert-tasks export PATH --format onnx`):",
+            "", "```python", "from modernbert_tasks import load_finetuned", "",
+            'model = load_finetuned("path/or/hub-id")', f"print(model.predict([{example}]))",
+            "```", ""]
+    return "\n".join(out)
+
+
+def write_model_card(folder: str | Path, manifest: Mapping[str, Any],
+                     name: str | None = None) -> Path:
+    """Write `folder/README.md` from the manifest; return its path."""
+    path = Path(folder) / CARD_NAME
+    path.write_text(render_model_card(manifest, name), encoding="utf-8")
+    return path

@@ -1,0 +1,91 @@
+"""push_to_hub: the dry run lists exactly what would be uploaded; offline fails fast."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+# reuse the predictor tests' folder builder: a tiny model with labels and a manifest
+from test_predictor import SENTIMENT, save_with_manifest
+
+from modernbert_tasks import ConfigError, ModelLoadError
+from modernbert_tasks.artifacts.manifest import read_manifest
+from modernbert_tasks.artifacts.model_card import write_model_card
+from modernbert_tasks.artifacts.publish import PublishError, push_command, push_to_hub
+
+
+@pytest.fixture
+def model_folder(tiny_model_dir, tmp_path):
+    folder = save_with_manifest(tiny_model_dir, tmp_path / "model", SENTIMENT)
+    write_model_card(folder, read_manifest(folder))
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "model.onnx").write_bytes(b"x" * 1234)
+    # never uploaded: a pickle, a hidden staging folder, a hidden file
+    (folder / "training_args.bin").write_bytes(b"pickle")
+    (folder / ".onnx.partial").mkdir()
+    (folder / ".onnx.partial" / "model.onnx").write_bytes(b"half")
+    (folder / ".DS_Store").write_bytes(b"")
+    return folder
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the dry run touched the network")
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def test_dry_run_lists_exactly_the_files_and_sizes(model_folder, no_network):
+    plan = push_to_hub(model_folder, "someone/tiny-sentiment", dry_run=True)
+    expected = sorted(p.relative_to(model_folder).as_posix() for p in model_folder.rglob("*")
+                      if p.is_file() and not p.name.endswith(".bin")
+                      and not any(part.startswith(".") for part in
+                                  p.relative_to(model_folder).parts))
+    assert [name for name, _ in plan.files] == expected
+    assert "README.md" in expected and "onnx/model.onnx" in expected
+    assert dict(plan.files)["onnx/model.onnx"] == 1234
+    assert plan.total_bytes == sum((model_folder / n).stat().st_size for n in expected)
+    summary = push_command(str(model_folder), "someone/tiny-sentiment", dry_run=True)
+    assert summary.startswith(f"Dry run: would upload {len(expected)} files")
+    assert "training_args.bin" not in summary and ".partial" not in summary
+
+
+def test_dry_run_of_a_folder_without_card_lists_the_card_it_would_generate(model_folder,
+                                                                            no_network):
+    (model_folder / "README.md").unlink()
+    plan = push_to_hub(model_folder, "someone/tiny", dry_run=True)
+    assert plan.card_generated and "README.md" in dict(plan.files)
+    assert not (model_folder / "README.md").exists()  # a dry run changes nothing
+
+
+def test_offline_push_fails_fast_and_names_the_fix(model_folder):
+    started = time.monotonic()
+    with pytest.raises(PublishError, match=r"Cannot reach the Hugging Face Hub.*--dry-run"):
+        # port 9 on localhost: refused at once, on any machine
+        push_to_hub(model_folder, "someone/tiny", token="hf_test", endpoint="http://127.0.0.1:9")
+    assert time.monotonic() - started < 10
+
+
+def test_hf_hub_offline_and_missing_token_fail_before_any_network(model_folder, monkeypatch,
+                                                                 no_network):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PublishError, match="HF_HUB_OFFLINE is set"):
+        push_to_hub(model_folder, "someone/tiny", token="hf_test")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with pytest.raises(PublishError, match="hf auth login"):
+        push_to_hub(model_folder, "someone/tiny")
+
+
+def test_bad_folder_and_repo_id_are_named(model_folder, tiny_model_dir, tmp_path):
+    with pytest.raises(ConfigError, match="repo_id='not a repo'"):
+        push_to_hub(model_folder, "not a repo", dry_run=True)
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        push_to_hub(tmp_path / "nope", "someone/x", dry_run=True)
+    with pytest.raises(ModelLoadError, match="lacks modernbert_tasks.json"):
+        push_to_hub(tiny_model_dir, "someone/x", dry_run=True)
