@@ -298,3 +298,21 @@ def test_cli_trains_evaluates_and_predicts_on_a_spreadsheet_csv(tmp_path, tiny_m
     proc = run_cli("evaluate", tmp_path / "run" / "model", "--data-file", val, "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["macro_f1"] >= 0.8
+
+
+def test_task_name_from_a_relative_train_file(tmp_path, monkeypatch):
+    folder = tmp_path / "helpdesk"
+    folder.mkdir()
+    write_csv(folder / "train.csv", ticket_rows(12, 14))
+    monkeypatch.chdir(folder)
+    assert Task.from_data({"train": "train.csv"}).name == "helpdesk"
+    assert Task.from_data({"train": "train.csv"}, name="mine").name == "mine"
+
+
+def test_a_config_task_mapping_is_a_clear_usage_error(tmp_path):
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"task": {"name": "tickets"}}))
+    proc = run_cli("train", "--config", config)
+    assert proc.returncode == 2
+    assert "task must be a registered task's name" in proc.stderr
+    assert "train_file" in proc.stderr and "Traceback" not in proc.stderr

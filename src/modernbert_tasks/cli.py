@@ -41,6 +41,8 @@ COMMANDS = ("train", "evaluate", "predict", "options", "tasks", "plugins")
 USAGE_ERRORS = (ConfigError, UnknownTaskError)
 # TrainingArguments.debug would clash with our --debug (show tracebacks)
 RENAMED_FLAGS = {"debug": "trainer-debug"}
+# singular spellings that read naturally for one column
+FLAG_ALIASES = {"text_columns": ["--text-column", "--text_column"]}
 # keys a --config file may hold besides the option fields
 CONFIG_EXTRA_KEYS = ("task", "model_name", "output_dir")
 # TrainOptions fields that only make sense from Python (objects, not text)
@@ -312,6 +314,7 @@ def _add_field_flag(group: Any, field: dataclasses.Field, hint: Any, default: An
     names = [f"--{flag}"]
     if "_" in field.name and field.name not in RENAMED_FLAGS:
         names.append(f"--{field.name}")  # run_glue.py spelling, so old commands paste in
+    names += FLAG_ALIASES.get(field.name, [])
     default = _field_default(field) if default is None else default
     if isinstance(default, str) and kwargs.get("type") in (int, float):
         # a symbolic library default such as eval_steps="auto" can also be typed
@@ -497,24 +500,34 @@ def read_config_file(path: str | os.PathLike, allowed: set[str]) -> dict[str, An
 
 def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .plugins import get_task
+    from .training.task_source import DATA_OPTIONS, is_data_path
 
     allowed = option_names()
     options = read_config_file(args.config, allowed) if args.config else {}
     options.update({k: v for k, v in vars(args).items() if k in allowed and k != "task"})
     task = args.task or options.get("task")
     options.pop("task", None)
-    if not task:
-        parser.error("a TASK is required (e.g. `modernbert-tasks train sst2`), or a `task:` "
-                     "key in the --config file")
-    get_task(task)  # an unknown task fails here, before torch is imported
+    if task is not None and not isinstance(task, str):
+        raise ConfigError(f"the task must be a registered task's name, got a "
+                          f"{type(task).__name__}: {task!r}. To describe your data instead, use "
+                          "the data keys (train_file, validation_file, text_columns, "
+                          "label_column, ...) at the top level of the --config file.")
+    has_data = any(options.get(k) is not None for k in DATA_OPTIONS)
+    if not task and not has_data:
+        parser.error("give a TASK (e.g. `modernbert-tasks train sst2`) or your data "
+                     "(--train-file FILE, --data-dir DIR or --dataset ID), or a `task:` key in "
+                     "the --config file")
+    if task and not is_data_path(task):
+        get_task(task)  # an unknown task fails here, before torch is imported
     _show_library_logs()
 
     from .training.engine import fine_tune
 
     start = time.perf_counter()
-    result = fine_tune(task, **options)
+    result = fine_tune(task or None, **options)
     if _is_main_process():
-        print(format_train_summary(result, task, options, time.perf_counter() - start))
+        name = result.model_path.parent.name if task is None else task
+        print(format_train_summary(result, name, options, time.perf_counter() - start))
     return EXIT_OK
 
 
@@ -565,13 +578,20 @@ def format_train_summary(result: Any, task: str, options: Mapping[str, Any],
     tensorboard = (f"tensorboard --logdir {logdir}" if "tensorboard" in str(report_to)
                    else "off (add --report-to tensorboard)")
     data = f" --data-dir {options['data_dir']}" if options.get("data_dir") else ""
+    if options.get("validation_file"):
+        data = f" --data-file {options['validation_file']}"
+    example = '"some text"'
+    manifest = Path(model_path) / "modernbert_tasks.json"
+    if manifest.is_file() and len(json.loads(manifest.read_text())["task"]["definition"].get(
+            "text_columns", [])) == 2:
+        example = '--pair "first text" "second text"'  # a pair task takes two texts
     lines += [
         "",
         f"Model saved to    {model_path}",
         *([f"Best checkpoint   {result.best_checkpoint}"] if result.best_checkpoint else []),
         f"TensorBoard       {tensorboard}",
         f"Evaluate          {PROG} evaluate {model_path}{data}",
-        f"Predict           {PROG} predict {model_path} \"some text\"",
+        f"Predict           {PROG} predict {model_path} {example}",
     ]
     return "\n".join(lines)
 

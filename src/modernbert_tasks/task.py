@@ -265,7 +265,7 @@ class Task:
             train, source = data.read_data_file(path, cache_dir), repr(str(path))
             stem = path.stem.lower()
             default_name = (Path(data_dir).name if data_dir is not None else
-                            path.parent.name if stem in sum(data.ROLE_ALIASES.values(), ()) else stem)
+                            path.resolve().parent.name if stem in sum(data.ROLE_ALIASES.values(), ()) else stem)
         if isinstance(text_columns, str):
             text_columns = [c.strip() for c in text_columns.split(",")]
         columns, label_column = data.infer_columns(train, source, text_columns, label_column)

@@ -22,7 +22,7 @@ from ..data import EXTENSIONS
 from ..errors import ConfigError
 from ..task import Task
 
-__all__ = ["DEFAULT_TASK", "DATA_OPTIONS", "resolve_task", "data_files_of"]
+__all__ = ["DEFAULT_TASK", "DATA_OPTIONS", "resolve_task", "data_files_of", "is_data_path"]
 
 DEFAULT_TASK = "sst2"
 # options that describe data for a task inferred from it
@@ -39,7 +39,7 @@ def resolve_task(task: str | Task | os.PathLike | None, args: Mapping[str, Any]
                  ) -> tuple[Task, Plugin, dict[str, Any]]:
     """(the Task, (plugin name, version), args with a path-as-task folded into them)."""
     args = dict(args)
-    if isinstance(task, str | os.PathLike) and not isinstance(task, Task) and _is_data_path(task):
+    if isinstance(task, str | os.PathLike) and not isinstance(task, Task) and is_data_path(task):
         key = "data_dir" if Path(task).is_dir() else "train_file"
         if args.get(key) is not None:
             raise ConfigError(f"task={os.fspath(task)!r} is a data path and {key}= is also given; "
@@ -76,7 +76,7 @@ def data_files_of(args: Mapping[str, Any]) -> dict[str, Any] | None:
     return files or None
 
 
-def _is_data_path(task: str | os.PathLike) -> bool:
+def is_data_path(task: str | os.PathLike) -> bool:
     path = Path(task).expanduser()
     return path.is_dir() or (path.is_file() and path.suffix.lower() in EXTENSIONS)
 
