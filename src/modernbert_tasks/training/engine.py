@@ -66,15 +66,21 @@ class FineTuneResult:
     best_checkpoint: Path | None
     log_history: list[dict[str, Any]]
     output_dir: Path
+    # fine_tune(seeds=[...]): the per-seed figures and their summary (see training/seeds.py);
+    # `metrics` are then those of the promoted (best) seed
+    seeds: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "metrics": dict(self.metrics),
             "model_path": str(self.model_path),
             "best_checkpoint": str(self.best_checkpoint) if self.best_checkpoint else None,
             "log_history": [dict(entry) for entry in self.log_history],
             "output_dir": str(self.output_dir),
         }
+        if self.seeds is not None:
+            out["seeds"] = self.seeds
+        return out
 
 
 @dataclass
@@ -127,6 +133,10 @@ def fine_tune(
         TrainingInterrupted: Ctrl-C stopped training after saving a checkpoint (a
             KeyboardInterrupt; resume=True continues). A second Ctrl-C aborts at once.
     """
+    if args.get("seeds") is not None:  # one run per seed, summarised: training/seeds.py
+        from .seeds import fine_tune_seeds
+
+        return fine_tune_seeds(task, model_name, _output_dir(task, output_dir), **args)
     from .callbacks import RESUME_HINT, GracefulInterrupt, stop_on_sigint
     from .checkpoints import refusing_unsafe_checkpoint, reporting_write_errors
     from .locking import run_lock

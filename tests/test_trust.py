@@ -1,0 +1,91 @@
+"""Results you can trust: several seeds, early stopping, class weights, calibration and
+max_length="auto", on the tiny ModernBERT."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+
+import pytest
+from conftest import make_sentiment_rows, write_tsv
+
+from modernbert_tasks import ConfigError, fine_tune
+
+FAST = {"learning_rate": 1e-3, "num_train_epochs": 2, "disable_tqdm": True, "report_to": "none"}
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- several seeds ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_seeds(tiny_model_dir, sentiment_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seeds")
+    return fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=out,
+                     data_dir=str(sentiment_dir), seeds=[1, 2], eval_steps=5, **FAST)
+
+
+def test_each_seed_trains_in_its_own_folder_and_learns(two_seeds):
+    out = two_seeds.output_dir
+    for seed in (1, 2):
+        assert (out / f"seed-{seed}" / "model" / "model.safetensors").is_file()
+        assert (out / f"seed-{seed}" / "result.json").is_file()
+    for metrics in two_seeds.seeds["per_seed"].values():
+        assert metrics["accuracy"] >= 0.8  # chance is 0.5
+
+
+def test_the_summary_is_the_mean_of_the_seeds(two_seeds):
+    info = two_seeds.seeds
+    per_seed = info["per_seed"]
+    for key in ("accuracy", "loss", "test_accuracy", "test_loss"):
+        values = [per_seed["1"][key], per_seed["2"][key]]
+        stats = info["summary"][key]
+        assert stats["mean"] == pytest.approx(statistics.fmean(values))
+        assert stats["std"] == pytest.approx(statistics.stdev(values))
+        assert (stats["min"], stats["max"]) == (min(values), max(values))
+    saved = json.loads((two_seeds.output_dir / "seeds.json").read_text())
+    assert saved["summary"]["accuracy"]["mean"] == pytest.approx(
+        info["summary"]["accuracy"]["mean"])
+
+
+def test_the_better_seed_is_promoted_with_a_manifest_naming_all_seeds(two_seeds):
+    per_seed = two_seeds.seeds["per_seed"]
+    best = max((1, 2), key=lambda s: per_seed[str(s)]["accuracy"])  # ties: the first
+    assert two_seeds.seeds["best_seed"] == best
+    out = two_seeds.output_dir
+    assert two_seeds.model_path == out / "model"
+    assert _sha(out / "model" / "model.safetensors") == _sha(
+        out / f"seed-{best}" / "model" / "model.safetensors")
+    manifest = json.loads((out / "model" / "modernbert_tasks.json").read_text())
+    assert manifest["seeds"]["seeds"] == [1, 2] and manifest["seeds"]["best_seed"] == best
+    assert two_seeds.metrics["accuracy"] == per_seed[str(best)]["accuracy"]
+    json.dumps(two_seeds.to_dict())
+
+
+def test_the_seed_table_lists_every_seed(two_seeds):
+    from modernbert_tasks.training.seeds import format_seed_table
+
+    table = format_seed_table(two_seeds)
+    assert "seed 1" in table and "seed 2" in table and "±" in table
+    assert any(line.startswith("accuracy") for line in table.splitlines())
+
+
+def test_resuming_skips_finished_seeds(two_seeds, tiny_model_dir, sentiment_dir):
+    out = two_seeds.output_dir
+    before = _sha(out / "seed-1" / "model" / "model.safetensors")
+    again = fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=out,
+                      data_dir=str(sentiment_dir), seeds=[1, 2], resume=True, eval_steps=5,
+                      **FAST)
+    assert _sha(out / "seed-1" / "model" / "model.safetensors") == before  # not retrained
+    assert again.seeds["per_seed"] == two_seeds.seeds["per_seed"]
+
+
+def test_seeds_refuse_an_earlier_run_before_training(two_seeds, tiny_model_dir, sentiment_dir):
+    with pytest.raises(ConfigError, match="resume=True"):
+        fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=two_seeds.output_dir,
+                  data_dir=str(sentiment_dir), seeds=[1, 2], **FAST)
+    with pytest.raises(ConfigError, match="distinct"):
+        fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=two_seeds.output_dir,
+                  data_dir=str(sentiment_dir), seeds=[1, 1], **FAST)
