@@ -89,3 +89,27 @@ def test_seeds_refuse_an_earlier_run_before_training(two_seeds, tiny_model_dir, 
     with pytest.raises(ConfigError, match="distinct"):
         fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=two_seeds.output_dir,
                   data_dir=str(sentiment_dir), seeds=[1, 1], **FAST)
+
+
+# --- early stopping -----------------------------------------------------------------------------
+def test_early_stopping_stops_a_plateauing_run(tiny_model_dir, sentiment_dir, tmp_path):
+    # a learning rate of ~0 keeps the model, hence the eval metric, flat from the first evaluation
+    result = fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=tmp_path,
+                       data_dir=str(sentiment_dir), max_steps=40, eval_steps=2,
+                       early_stopping_patience=2, temperature_scaling=False,
+                       **{**FAST, "learning_rate": 1e-12})
+    steps = [e["step"] for e in result.log_history if "eval_accuracy" in e]
+    assert max(e["step"] for e in result.log_history) < 40
+    assert steps[:3] == [2, 4, 6] and max(steps) <= 8  # best at 2, then 2 without improvement
+    manifest = json.loads((result.model_path / "modernbert_tasks.json").read_text())
+    assert manifest["training"]["early_stopping_patience"] == 2
+
+
+def test_early_stopping_without_an_evaluation_split_is_a_clear_error(tiny_model_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_tsv(data / "train.tsv", make_sentiment_rows(40, seed=1))
+    with pytest.raises(ConfigError, match="early_stopping_patience=2 needs an evaluation split"):
+        fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=tmp_path / "out",
+                  data_dir=str(data), early_stopping_patience=2, **FAST)
+    assert not (tmp_path / "out" / "model").exists()

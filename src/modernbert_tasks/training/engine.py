@@ -170,6 +170,7 @@ def prepare(
     """Steps 1-4 of `fine_tune`: options, data, tokenization, model and Trainer."""
     from transformers import set_seed
 
+    from .stopping import early_stopping_callback
     from .trainer import TaskTrainer
 
     task, plugin = _resolve_task(task)
@@ -196,6 +197,7 @@ def prepare(
         splits = _load_splits(task, opts)
         tokenized = tokenize_splits(splits, task, tokenizer, max_length, opts.padding,
                                     opts.cache_dir and os.fspath(opts.cache_dir))
+    stopper = early_stopping_callback(opts, training_args, "eval" in tokenized)
     if "eval" not in tokenized:
         logger.warning("Task %r has no evaluation split in this data: training without "
                        "evaluation, and the final model is the last one.", task.name)
@@ -213,7 +215,7 @@ def prepare(
         processing_class=tokenizer,
         data_collator=make_collator(tokenizer, hw.pad_to_multiple_of),
         compute_metrics=_metrics_fn(task),
-        callbacks=list(opts.callbacks or []),
+        callbacks=list(opts.callbacks or []) + ([stopper] if stopper else []),
     )
     _send_tensorboard_to(trainer, Path(opts.logging_dir) if opts.logging_dir else out / LOGS_SUBDIR)
     return PreparedRun(task=task, plugin=plugin, model_name=model_name, output_dir=out,
