@@ -113,3 +113,51 @@ def test_early_stopping_without_an_evaluation_split_is_a_clear_error(tiny_model_
         fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=tmp_path / "out",
                   data_dir=str(data), early_stopping_patience=2, **FAST)
     assert not (tmp_path / "out" / "model").exists()
+
+
+# --- class weights ------------------------------------------------------------------------------
+def _imbalanced_dir(root, positives: int, negatives: int):
+    rows = make_sentiment_rows(4 * (positives + negatives), seed=5)
+    pos = [r for r in rows if r[1] == 1][:positives]
+    neg = [r for r in rows if r[1] == 0][:negatives]
+    root.mkdir(parents=True, exist_ok=True)
+    write_tsv(root / "train.tsv", pos + neg)
+    write_tsv(root / "validation.tsv", make_sentiment_rows(40, seed=6))
+    return root
+
+
+def test_balanced_class_weights_weight_the_loss(tiny_model_dir, tmp_path, caplog):
+    import torch
+    import torch.nn.functional as F
+
+    from modernbert_tasks.training.engine import _manifest, prepare
+
+    data = _imbalanced_dir(tmp_path / "data", positives=5, negatives=55)
+    with caplog.at_level("INFO", logger="modernbert_tasks"):
+        run = prepare("sst2", str(tiny_model_dir), tmp_path / "out", data_dir=str(data),
+                      class_weights="balanced", per_device_train_batch_size=32, **FAST)
+    assert "negative 55 (91.7%), positive 5 (8.3%)" in caplog.text
+    assert "imbalanced" in caplog.text  # 5 < 10% of 55
+    trainer = run.trainer
+    batch = next(iter(trainer.get_train_dataloader()))
+    labels = batch["labels"]
+    assert 0 < int(labels.sum()) < len(labels)  # both classes in the batch
+    model = trainer.model.eval()
+    with torch.no_grad():
+        loss = trainer.compute_loss(model, dict(batch))
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    weights = torch.tensor([60 / (2 * 55), 60 / (2 * 5)])  # n / (classes x count)
+    by_hand = (weights[labels] * F.cross_entropy(logits, labels, reduction="none")).sum() / len(
+        labels)
+    assert float(loss) == pytest.approx(float(by_hand), rel=1e-5)
+    assert abs(float(loss) - float(F.cross_entropy(logits, labels))) > 1e-3  # it changed
+    training = _manifest(run, {})["training"]
+    assert training["class_weights"] == "balanced"
+    assert training["class_weight_values"] == pytest.approx({"negative": 60 / 110,
+                                                             "positive": 60 / 10})
+
+
+def test_class_weights_must_name_labels(tiny_model_dir, sentiment_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r"\['postive'\].*'negative', 'positive'"):
+        fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=tmp_path,
+                  data_dir=str(sentiment_dir), class_weights={"postive": 5.0}, **FAST)

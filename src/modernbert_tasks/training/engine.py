@@ -170,6 +170,12 @@ def prepare(
     """Steps 1-4 of `fine_tune`: options, data, tokenization, model and Trainer."""
     from transformers import set_seed
 
+    from .class_weights import (
+        WeightedLoss,
+        label_counts,
+        log_label_distribution,
+        resolve_class_weights,
+    )
     from .stopping import early_stopping_callback
     from .trainer import TaskTrainer
 
@@ -205,6 +211,12 @@ def prepare(
         training_args.load_best_model_at_end = False
     _schedule(training_args, resolved, len(tokenized["train"]))
 
+    counts = label_counts(tokenized["train"], task)
+    log_label_distribution(counts, task)
+    weights = resolve_class_weights(opts.class_weights, task, counts, len(tokenized["train"]))
+    if weights is not None:
+        logger.info("Class weights: %s", dict(zip(task.labels, weights, strict=True)))
+
     set_seed(opts.seed)  # the classification head is initialised next
     model = _load_model(model_name, config, hw, opts)
     trainer = TaskTrainer(
@@ -216,6 +228,7 @@ def prepare(
         data_collator=make_collator(tokenizer, hw.pad_to_multiple_of),
         compute_metrics=_metrics_fn(task),
         callbacks=list(opts.callbacks or []) + ([stopper] if stopper else []),
+        compute_loss_func=WeightedLoss(weights, task.problem_type) if weights else None,
     )
     _send_tensorboard_to(trainer, Path(opts.logging_dir) if opts.logging_dir else out / LOGS_SUBDIR)
     return PreparedRun(task=task, plugin=plugin, model_name=model_name, output_dir=out,
@@ -531,7 +544,15 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
                      run.trainer.model.config._attn_implementation,
                      "world_size": run.trainer.args.world_size,
                      "num_examples": run.num_examples,
+                     "class_weight_values": _class_weight_values(run),
                      "global_step": run.trainer.state.global_step})
     return build_manifest(run.task, plugin=run.plugin[0], plugin_version=run.plugin[1],
                           max_length=run.max_length, metrics=metrics, base_model=run.model_name,
                           training=training)
+
+
+def _class_weight_values(run: PreparedRun) -> dict[str, float] | None:
+    """The loss weights the run trained with, by label (None: unweighted)."""
+    loss = run.trainer.compute_loss_func
+    weights = getattr(loss, "weights", None)
+    return dict(zip(run.task.labels, weights, strict=True)) if weights else None
