@@ -161,3 +161,111 @@ def test_class_weights_must_name_labels(tiny_model_dir, sentiment_dir, tmp_path)
     with pytest.raises(ConfigError, match=r"\['postive'\].*'negative', 'positive'"):
         fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=tmp_path,
                   data_dir=str(sentiment_dir), class_weights={"postive": 5.0}, **FAST)
+
+
+# --- calibration --------------------------------------------------------------------------------
+def _softmax(z):
+    import numpy as np
+
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _nll(logits, labels, t):
+    import numpy as np
+
+    p = _softmax(logits / t)
+    return float(-np.mean(np.log(p[np.arange(len(labels)), labels])))
+
+
+def test_temperature_recovers_a_known_overconfidence():
+    import numpy as np
+
+    from modernbert_tasks.inference import calibration as cal
+
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 1.5, size=(4000, 3))
+    labels = np.array([rng.choice(3, p=p) for p in _softmax(true_logits)])
+    overconfident = 4.0 * true_logits  # what a model that is sure of itself would give
+    t = cal.fit_temperature(overconfident, labels, "single_label_classification")
+    assert t == pytest.approx(4.0, rel=0.1)
+    before = cal.expected_calibration_error(_softmax(overconfident), labels,
+                                            "single_label_classification")
+    after = cal.expected_calibration_error(_softmax(overconfident / t), labels,
+                                           "single_label_classification")
+    assert before > 0.1 and after < 0.03
+    brier_before = cal.brier_score(_softmax(overconfident), labels, "single_label_classification")
+    assert cal.brier_score(_softmax(overconfident / t), labels,
+                           "single_label_classification") < brier_before
+
+
+@pytest.fixture(scope="module")
+def calibrated(tiny_model_dir, sentiment_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("calibrated")
+    # one short epoch: a model that learned (~0.9 accuracy) but is not yet sure of everything
+    return fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=out,
+                     data_dir=str(sentiment_dir), eval_steps=5,
+                     **{**FAST, "learning_rate": 3e-4, "num_train_epochs": 1})
+
+
+def _eval_logits(fm, rows):
+    import numpy as np
+
+    logits = fm._logits([t for t, _ in rows], None, 64, False)
+    return logits.astype(np.float64), np.array([y for _, y in rows])
+
+
+def test_temperature_scaling_lowers_the_eval_nll_and_predict_applies_it(calibrated):
+    import numpy as np
+
+    from modernbert_tasks import load_finetuned
+
+    manifest = json.loads((calibrated.model_path / "modernbert_tasks.json").read_text())
+    t = manifest["calibration"]["temperature"]
+    assert calibrated.metrics["accuracy"] >= 0.8  # chance is 0.5
+    assert t != 1.0 and calibrated.metrics["temperature"] == t
+    fm = load_finetuned(calibrated.model_path)
+    rows = make_sentiment_rows(80, seed=2)  # validation.tsv: what the temperature was fitted on
+    logits, labels = _eval_logits(fm, rows)
+    assert _nll(logits, labels, t) < _nll(logits, labels, 1.0) - 1e-4
+    got = fm.predict([text for text, _ in rows])
+    np.testing.assert_allclose([r["probabilities"]["positive"] for r in got],
+                               _softmax(logits / t)[:, 1], atol=1e-5)
+    assert [r["label"] for r in got] == [fm.labels[k] for k in logits.argmax(1)]  # unchanged
+    report = fm.evaluate(make_sentiment_rows(80, seed=3))
+    assert {"ece", "ece_calibrated", "brier", "brier_calibrated"} <= set(report)
+    assert report["temperature"] == t and 0 <= report["ece_calibrated"] <= 1
+
+
+def test_a_stored_decision_threshold_changes_binary_decisions(calibrated, tmp_path):
+    import shutil
+
+    from modernbert_tasks import load_finetuned
+
+    texts = [text for text, _ in make_sentiment_rows(80, seed=2)]
+    before = load_finetuned(calibrated.model_path).predict(texts)
+    positive = sorted(r["probabilities"]["positive"] for r in before
+                      if r["label"] == "positive")
+    threshold = positive[0] + 1e-9  # the least sure positive decision falls below it
+    assert 0.5 < threshold < 1
+    folder = shutil.copytree(calibrated.model_path, tmp_path / "model")
+    path = folder / "modernbert_tasks.json"
+    manifest = json.loads(path.read_text())
+    manifest["calibration"]["decision_threshold"] = threshold
+    path.write_text(json.dumps(manifest))
+    got = load_finetuned(folder).predict(texts)
+    assert [r["label"] for r in got] == [
+        "positive" if r["probabilities"]["positive"] >= threshold else "negative" for r in got]
+    flipped = sum(a["label"] != b["label"] for a, b in zip(before, got, strict=True))
+    assert flipped == sum(p < threshold for p in positive) >= 1
+
+
+def test_decision_threshold_tune_is_stored_and_reported(tiny_model_dir, sentiment_dir, tmp_path):
+    result = fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=tmp_path,
+                       data_dir=str(sentiment_dir), decision_threshold="tune",
+                       max_train_samples=64, **FAST)
+    manifest = json.loads((result.model_path / "modernbert_tasks.json").read_text())
+    threshold = manifest["calibration"]["decision_threshold"]
+    assert 0 < threshold < 1 and result.metrics["decision_threshold"] == threshold
+    # the tuned threshold is at least as good as 0.5 on the split it was tuned on
+    assert result.metrics["accuracy_at_threshold"] >= result.metrics["accuracy"]

@@ -137,6 +137,7 @@ def fine_tune(
         from .seeds import fine_tune_seeds
 
         return fine_tune_seeds(task, model_name, _output_dir(task, output_dir), **args)
+    from .calibrating import calibrate_run
     from .callbacks import RESUME_HINT, GracefulInterrupt, stop_on_sigint
     from .checkpoints import refusing_unsafe_checkpoint, reporting_write_errors
     from .locking import run_lock
@@ -153,7 +154,12 @@ def fine_tune(
             train_output = trainer.train(resume_from_checkpoint=run.checkpoint)
         interrupt.raise_if_interrupted(trainer)
         metrics = _final_metrics(run) | _train_metrics(train_output.metrics)
-        save_final_model(trainer, run.model_path, _manifest(run, metrics))
+        calibration, calibration_metrics = calibrate_run(run)  # temperature, threshold
+        metrics |= calibration_metrics
+        manifest = _manifest(run, metrics)
+        if calibration is not None:
+            manifest["calibration"] = calibration
+        save_final_model(trainer, run.model_path, manifest)
     best = trainer.state.best_model_checkpoint
     return FineTuneResult(metrics=metrics, model_path=run.model_path,
                           best_checkpoint=Path(best) if best else None,
@@ -176,6 +182,7 @@ def prepare(
         log_label_distribution,
         resolve_class_weights,
     )
+    from .calibrating import check_calibration_options
     from .stopping import early_stopping_callback
     from .trainer import TaskTrainer
 
@@ -204,6 +211,7 @@ def prepare(
         tokenized = tokenize_splits(splits, task, tokenizer, max_length, opts.padding,
                                     opts.cache_dir and os.fspath(opts.cache_dir))
     stopper = early_stopping_callback(opts, training_args, "eval" in tokenized)
+    check_calibration_options(opts, task, "eval" in tokenized)
     if "eval" not in tokenized:
         logger.warning("Task %r has no evaluation split in this data: training without "
                        "evaluation, and the final model is the last one.", task.name)
