@@ -269,3 +269,37 @@ def test_decision_threshold_tune_is_stored_and_reported(tiny_model_dir, sentimen
     assert 0 < threshold < 1 and result.metrics["decision_threshold"] == threshold
     # the tuned threshold is at least as good as 0.5 on the split it was tuned on
     assert result.metrics["accuracy_at_threshold"] >= result.metrics["accuracy"]
+
+
+# --- max_length="auto" --------------------------------------------------------------------------
+def test_max_length_auto_covers_all_but_the_longest_tenth_of_a_percent(tiny_model_dir, tmp_path,
+                                                                       caplog):
+    from transformers import AutoTokenizer
+
+    from modernbert_tasks.training.engine import prepare
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    short, mid, long = "great", "the film was " + "really " * 40 + "great", "dull " * 300
+    size = {t: len(tokenizer(t)["input_ids"]) for t in (short, mid, long)}
+    assert size[short] < size[mid] < size[long] <= 512
+    # 1,000 texts: 998 short, 1 mid, 1 long. 999 of 1,000 (99.9%) fit in `mid` tokens.
+    rows = [(short, i % 2) for i in range(998)] + [(mid, 1), (long, 0)]
+    data = tmp_path / "data"
+    data.mkdir()
+    write_tsv(data / "train.tsv", rows)
+    write_tsv(data / "validation.tsv", make_sentiment_rows(20, seed=2))
+    with caplog.at_level("INFO", logger="modernbert_tasks"):
+        run = prepare("sst2", str(tiny_model_dir), tmp_path / "out", data_dir=str(data),
+                      max_length="auto", **FAST)
+    expected = -(-size[mid] // 8) * 8  # rounded up to a multiple of 8
+    assert run.max_length == expected and expected % 8 == 0
+    assert f"max_length='auto': {expected} tokens" in caplog.text
+    assert "1 of them (0.10%) are truncated" in caplog.text
+
+
+def test_max_length_auto_is_capped_at_the_model_positions():
+    from modernbert_tasks.training.lengths import choose_max_length
+
+    assert choose_max_length([10] * 999 + [9000], limit=8192) == 16
+    assert choose_max_length([9000] * 1000, limit=8192) == 8192
+    assert choose_max_length([3, 4], limit=None) == 8

@@ -200,7 +200,8 @@ def prepare(
     # model files first: a wrong model_name fails in seconds, before any data work
     config = _load_config(model_name, task, opts)
     tokenizer = _load_tokenizer(model_name, opts)
-    max_length = _max_length(opts, task, config, model_name)
+    # "auto" is read from the training texts once they are loaded (training/lengths.py)
+    max_length = None if opts.max_length == AUTO else _max_length(opts, task, config, model_name)
     checkpoint = _find_checkpoint(out, opts)
     training_args = _training_args(resolved, hw, out)  # starts torch.distributed when launched
 
@@ -208,6 +209,11 @@ def prepare(
         if training_args.process_index == 0 and opts.overwrite:
             _clear_previous_run(out, opts)
         splits = _load_splits(task, opts)
+        if max_length is None:
+            from .lengths import auto_max_length
+
+            max_length = auto_max_length(splits["train"], task, tokenizer, getattr(
+                config, "max_position_embeddings", None), opts.seed)
         tokenized = tokenize_splits(splits, task, tokenizer, max_length, opts.padding,
                                     opts.cache_dir and os.fspath(opts.cache_dir))
     stopper = early_stopping_callback(opts, training_args, "eval" in tokenized)
