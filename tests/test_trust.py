@@ -303,3 +303,30 @@ def test_max_length_auto_is_capped_at_the_model_positions():
     assert choose_max_length([10] * 999 + [9000], limit=8192) == 16
     assert choose_max_length([9000] * 1000, limit=8192) == 8192
     assert choose_max_length([3, 4], limit=None) == 8
+
+
+# --- evaluation plots ---------------------------------------------------------------------------
+def test_evaluation_plots_are_written(calibrated, tmp_path):
+    pytest.importorskip("matplotlib")
+    from modernbert_tasks import load_finetuned
+    from modernbert_tasks.inference.plots import write_evaluation_plots
+
+    written = write_evaluation_plots(load_finetuned(calibrated.model_path), tmp_path / "plots",
+                                     make_sentiment_rows(80, seed=3))
+    assert set(written) == {"confusion_matrix", "reliability"}
+    for path in written.values():
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_plots_without_matplotlib_fail_with_an_install_hint(calibrated, tmp_path, monkeypatch):
+    import sys
+
+    from modernbert_tasks import load_finetuned
+    from modernbert_tasks.inference.plots import write_evaluation_plots
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'modernbert-tasks\[plot\]'"):
+        write_evaluation_plots(load_finetuned(calibrated.model_path), tmp_path / "plots",
+                               make_sentiment_rows(8, seed=3))
+    assert not (tmp_path / "plots").exists()
