@@ -176,13 +176,13 @@ def prepare(
     """Steps 1-4 of `fine_tune`: options, data, tokenization, model and Trainer."""
     from transformers import set_seed
 
+    from .calibrating import check_calibration_options
     from .class_weights import (
         WeightedLoss,
         label_counts,
         log_label_distribution,
         resolve_class_weights,
     )
-    from .calibrating import check_calibration_options
     from .stopping import early_stopping_callback
     from .trainer import TaskTrainer
 
