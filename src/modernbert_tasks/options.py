@@ -101,8 +101,10 @@ class TrainOptions:
     max_eval_samples: int | None = field(default=None, metadata={"help": (
         "Evaluate on a random subset of this many examples (shuffled with `seed`). Default: all.")})
     # --- tokenization -------------------------------------------------------------------------
-    max_length: int | None = field(default=None, metadata={"help": (
-        "Truncate texts to this many tokens. Default: the task's max_length (128 for sst2).")})
+    max_length: int | Literal["auto"] | None = field(default=None, metadata={"help": (
+        "Truncate texts to this many tokens. 'auto': the 99.9th percentile of the training "
+        "texts' token lengths, rounded up to a multiple of 8 and capped at the model's positions. "
+        "Default: the task's max_length (128 for sst2).")})
     padding: Literal["longest", "max_length"] = field(default="longest", metadata={"help": (
         "'longest' pads each batch to its longest text (fast); 'max_length' pads every text to "
         "max_length, as the original recipe did (fixed-width batches).")})
@@ -138,6 +140,28 @@ class TrainOptions:
         "TensorBoard log folder. Default: <output_dir>/logs.")})
     callbacks: list[Any] | None = field(default=None, metadata={"help": (
         "transformers TrainerCallback instances added to the Trainer (Python API only).")})
+    # --- results you can trust (docs/reporting-results.md) -------------------------------------
+    seeds: list[int] | None = field(default=None, metadata={"help": (
+        "Train once per seed, each in <output_dir>/seed-<n>; report mean, std, min and max of "
+        "every metric and keep the best seed (on the evaluation split) in <output_dir>/model. "
+        "E.g. [1, 2, 3]. Replaces seed.")})
+    early_stopping_patience: int | None = field(default=None, metadata={"help": (
+        "Stop after this many evaluations without improvement of the task's main metric "
+        "(needs an evaluation split). Default: never stop early.")})
+    early_stopping_threshold: float = field(default=0.0, metadata={"help": (
+        "How much the main metric must improve to count as an improvement for "
+        "early_stopping_patience.")})
+    class_weights: Literal["balanced"] | Mapping[str, float] | None = field(
+        default=None, metadata={"help": (
+            "Weight the loss per class: 'balanced' (n_examples / (n_classes x class count), from "
+            "the training split) or {label: weight}. Default: unweighted.")})
+    temperature_scaling: bool = field(default=True, metadata={"help": (
+        "After training, fit a temperature on the evaluation split's logits so predict returns "
+        "calibrated probabilities (labels do not change). Needs an evaluation split.")})
+    decision_threshold: float | Literal["tune"] | None = field(default=None, metadata={"help": (
+        "Binary and multi-label tasks: the probability above which predict assigns the "
+        "(positive) label. 'tune': the threshold that maximises the main metric on the "
+        "evaluation split. Default: 0.5 (argmax for binary).")})
 
 
 @dataclass(frozen=True)
@@ -329,9 +353,34 @@ def _check_values(opts: TrainOptions) -> None:
     if opts.resume not in (False, None) and opts.overwrite:
         raise ConfigError(f"resume={opts.resume!r} and overwrite=True contradict each other: "
                           "resume continues the earlier run, overwrite deletes it. Pass one.")
-    if opts.max_length is not None and opts.max_length < 8:
+    if opts.max_length not in (None, AUTO) and opts.max_length < 8:
         raise ConfigError(f"max_length={opts.max_length} is too short; expected an integer >= 8 "
                           "(tokens, special tokens included).")
+    _check_trust_options(opts)
+
+
+def _check_trust_options(opts: TrainOptions) -> None:
+    """seeds, early stopping, class weights and thresholds (docs/reporting-results.md)."""
+    if opts.seeds is not None:
+        if not opts.seeds or len(set(opts.seeds)) != len(opts.seeds):
+            raise ConfigError(f"seeds={list(opts.seeds)!r}; expected a non-empty list of distinct "
+                              "integers, e.g. seeds=[1, 2, 3] (CLI: --seeds 1 2 3).")
+    if opts.early_stopping_patience is not None and opts.early_stopping_patience < 1:
+        raise ConfigError(f"early_stopping_patience={opts.early_stopping_patience}; expected an "
+                          "integer >= 1 (evaluations without improvement), or None.")
+    if opts.early_stopping_threshold < 0:
+        raise ConfigError(f"early_stopping_threshold={opts.early_stopping_threshold}; expected a "
+                          "number >= 0.")
+    if isinstance(opts.class_weights, Mapping):
+        bad = {k: v for k, v in opts.class_weights.items()
+               if not isinstance(v, numbers.Real) or isinstance(v, bool) or not v > 0}
+        if bad:
+            raise ConfigError(f"class_weights has weights {bad!r}; expected positive numbers, e.g. "
+                              "class_weights={'negative': 1.0, 'positive': 5.0}.")
+    threshold = opts.decision_threshold
+    if threshold not in (None, "tune") and not 0 < threshold < 1:
+        raise ConfigError(f"decision_threshold={threshold!r}; expected a probability between 0 "
+                          "and 1 (exclusive), 'tune', or None for 0.5.")
 
 
 # --- resolving ------------------------------------------------------------------------------

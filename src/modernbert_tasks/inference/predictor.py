@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..artifacts.manifest import MANIFEST_NAME, ManifestError, read_manifest, task_from_manifest
 from ..errors import ConfigError, DataError, ModelLoadError
 from ..task import Task
+from . import calibration
 
 if TYPE_CHECKING:
     import datasets
@@ -463,21 +464,21 @@ class FineTunedModel:
         return out
 
     def _decode(self, logits: np.ndarray) -> list[dict[str, Any]]:
-        import torch
-
         if self.problem_type == "regression":
             return [{"score": float(v)} for v in logits[:, 0]]
-        t = torch.from_numpy(logits)
         multi = self.problem_type == "multi_label_classification"
-        probs = (torch.sigmoid(t) if multi else torch.softmax(t, dim=-1)).tolist()
-        top = logits.argmax(axis=-1).tolist()
+        # the manifest's temperature and decision threshold, when training fitted them
+        calibrated = calibration.calibrate(logits, self.manifest, self.problem_type)
+        chosen = calibration.decide(calibrated, self.manifest, self.problem_type)
+        probs = calibrated.tolist()
+        top = (calibrated.argmax(axis=-1) if multi else chosen).tolist()
         names = self.labels
         results = []
-        for row, k in zip(probs, top, strict=True):
+        for i, (row, k) in enumerate(zip(probs, top, strict=True)):
             result = {"label": names[k], "score": row[k],
                       "probabilities": dict(zip(names, row, strict=True))}
             if multi:
-                result["labels"] = [name for name, p in zip(names, row, strict=True) if p > 0.5]
+                result["labels"] = [name for name, on in zip(names, chosen[i], strict=True) if on]
             results.append(result)
         return results
 
@@ -517,6 +518,9 @@ class FineTunedModel:
         if self.problem_type != "regression":
             results.update(_classification_report(logits, labels, self.labels,
                                                   self.problem_type))
+            # ECE/Brier before and after the stored temperature; metrics at a stored threshold
+            results.update(calibration.evaluation_report(logits, labels, self.manifest,
+                                                         self.problem_type, task.metrics))
         return results
 
     def _eval_task(self) -> Task:

@@ -67,15 +67,21 @@ class FineTuneResult:
     best_checkpoint: Path | None
     log_history: list[dict[str, Any]]
     output_dir: Path
+    # fine_tune(seeds=[...]): the per-seed figures and their summary (see training/seeds.py);
+    # `metrics` are then those of the promoted (best) seed
+    seeds: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "metrics": dict(self.metrics),
             "model_path": str(self.model_path),
             "best_checkpoint": str(self.best_checkpoint) if self.best_checkpoint else None,
             "log_history": [dict(entry) for entry in self.log_history],
             "output_dir": str(self.output_dir),
         }
+        if self.seeds is not None:
+            out["seeds"] = self.seeds
+        return out
 
 
 @dataclass
@@ -133,6 +139,11 @@ def fine_tune(
         TrainingInterrupted: Ctrl-C stopped training after saving a checkpoint (a
             KeyboardInterrupt; resume=True continues). A second Ctrl-C aborts at once.
     """
+    if args.get("seeds") is not None:  # one run per seed, summarised: training/seeds.py
+        from .seeds import fine_tune_seeds
+
+        return fine_tune_seeds(task, model_name, _output_dir(task, output_dir), **args)
+    from .calibrating import calibrate_run
     from .callbacks import RESUME_HINT, GracefulInterrupt, stop_on_sigint
     from .checkpoints import refusing_unsafe_checkpoint, reporting_write_errors
     from .locking import run_lock
@@ -150,7 +161,12 @@ def fine_tune(
             train_output = trainer.train(resume_from_checkpoint=run.checkpoint)
         interrupt.raise_if_interrupted(trainer)
         metrics = _final_metrics(run) | _train_metrics(train_output.metrics)
-        save_final_model(trainer, run.model_path, _manifest(run, metrics))
+        calibration, calibration_metrics = calibrate_run(run)  # temperature, threshold
+        metrics |= calibration_metrics
+        manifest = _manifest(run, metrics)
+        if calibration is not None:
+            manifest["calibration"] = calibration
+        save_final_model(trainer, run.model_path, manifest)
     best = trainer.state.best_model_checkpoint
     return FineTuneResult(metrics=metrics, model_path=run.model_path,
                           best_checkpoint=Path(best) if best else None,
@@ -167,6 +183,14 @@ def prepare(
     """Steps 1-4 of `fine_tune`: options, data, tokenization, model and Trainer."""
     from transformers import set_seed
 
+    from .calibrating import check_calibration_options
+    from .class_weights import (
+        WeightedLoss,
+        label_counts,
+        log_label_distribution,
+        resolve_class_weights,
+    )
+    from .stopping import early_stopping_callback
     from .trainer import TaskTrainer
 
     task, plugin, args = resolve_task(task, args)
@@ -183,7 +207,8 @@ def prepare(
     # model files first: a wrong model_name fails in seconds, before any data work
     config = _load_config(model_name, task, opts)
     tokenizer = _load_tokenizer(model_name, opts)
-    max_length = _max_length(opts, task, config, model_name)
+    # "auto" is read from the training texts once they are loaded (training/lengths.py)
+    max_length = None if opts.max_length == AUTO else _max_length(opts, task, config, model_name)
     checkpoint = _find_checkpoint(out, opts)
     training_args = _training_args(resolved, hw, out)  # starts torch.distributed when launched
 
@@ -191,14 +216,27 @@ def prepare(
         if training_args.process_index == 0 and opts.overwrite:
             _clear_previous_run(out, opts)
         splits, held_out = _load_splits(task, opts)
+        if max_length is None:
+            from .lengths import auto_max_length
+
+            max_length = auto_max_length(splits["train"], task, tokenizer, getattr(
+                config, "max_position_embeddings", None), opts.seed)
         tokenized = tokenize_splits(splits, task, tokenizer, max_length, opts.padding,
                                     opts.cache_dir and os.fspath(opts.cache_dir))
+    stopper = early_stopping_callback(opts, training_args, "eval" in tokenized)
+    check_calibration_options(opts, task, "eval" in tokenized)
     if "eval" not in tokenized:
         logger.warning("Task %r has no evaluation split in this data: training without "
                        "evaluation, and the final model is the last one.", task.name)
         training_args.set_evaluate("no")
         training_args.load_best_model_at_end = False
     _schedule(training_args, resolved, len(tokenized["train"]))
+
+    counts = label_counts(tokenized["train"], task)
+    log_label_distribution(counts, task)
+    weights = resolve_class_weights(opts.class_weights, task, counts, len(tokenized["train"]))
+    if weights is not None:
+        logger.info("Class weights: %s", dict(zip(task.labels, weights, strict=True)))
 
     set_seed(opts.seed)  # the classification head is initialised next
     model = _load_model(model_name, config, hw, opts)
@@ -210,7 +248,8 @@ def prepare(
         processing_class=tokenizer,
         data_collator=make_collator(tokenizer, hw.pad_to_multiple_of),
         compute_metrics=_metrics_fn(task),
-        callbacks=list(opts.callbacks or []),
+        callbacks=list(opts.callbacks or []) + ([stopper] if stopper else []),
+        compute_loss_func=WeightedLoss(weights, task.problem_type) if weights else None,
     )
     _send_tensorboard_to(trainer, Path(opts.logging_dir) if opts.logging_dir else out / LOGS_SUBDIR)
     return PreparedRun(task=task, plugin=plugin, model_name=model_name, output_dir=out,
@@ -537,7 +576,15 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
                      "world_size": run.trainer.args.world_size,
                      "num_examples": run.num_examples,
                      "held_out_eval": run.held_out,
+                     "class_weight_values": _class_weight_values(run),
                      "global_step": run.trainer.state.global_step})
     return build_manifest(run.task, plugin=run.plugin[0], plugin_version=run.plugin[1],
                           max_length=run.max_length, metrics=metrics, base_model=run.model_name,
                           training=training)
+
+
+def _class_weight_values(run: PreparedRun) -> dict[str, float] | None:
+    """The loss weights the run trained with, by label (None: unweighted)."""
+    loss = run.trainer.compute_loss_func
+    weights = getattr(loss, "weights", None)
+    return dict(zip(run.task.labels, weights, strict=True)) if weights else None

@@ -50,7 +50,10 @@ def resolve_task(task: str | Task | os.PathLike | None, args: Mapping[str, Any]
     if task is None:
         # the inferred Task now carries these; passing it on with them would contradict it
         inferred = _infer(args)
-        return inferred, (None, None), {k: v for k, v in args.items() if k not in _INFERENCE_ONLY}
+        args = {k: v for k, v in args.items() if k not in _INFERENCE_ONLY}
+        # nobody chose a max_length for this data: read it from the data (training/lengths.py)
+        args.setdefault("max_length", "auto")
+        return inferred, (None, None), args
     found, plugin = _registered(task)
     extra = [k for k in _INFERENCE_ONLY if args.get(k) is not None]
     if extra:

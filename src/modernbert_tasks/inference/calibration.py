@@ -1,0 +1,205 @@
+"""Calibrated probabilities: temperature scaling, a tuned decision threshold, ECE and Brier.
+
+Temperature scaling (Guo et al. 2017) divides the logits by one number T fitted to minimise
+the negative log-likelihood on the evaluation split. Dividing by T > 0 keeps the order of the
+logits, so the predicted label of a single-label task never changes; only how confident the
+probabilities are does. A decision threshold, by contrast, changes binary and multi-label
+decisions: the (positive) label is given when its probability reaches the threshold.
+
+The fitted values live in the manifest under "calibration":
+``{"temperature": T, "decision_threshold": t or null, ...}``; `calibrate(logits, manifest)`
+and `decide(probs, manifest, problem_type)` are what `predict` applies. numpy/scipy only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..task import Task
+
+__all__ = ["probabilities", "nll", "fit_temperature", "expected_calibration_error",
+           "brier_score", "decisions", "tune_threshold", "calibrate", "decide", "fit_calibration",
+           "calibration_metrics", "evaluation_report", "N_BINS", "TEMPERATURE_RANGE"]
+
+N_BINS = 15
+TEMPERATURE_RANGE = (0.05, 20.0)  # a search interval wide enough for any sane model
+MULTI = "multi_label_classification"
+
+
+def probabilities(logits: np.ndarray, problem_type: str, temperature: float = 1.0) -> np.ndarray:
+    """Softmax (single-label) or sigmoid (multi-label) of logits / temperature, float64."""
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    if problem_type == MULTI:
+        return 1.0 / (1.0 + np.exp(-z))
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, problem_type: str,
+        temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood (cross-entropy; BCE per label cell for multi-label)."""
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    if problem_type == MULTI:
+        y = np.asarray(labels, dtype=np.float64)
+        # log(1 + e^z) - y z, stable for large |z|
+        return float(np.mean(np.logaddexp(0.0, z) - y * z))
+    y = np.asarray(labels, dtype=np.int64)
+    log_norm = np.logaddexp.reduce(z, axis=-1)
+    return float(np.mean(log_norm - z[np.arange(len(y)), y]))
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, problem_type: str) -> float:
+    """The T in TEMPERATURE_RANGE that minimises `nll` (a 1-D bounded search on log T)."""
+    from scipy.optimize import minimize_scalar
+
+    lo, hi = (math.log(t) for t in TEMPERATURE_RANGE)
+    found = minimize_scalar(lambda log_t: nll(logits, labels, problem_type, math.exp(log_t)),
+                            bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    best = math.exp(found.x)
+    # never worse than doing nothing (the search is bounded and approximate)
+    return best if nll(logits, labels, problem_type, best) <= nll(logits, labels,
+                                                                 problem_type) else 1.0
+
+
+def _confidence_and_hit(probs: np.ndarray, labels: np.ndarray,
+                        problem_type: str) -> tuple[np.ndarray, np.ndarray]:
+    if problem_type == MULTI:  # every (example, label) cell is one binary prediction
+        p = probs.ravel()
+        y = np.asarray(labels).ravel() > 0.5
+        predicted = p >= 0.5
+        return np.where(predicted, p, 1 - p), predicted == y
+    top = probs.argmax(axis=-1)
+    return probs.max(axis=-1), top == np.asarray(labels)
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, problem_type: str,
+                               n_bins: int = N_BINS) -> float:
+    """ECE: |accuracy - confidence| of the predicted label, averaged over 15 equal-width
+    confidence bins weighted by their size (Guo et al. 2017)."""
+    confidence, hit = _confidence_and_hit(np.asarray(probs), labels, problem_type)
+    if not len(confidence):
+        return float("nan")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        inside = bins == b
+        if inside.any():
+            total += inside.sum() * abs(hit[inside].mean() - confidence[inside].mean())
+    return float(total / len(confidence))
+
+
+def brier_score(probs: np.ndarray, labels: np.ndarray, problem_type: str) -> float:
+    """Mean squared error of the probabilities against one-hot labels, summed over classes
+    (Brier 1950; 0 is perfect, 2 the worst). Multi-label: the mean over label cells."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if problem_type == MULTI:
+        return float(np.mean((probs - np.asarray(labels, dtype=np.float64)) ** 2))
+    onehot = np.eye(probs.shape[1])[np.asarray(labels, dtype=np.int64)]
+    return float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
+
+
+def _is_binary(problem_type: str, probs: np.ndarray) -> bool:
+    return problem_type != MULTI and probs.ndim == 2 and probs.shape[1] == 2
+
+
+def decisions(probs: np.ndarray, problem_type: str, threshold: float | None) -> np.ndarray:
+    """Predicted label ids (single-label) or a 0/1 matrix (multi-label)."""
+    t = 0.5 if threshold is None else float(threshold)
+    if problem_type == MULTI:
+        return (probs >= t).astype(np.int64) if threshold is not None else (
+            probs > 0.5).astype(np.int64)
+    if threshold is not None and _is_binary(problem_type, probs):
+        return (probs[:, 1] >= t).astype(np.int64)
+    return probs.argmax(axis=-1)
+
+
+def tune_threshold(probs: np.ndarray, labels: np.ndarray, problem_type: str, metric: str,
+                   greater_is_better: bool = True) -> float:
+    """The threshold on a 0.01 grid that scores best on `metric` (ties: nearest to 0.5).
+
+    Binary: on the positive class (label id 1). Multi-label: one threshold for every label
+    (per-label thresholds overfit small evaluation splits)."""
+    from ..metrics import METRICS
+
+    y = np.asarray(labels).astype(np.int64)
+    grid = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    scores = np.array([METRICS[metric](decisions(probs, problem_type, t), y) for t in grid])
+    scores = scores if greater_is_better else -scores
+    best = np.flatnonzero(scores == scores.max())
+    return float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])
+
+
+# --- what predict applies -----------------------------------------------------------------------
+def _entry(manifest: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    entry = (manifest or {}).get("calibration") or {}
+    return entry if isinstance(entry, Mapping) else {}
+
+
+def calibrate(logits: np.ndarray, manifest: Mapping[str, Any] | None,
+              problem_type: str) -> np.ndarray:
+    """Probabilities from logits with the manifest's temperature (1 when there is none)."""
+    return probabilities(logits, problem_type, float(_entry(manifest).get("temperature", 1.0)))
+
+
+def decide(probs: np.ndarray, manifest: Mapping[str, Any] | None,
+           problem_type: str) -> np.ndarray:
+    """Decisions with the manifest's decision threshold (argmax / 0.5 when there is none)."""
+    return decisions(probs, problem_type, _entry(manifest).get("decision_threshold"))
+
+
+# --- fitting after training ---------------------------------------------------------------------
+def calibration_metrics(logits: np.ndarray, labels: np.ndarray, problem_type: str,
+                        temperature: float, prefix: str = "") -> dict[str, float]:
+    """ECE and Brier of the raw probabilities and of the temperature-scaled ones."""
+    raw = probabilities(logits, problem_type)
+    out = {f"{prefix}ece": expected_calibration_error(raw, labels, problem_type),
+           f"{prefix}brier": brier_score(raw, labels, problem_type)}
+    if temperature != 1.0:
+        scaled = probabilities(logits, problem_type, temperature)
+        out[f"{prefix}ece_calibrated"] = expected_calibration_error(scaled, labels, problem_type)
+        out[f"{prefix}brier_calibrated"] = brier_score(scaled, labels, problem_type)
+    return out
+
+
+def fit_calibration(logits: np.ndarray, labels: np.ndarray, task: Task, *,
+                    temperature_scaling: bool,
+                    decision_threshold: float | str | None) -> dict[str, Any]:
+    """The manifest's "calibration" entry, fitted on the evaluation split's logits."""
+    problem_type = task.problem_type
+    temperature = fit_temperature(logits, labels, problem_type) if temperature_scaling else 1.0
+    threshold = decision_threshold
+    if threshold == "tune":
+        threshold = tune_threshold(probabilities(logits, problem_type, temperature), labels,
+                                   problem_type, task.main_metric, task.greater_is_better)
+    return {"temperature": temperature, "decision_threshold": threshold,
+            "fitted_on": "eval", "num_examples": int(len(labels)),
+            "nll": nll(logits, labels, problem_type),
+            "nll_calibrated": nll(logits, labels, problem_type, temperature),
+            **calibration_metrics(logits, labels, problem_type, temperature)}
+
+
+def evaluation_report(logits: np.ndarray, labels: np.ndarray, manifest: Mapping[str, Any] | None,
+                      problem_type: str, metrics: tuple[str, ...] = ()) -> dict[str, float]:
+    """What `FineTunedModel.evaluate` adds: ECE and Brier before and after the stored
+    temperature, and with a stored decision threshold each metric at that threshold."""
+    from ..metrics import METRICS
+
+    entry = _entry(manifest)
+    temperature = float(entry.get("temperature", 1.0))
+    out = calibration_metrics(logits, labels, problem_type, temperature)
+    if "temperature" in entry:
+        out["temperature"] = temperature
+    threshold = entry.get("decision_threshold")
+    if threshold is not None:
+        out["decision_threshold"] = float(threshold)
+        chosen = decide(calibrate(logits, manifest, problem_type), manifest, problem_type)
+        for name in metrics:
+            out[f"{name}_at_threshold"] = METRICS[name](chosen, np.asarray(labels).astype(np.int64))
+    return out

@@ -1,0 +1,90 @@
+"""After training: fit temperature scaling (and a decision threshold) on the evaluation split.
+
+The math is in `inference/calibration.py`; this runs the trained model over the evaluation
+split (and a labelled test split, which then gives held-out calibration figures), and returns
+the manifest's "calibration" entry plus the figures for `FineTuneResult.metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..options import TrainOptions
+    from ..task import Task
+    from .engine import PreparedRun
+
+__all__ = ["check_calibration_options", "calibrate_run"]
+
+logger = logging.getLogger("modernbert_tasks")
+
+
+def check_calibration_options(opts: TrainOptions, task: Task, has_eval_split: bool) -> None:
+    """Refuse a decision threshold the task cannot use, before training starts."""
+    threshold = opts.decision_threshold
+    if threshold is None:
+        return
+    binary = task.problem_type == "single_label_classification" and task.num_labels == 2
+    if not (binary or task.problem_type == "multi_label_classification"):
+        raise ConfigError(
+            f"decision_threshold={threshold!r} applies to binary and multi-label tasks; task "
+            f"{task.name!r} is {task.problem_type} with {task.num_labels} label(s). Drop "
+            "decision_threshold (single-label tasks predict the most probable label).")
+    if threshold == "tune" and not has_eval_split:
+        raise ConfigError("decision_threshold='tune' picks the threshold on the evaluation split, "
+                          "and this data has none. Add one (validation.tsv, validation_file=..., "
+                          "validation_fraction > 0) or pass a number, e.g. "
+                          "decision_threshold=0.3.")
+
+
+def _logits_and_labels(run: PreparedRun, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    output = run.trainer.predict(dataset, metric_key_prefix="calibration")
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    return logits, output.label_ids
+
+
+def calibrate_run(run: PreparedRun) -> tuple[dict[str, Any] | None, dict[str, float]]:
+    """(the manifest's "calibration" entry or None, metrics to add to the run's metrics)."""
+    from ..inference import calibration as cal
+    from ..metrics import METRICS
+
+    task, opts, trainer = run.task, run.options, run.trainer
+    wanted = opts.temperature_scaling or opts.decision_threshold is not None
+    if task.problem_type == "regression" or not wanted:
+        return None, {}
+    if trainer.eval_dataset is None:
+        if opts.decision_threshold is None:
+            logger.info("No evaluation split: temperature scaling skipped.")
+            return None, {}
+        entry = {"temperature": 1.0, "decision_threshold": opts.decision_threshold}
+        return entry, {"decision_threshold": float(opts.decision_threshold)}
+    logits, labels = _logits_and_labels(run, trainer.eval_dataset)
+    entry = cal.fit_calibration(logits, labels, task, temperature_scaling=opts.temperature_scaling,
+                                decision_threshold=opts.decision_threshold)
+    temperature, threshold = entry["temperature"], entry["decision_threshold"]
+    metrics = {"temperature": temperature}
+    metrics |= {k: entry[k] for k in ("ece", "brier", "ece_calibrated", "brier_calibrated")
+                if k in entry}
+    splits = [("", logits, labels)]
+    if run.test_dataset is not None:  # held out from the fit: the honest calibration figures
+        test_logits, test_labels = _logits_and_labels(run, run.test_dataset)
+        metrics |= cal.calibration_metrics(test_logits, test_labels, task.problem_type,
+                                           temperature, prefix="test_")
+        splits.append(("test_", test_logits, test_labels))
+    if threshold is not None:
+        metrics["decision_threshold"] = float(threshold)
+        for prefix, split_logits, split_labels in splits:
+            probs = cal.probabilities(split_logits, task.problem_type, temperature)
+            chosen = cal.decisions(probs, task.problem_type, threshold)
+            metrics[f"{prefix}{task.main_metric}_at_threshold"] = METRICS[task.main_metric](
+                chosen, split_labels.astype("int64"))
+    logger.info("Calibration on the evaluation split: temperature %.3f (NLL %.4f -> %.4f, "
+                "ECE %.4f -> %.4f)%s", temperature, entry["nll"], entry["nll_calibrated"],
+                entry["ece"], entry.get("ece_calibrated", entry["ece"]),
+                f"; decision threshold {threshold}" if threshold is not None else "")
+    return entry, metrics
