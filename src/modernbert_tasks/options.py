@@ -124,6 +124,10 @@ class TrainOptions:
         "a few sizes (shape_buckets) so only a handful of graphs compile. Falls back to eager "
         "with a warning if compiling fails. Pays off on long runs: the first batch of each "
         "width compiles for seconds to minutes. See docs/benchmarks-speed.md.")})
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = field(
+        default="default", metadata={"help": (
+            "torch.compile mode with compile=True. 'reduce-overhead' adds CUDA graphs on GPUs "
+            "(one per shape bucket), cutting kernel-launch cost.")})
     shape_buckets: Literal["auto", "pow2", "none"] = field(default="auto", metadata={"help": (
         "Pad each batch's width up to one of a few sizes: 'pow2' = 16, 32, 64, ... up to "
         "max_length; 'none' = each batch's longest text; 'auto' = 'pow2' with compile=True, "

@@ -206,7 +206,7 @@ def prepare(
     if opts.freeze_embeddings:
         speed.freeze_embeddings(model)
     if opts.compile:
-        speed.compile_in_place(model)
+        speed.compile_in_place(model, mode=opts.compile_mode)
     trainer = TaskTrainer(
         model=model,
         args=training_args,

@@ -35,7 +35,8 @@ def compile_in_place(model: Any, mode: str | None = None, backend: Any = "induct
     import torch
 
     try:
-        model.compile(dynamic=False, mode=mode, backend=backend)
+        model.compile(dynamic=False, mode=None if mode == "default" else mode,
+                      backend=backend)
     except Exception as exc:  # e.g. a platform torch.compile does not support
         _warn(exc)
         return
