@@ -2,7 +2,10 @@
 # The GPU benchmark, in one command: the recipe against fine_tune's defaults on the
 # ModernBERT-large architecture (random init from config.json), on one CUDA GPU.
 # Prints samples/s, tokens/s and achieved TFLOP/s as a share of the card's bf16 peak.
-# Budget: under 8 minutes on an H100, package install included.
+# Then one ablation at batch ABLATE_BATCH: fine_tune's defaults against one lever at a time
+# (fp32, compile with shape buckets, compile with CUDA graphs, unfused AdamW, the per-step
+# NaN-check sync), interleaved in one run, so each row's ratio is that lever's worth.
+# Budget: under 8 minutes on an H100, package install included (BUDGET_S caps the ablation).
 #
 # Before copying the repository to the GPU machine (../shared is not copied), run once here:
 #     bash bench/gpu.sh --prepare        # copies config + tokenizer + 5,000 SST-2 rows
@@ -12,6 +15,9 @@
 # DATA_DIR (holds train.tsv; synthetic SST-2-length sentences when absent), DEVICE (cuda|cpu:
 # cpu only checks the code path), BATCH_SIZES ("16 64": 16 is the recipe's), SAMPLES, STEPS,
 # RECIPE_STEPS, WARMUP, ROUNDS, CONFIGS, WHEELS_DIR (wheels to install offline if missing),
+# ABLATE (';'-separated fine_tune argument sets; "" skips the ablation), ABLATE_BATCH,
+# ABLATE_ROUNDS, ABLATE_WARMUP, BUDGET_S (seconds for the whole script: the ablation gets
+# what is left),
 # SKIP_INSTALL=1 (the package is already installed: the CPU smoke test uses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +44,16 @@ WARMUP=${WARMUP:-5}
 ROUNDS=${ROUNDS:-3}
 CONFIGS=${CONFIGS:-recipe,dynamic,ours}
 PYTHON=${PYTHON:-python}
+if [[ "$DEVICE" == "cpu" ]]; then  # the smoke path: one cheap lever, no compiling
+    ABLATE=${ABLATE-precision=fp32}
+else
+    ABLATE=${ABLATE-precision=fp32;compile=True;compile=True,compile_mode=reduce-overhead;optim=adamw_torch;logging_nan_inf_filter=True}
+fi
+ABLATE_BATCH=${ABLATE_BATCH:-16}
+ABLATE_ROUNDS=${ABLATE_ROUNDS:-3}
+# compiling happens in the warm-up: widths are padded to 16/32/64/128, so 4 graphs at most
+ABLATE_WARMUP=${ABLATE_WARMUP:-$WARMUP}
+BUDGET_S=${BUDGET_S:-460}
 START=$SECONDS
 
 echo "== environment"
@@ -115,4 +131,18 @@ for BATCH in $BATCH_SIZES; do
         --recipe-steps "$RECIPE_STEPS" --warmup "$WARMUP" --rounds "$ROUNDS" \
         --configs "$CONFIGS" 2>&1 | grep -v -E "it/s\]|examples/s\]|^\{'"
 done
+if [[ -n "$ABLATE" ]]; then
+    LEFT=$((BUDGET_S - (SECONDS - START)))
+    echo "== ablation at batch size $ABLATE_BATCH ($((SECONDS - START)) s so far; ${LEFT} s left)"
+    if (( LEFT < 30 )); then
+        echo "SKIP: under 30 s of BUDGET_S=$BUDGET_S left; raise BUDGET_S or lower ROUNDS"
+    else
+        # round 1 of each compiled row pays the compilation; rounds 2+ hit the inductor cache
+        timeout "$LEFT" "$PYTHON" bench/train_throughput.py --model "$MODEL_DIR" "${DATA_ARGS[@]}" \
+            --workdir "$WORKDIR" --samples "$SAMPLES" --batch-size "$ABLATE_BATCH" \
+            --warmup "$ABLATE_WARMUP" --rounds "$ABLATE_ROUNDS" --configs ours \
+            --ablate "$ABLATE" 2>&1 | grep -v -E "it/s\]|examples/s\]|^\{'" \
+            || echo "ablation stopped (exit ${PIPESTATUS[0]}): BUDGET_S=$BUDGET_S reached"
+    fi
+fi
 echo "== done in $((SECONDS - START)) s"

@@ -159,9 +159,13 @@ def test_gpu_script_on_cpu(config_only_model):
         "RECIPE_STEPS": "1", "WARMUP": "1", "ROUNDS": "1", "CONFIGS": "recipe,ours"})
     assert "found: torch" in out
     assert "synthetic sentences" in out
-    (table,) = tables(out)
+    table, ablation = tables(out)
     assert len(table) == 2
     check_table(table, ["samples/s", "real tokens/s", "padding efficiency"], ratio="ratio")
+    # the ablation: defaults, then one lever per row (the CPU smoke default: fp32)
+    assert [r["configuration"] for r in ablation] == ["fine_tune defaults",
+                                                      "fine_tune + precision=fp32"]
+    check_table(ablation, ["samples/s", "real tokens/s"], ratio="ratio")
 
 
 @pytest.mark.parametrize("script", ["train_throughput.py", "predict_throughput.py",

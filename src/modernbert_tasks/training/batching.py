@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from ..task import Task
 
-__all__ = ["subsample", "tokenize_splits", "tokenized_cache_dir", "make_collator"]
+__all__ = ["subsample", "tokenize_splits", "tokenized_cache_dir", "make_collator", "BucketedPadding"]
 
 logger = logging.getLogger("modernbert_tasks")
 
@@ -129,9 +129,12 @@ def tokenize_splits(
 
 
 def make_collator(
-    tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None
-) -> DataCollatorWithPadding:
-    """Pads each batch to its longest text (a no-op for texts already padded to max_length)."""
+    tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None,
+    widths: tuple[int, ...] | None = None,
+) -> DataCollatorWithPadding | BucketedPadding:
+    """Pads each batch to its longest text (a no-op for texts already padded to max_length),
+    or, with `widths`, up to the smallest of those widths that fits it (static shapes for
+    torch.compile)."""
     from transformers import DataCollatorWithPadding
 
     if tokenizer.pad_token is None:
@@ -140,5 +143,24 @@ def make_collator(
             "different lengths cannot be batched. Set one before training, e.g. "
             "tokenizer.pad_token = tokenizer.eos_token, and save the tokenizer with the model."
         )
+    if widths:
+        return BucketedPadding(tokenizer, tuple(sorted(widths)))
     return DataCollatorWithPadding(tokenizer, padding="longest",
                                    pad_to_multiple_of=pad_to_multiple_of)
+
+
+class BucketedPadding:
+    """A collator padding each batch up to the smallest of `widths` that fits its longest
+    text (or to that text, beyond the largest width): a few static shapes to compile."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, widths: tuple[int, ...]) -> None:
+        self.tokenizer = tokenizer
+        self.widths = widths
+
+    def __call__(self, features: list[dict]) -> dict:
+        from transformers import DataCollatorWithPadding
+
+        longest = max(len(f["input_ids"]) for f in features)
+        width = next((w for w in self.widths if w >= longest), longest)
+        return DataCollatorWithPadding(self.tokenizer, padding="max_length",
+                                       max_length=width)(features)

@@ -33,6 +33,7 @@ from ..options import (
     resolve_options,
 )
 from ..task import Task
+from . import speed
 from .batching import make_collator, subsample, tokenize_splits
 from .task_source import data_files_of, resolve_task
 
@@ -240,13 +241,18 @@ def prepare(
 
     set_seed(opts.seed)  # the classification head is initialised next
     model = _load_model(model_name, config, hw, opts)
+    if opts.freeze_embeddings:
+        speed.freeze_embeddings(model)
+    if opts.compile:
+        speed.compile_in_place(model, mode=opts.compile_mode)
     trainer = TaskTrainer(
         model=model,
         args=training_args,
         train_dataset=tokenized["train"],
         eval_dataset=tokenized.get("eval"),
         processing_class=tokenizer,
-        data_collator=make_collator(tokenizer, hw.pad_to_multiple_of),
+        data_collator=make_collator(tokenizer, hw.pad_to_multiple_of, speed.bucket_widths(
+            opts.shape_buckets, opts.compile, max_length)),
         compute_metrics=_metrics_fn(task),
         callbacks=list(opts.callbacks or []) + ([stopper] if stopper else []),
         compute_loss_func=WeightedLoss(weights, task.problem_type) if weights else None,

@@ -1,0 +1,72 @@
+"""Opt-in speed levers applied to the loaded model: torch.compile with an eager fallback, and
+frozen token embeddings. Static shapes for the compiler come from `bucket_widths`, which
+the collator pads each batch's width up to (see batching.make_collator).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+__all__ = ["bucket_widths", "compile_in_place", "freeze_embeddings"]
+
+logger = logging.getLogger("modernbert_tasks")
+
+_SMALLEST_BUCKET = 16
+
+
+def bucket_widths(kind: str, compiled: bool, max_length: int) -> tuple[int, ...] | None:
+    """Batch widths to pad to: powers of two from 16 up to max_length, and max_length itself,
+    so a compiled model sees a handful of shapes (4 for max_length=128) instead of one per
+    batch width. None: pad to each batch's longest text."""
+    if kind == "none" or (kind == "auto" and not compiled):
+        return None
+    widths, width = [], _SMALLEST_BUCKET
+    while width < max_length:
+        widths.append(width)
+        width *= 2
+    return (*widths, max_length)
+
+
+def compile_in_place(model: Any, mode: str | None = None, backend: Any = "inductor") -> None:
+    """`model.compile()` with static shapes; state_dict keys and saving are unchanged. If the
+    compiler is missing or fails on the first batch, training continues in eager mode after one
+    warning line."""
+    import torch
+
+    try:
+        model.compile(dynamic=False, mode=None if mode == "default" else mode,
+                      backend=backend)
+    except Exception as exc:  # e.g. a platform torch.compile does not support
+        _warn(exc)
+        return
+    compiled = model._compiled_call_impl
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return compiled(*args, **kwargs)
+        except torch._dynamo.exc.TorchDynamoException as exc:  # compiler errors, not user errors
+            _warn(exc)
+            model._compiled_call_impl = None
+            return model._call_impl(*args, **kwargs)
+
+    model._compiled_call_impl = call
+    logger.info("torch.compile: the model compiles on its first batch of each width "
+                "(mode %s); compiled graphs are cached across runs.", mode or "default")
+
+
+def _warn(exc: BaseException) -> None:
+    exc = getattr(exc, "inner_exception", None) or exc  # the compiler's own error
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    logger.warning("torch.compile failed (%s: %s); training continues without compiling.",
+                   type(exc).__name__, first[:200])
+
+
+def freeze_embeddings(model: Any) -> int:
+    """Stop training the token embedding matrix (its dense AdamW update touches every row
+    although a batch uses a few hundred). Returns the number of frozen parameters."""
+    weight = model.get_input_embeddings().weight
+    weight.requires_grad_(False)
+    logger.warning("freeze_embeddings=True: the %.1fM token-embedding parameters are not trained.",
+                   weight.numel() / 1e6)
+    return weight.numel()

@@ -1,0 +1,112 @@
+"""The opt-in speed levers train the same model as the default path: shape buckets, compile
+(with its eager fallback) and frozen embeddings. Speed itself is measured by
+bench/profile_step.py and bench/train_throughput.py, never asserted here."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from modernbert_tasks import fine_tune
+from modernbert_tasks.training import speed
+from modernbert_tasks.training.batching import BucketedPadding, make_collator
+
+# 50 steps of batch 16 on the 320 synthetic rows (2.5 epochs); a loss logged every step
+RUN = {"learning_rate": 1e-3, "max_steps": 50, "logging_steps": 1, "eval_strategy": "no",
+       "save_strategy": "no", "report_to": "none", "disable_tqdm": True, "precision": "fp32"}
+
+
+def _losses(result) -> list[float]:
+    return [e["loss"] for e in result.log_history if "loss" in e]
+
+
+@pytest.fixture(scope="module")
+def eager(tiny_model_dir, sentiment_dir, tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    return fine_tune("sst2", model_name=str(tiny_model_dir), data_dir=str(sentiment_dir),
+                     output_dir=tmp_path_factory.mktemp("eager"), **RUN)
+
+
+def test_bucket_widths():
+    assert speed.bucket_widths("pow2", False, 128) == (16, 32, 64, 128)
+    assert speed.bucket_widths("pow2", False, 100) == (16, 32, 64, 100)
+    assert speed.bucket_widths("auto", True, 512) == (16, 32, 64, 128, 256, 512)
+    assert speed.bucket_widths("auto", False, 128) is None
+    assert speed.bucket_widths("none", True, 128) is None
+
+
+def test_bucketed_collator_pads_to_the_next_width(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    collate = make_collator(tokenizer, None, (16, 32, 64))
+    assert isinstance(collate, BucketedPadding)
+    rows = [{"input_ids": [1] * n, "attention_mask": [1] * n, "label": 0} for n in (3, 17)]
+    batch = collate(rows)
+    assert tuple(batch["input_ids"].shape) == (2, 32)
+    assert batch["attention_mask"].sum(dim=1).tolist() == [3, 17]
+    assert batch["labels"].tolist() == [0, 0]
+    rows.append({"input_ids": [1] * 70, "attention_mask": [1] * 70, "label": 1})
+    assert collate(rows)["input_ids"].shape[1] == 70  # beyond the largest width: its longest
+
+
+def test_buckets_alone_do_not_change_training(eager, tiny_model_dir, sentiment_dir, tmp_path):
+    bucketed = fine_tune("sst2", model_name=str(tiny_model_dir), data_dir=str(sentiment_dir),
+                         output_dir=tmp_path, shape_buckets="pow2", **RUN)
+    # extra padding is masked out: the same losses up to float reassociation
+    assert _losses(bucketed) == pytest.approx(_losses(eager), rel=1e-3, abs=1e-4)
+    assert len(_losses(eager)) == 50
+
+
+def test_compiled_fast_path_follows_the_eager_loss_curve(eager, tiny_model_dir, sentiment_dir,
+                                                         tmp_path):
+    fast = fine_tune("sst2", model_name=str(tiny_model_dir), data_dir=str(sentiment_dir),
+                     output_dir=tmp_path, compile=True, **RUN)
+    fast_losses, eager_losses = _losses(fast), _losses(eager)
+    assert len(fast_losses) == len(eager_losses) == 50
+    # fused kernels reorder float sums; over 50 steps the curves stay within 2%
+    assert fast_losses == pytest.approx(eager_losses, rel=2e-2, abs=2e-3)
+    assert eager_losses[-1] < 0.5 * eager_losses[0]  # it did learn
+    for result in (eager, fast):  # the tiny learnable test keeps its accuracy
+        assert result.metrics["accuracy"] >= 0.85 and result.metrics["test_accuracy"] >= 0.85
+    assert (fast.model_path / "model.safetensors").is_file()
+
+
+def test_a_failing_compiler_falls_back_to_eager(tiny_model_dir, caplog):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
+    model.eval()
+    ids = torch.tensor([[1, 5, 6, 7, 2]])
+    expected = model(input_ids=ids).logits
+
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no compiler here")
+
+    with caplog.at_level(logging.WARNING, logger="modernbert_tasks"):
+        speed.compile_in_place(model, backend=broken_backend)
+        logits = model(input_ids=ids).logits
+        again = model(input_ids=ids).logits  # eager from now on, without a second warning
+    torch.testing.assert_close(logits, expected)
+    torch.testing.assert_close(again, expected)
+    warnings = [r for r in caplog.records if "torch.compile failed" in r.getMessage()]
+    assert len(warnings) == 1 and "no compiler here" in warnings[0].getMessage()
+
+
+def test_freeze_embeddings_trains_everything_else(tiny_model_dir, sentiment_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    result = fine_tune("sst2", model_name=str(tiny_model_dir), data_dir=str(sentiment_dir),
+                       output_dir=tmp_path, freeze_embeddings=True,
+                       **{**RUN, "max_steps": 5})
+    before = load_file(tiny_model_dir / "model.safetensors")
+    after = load_file(result.model_path / "model.safetensors")
+    emb = next(k for k in before if k.endswith("embeddings.tok_embeddings.weight"))
+    assert torch.equal(before[emb], after[emb])
+    changed = [k for k in before if k in after and not torch.equal(before[k], after[k])]
+    assert any("layers.0" in k for k in changed)
