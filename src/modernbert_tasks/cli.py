@@ -36,7 +36,7 @@ __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 PROG = "modernbert-tasks"
-COMMANDS = ("train", "evaluate", "predict", "options", "tasks", "plugins")
+COMMANDS = ("train", "evaluate", "predict", "export", "push", "options", "tasks", "plugins")
 # errors caused by what the user typed: usage (2), not a failed run (1)
 USAGE_ERRORS = (ConfigError, UnknownTaskError)
 # TrainingArguments.debug would clash with our --debug (show tracebacks)
@@ -99,6 +99,21 @@ examples:
 Boolean flags take true/false (a bare --flag means true); list flags take several values;
 dict flags take JSON ('{"num_cycles": 2}') or key=value,key=value. Every default and where
 it comes from: `modernbert-tasks options --task TASK`, or docs/configuration.md.
+"""
+
+EXPORT_EPILOG = """\
+examples:
+  modernbert-tasks export runs/sst2/model --format onnx
+  modernbert-tasks export runs/sst2/model --format onnx --quantize int8
+
+Needs the onnx extra: pip install 'modernbert-tasks[onnx]'. Load the result with
+load_finetuned(path, backend="onnx") (or "onnx-int8").
+"""
+
+PUSH_EPILOG = """\
+examples:
+  modernbert-tasks push runs/sst2/model your-name/sst2-modernbert --dry-run
+  modernbert-tasks push runs/sst2/model your-name/sst2-modernbert --private
 """
 
 EVALUATE_EPILOG = """\
@@ -200,6 +215,32 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                            epilog=TASKS_EPILOG)
     tasks.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    export = sub.add_parser("export", help="export a fine-tuned model to ONNX, with a parity check",
+                            description="Export a fine-tuned model to ONNX (dynamic batch and "
+                                        "sequence axes), check its logits against PyTorch on a "
+                                        "sample of the eval split, and optionally quantize it.",
+                            epilog=EXPORT_EPILOG)
+    export.add_argument("path", metavar="PATH", help="the model folder (e.g. runs/sst2/model)")
+    export.add_argument("--format", default="onnx", choices=["onnx"], help="(default: onnx)")
+    export.add_argument("--quantize", choices=["int8"], default=None,
+                        help="also write an int8 (dynamic quantization) model and report its "
+                             "accuracy change")
+    export.add_argument("--output", metavar="DIR", help="where to write (default: PATH/onnx)")
+    export.add_argument("--dynamo", action="store_true",
+                        help="use the torch.export-based exporter (slower; opset 18)")
+    export.add_argument("--sample", type=int, default=None, metavar="N",
+                        help="eval rows for the parity check (default: 1000)")
+
+    push = sub.add_parser("push", help="upload a model folder (with its card) to the Hub",
+                          description="Upload a fine-tuned model folder, model card included, to "
+                                      "a Hugging Face Hub repository.", epilog=PUSH_EPILOG)
+    push.add_argument("path", metavar="PATH", help="the model folder (e.g. runs/sst2/model)")
+    push.add_argument("repo_id", metavar="REPO_ID", help="e.g. your-name/sst2-modernbert")
+    push.add_argument("--dry-run", action="store_true",
+                      help="list what would be uploaded, without touching the network")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--token", default=None, help="a Hub token (default: the logged-in one)")
+
     plugins = sub.add_parser("plugins", help="list the plugins and their load errors",
                              description="List the installed task plugins, the tasks each "
                                          "registered, and the error of any that failed to load.",
@@ -248,6 +289,10 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR",
                         help="folder with the split files (train.tsv, validation.tsv, ...)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--plot", metavar="DIR",
+                        help="also write a confusion-matrix PNG and a reliability diagram "
+                             "(before/after calibration) to DIR; needs matplotlib "
+                             "(pip install 'modernbert-tasks[plot]')")
 
 
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -526,7 +571,11 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     start = time.perf_counter()
     result = fine_tune(task or None, **options)
     if _is_main_process():
+        from .training.seeds import format_seed_table
+
         name = result.model_path.parent.name if task is None else task
+        if getattr(result, "seeds", None):
+            print(format_seed_table(result))
         print(format_train_summary(result, name, options, time.perf_counter() - start))
     return EXIT_OK
 
@@ -634,9 +683,20 @@ def _load_model(args: argparse.Namespace) -> Any:
 def _run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.data_file and args.data_dir:
         parser.error("pass either --data-file or --data-dir, not both")
+    if args.plot:
+        from .inference.plots import require_matplotlib
+
+        require_matplotlib()  # the one-line install hint, before any model is loaded
     model = _load_model(args)
     if args.task:
         _set_task(model, args.task)
+    if args.plot:
+        from .inference.plots import write_evaluation_plots
+
+        written = write_evaluation_plots(model, args.plot, args.data_file, split=args.split,
+                                         data_dir=args.data_dir, batch_size=args.batch_size)
+        for path in written.values():
+            print(f"wrote {path}", file=sys.stderr)
     if args.data_file:
         results = model.evaluate(args.data_file, batch_size=args.batch_size)
     else:
@@ -835,7 +895,26 @@ def _table(rows: list[list[Any]], headers: list[str], right: bool = False) -> li
 
 
 # --- entry point --------------------------------------------------------------------------
+def _run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .artifacts.export import DEFAULT_SAMPLE, export_command
+
+    print(export_command(args.path, args.format, args.quantize, dynamo=args.dynamo,
+                         output=args.output,
+                         sample=DEFAULT_SAMPLE if args.sample is None else args.sample))
+    return EXIT_OK
+
+
+def _run_push(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .artifacts.publish import push_command
+
+    print(push_command(args.path, args.repo_id, dry_run=args.dry_run, private=args.private,
+                       token=args.token))
+    return EXIT_OK
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace, argparse.ArgumentParser], int]] = {
+    "export": _run_export,
+    "push": _run_push,
     "train": _run_train,
     "evaluate": _run_evaluate,
     "predict": _run_predict,
