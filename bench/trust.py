@@ -64,6 +64,12 @@ def _fine_tune(model: str, data_dir: Path, out: Path, **kwargs: Any):
                      disable_tqdm=True, report_to="none", **kwargs)
 
 
+def _ratios(new: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """new / base for every number (a base of 0 has no ratio)."""
+    return {k: (new[k] / v if v else "n/a") for k, v in base.items()
+            if isinstance(v, int | float) and isinstance(new.get(k), int | float)}
+
+
 def _steps(result: Any) -> int:
     return max(int(e.get("step", 0)) for e in result.log_history)
 
@@ -121,9 +127,7 @@ def part_imbalance(args, model: str, out: Path) -> None:
                      "test macro-F1": statistics.fmean(c["f1"] for c in per_class.values()),
                      "positive recall": per_class["positive"]["recall"],
                      "negative recall": per_class["negative"]["recall"]})
-    base = rows[0]
-    rows.append({"run": "ratio balanced/unweighted",
-                 **{k: rows[1][k] / base[k] for k in base if k != "run"}})
+    rows.append({"run": "ratio balanced/unweighted", **_ratios(rows[1], rows[0])})
     print(f"\n{args.subset} training rows, {args.positive_share:.0%} positive; test split "
           "(1,821 rows, balanced):")
     print(common.format_table(rows, ["run", "test accuracy", "test macro-F1", "positive recall",
@@ -143,8 +147,7 @@ def part_max_length(args, model: str, out: Path) -> None:
                      "validation accuracy": result.metrics["accuracy"],
                      "test accuracy": result.metrics["test_accuracy"],
                      "train s": result.metrics["train_runtime"]})
-    rows.append({"max_length": "ratio auto/128",
-                 **{k: rows[0][k] / rows[1][k] for k in rows[0] if k != "max_length"}})
+    rows.append({"max_length": "ratio auto/128", **_ratios(rows[0], rows[1])})
     print(f"\n{args.subset} training rows, {args.epochs} epoch(s):")
     print(common.format_table(rows, ["max_length", "value used", "validation accuracy",
                                      "test accuracy", "train s"]))
@@ -161,8 +164,7 @@ def part_early_stopping(args, model: str, out: Path) -> None:
                      "validation accuracy": result.metrics["accuracy"],
                      "test accuracy": result.metrics["test_accuracy"],
                      "train s": result.metrics["train_runtime"]})
-    rows.append({"run": "ratio early/full",
-                 **{k: rows[1][k] / rows[0][k] for k in rows[0] if k != "run"}})
+    rows.append({"run": "ratio early/full", **_ratios(rows[1], rows[0])})
     print(f"\n{args.subset} training rows, up to {args.epochs} epoch(s), evaluation every 10% "
           "of the run:")
     print(common.format_table(rows, ["run", "steps", "evaluations", "validation accuracy",
