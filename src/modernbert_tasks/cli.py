@@ -411,6 +411,10 @@ def _argument_kwargs(hint: Any, metadata: dict[str, Any]) -> dict[str, Any]:
         kwargs = {"type": _parse_str_or_bool, "nargs": "?", "const": True, "metavar": "VALUE"}
     elif bool in bases:
         kwargs = {"type": _parse_bool, "nargs": "?", "const": True, "metavar": "BOOL"}
+    elif typing.Literal in bases and (int in bases or float in bases):  # e.g. 24 or 'auto'
+        words = typing.get_args(members[bases.index(typing.Literal)])
+        number = int if int in bases else float
+        kwargs = {"type": _number_or_word(number, words[0]), "metavar": f"{number.__name__.upper()}|{words[0]}"}
     elif typing.Literal in bases and str not in bases:
         kwargs = {"choices": list(typing.get_args(members[bases.index(typing.Literal)]))}
     elif int in bases:

@@ -263,9 +263,10 @@ class Task:
                                      "Pass train_file=... (CLI: --train-file).")
             path = files["train"]
             train, source = data.read_data_file(path, cache_dir), repr(str(path))
-            stem = path.stem.lower()
-            default_name = (Path(data_dir).name if data_dir is not None else
-                            path.resolve().parent.name if stem in sum(data.ROLE_ALIASES.values(), ()) else stem)
+            # train.csv names nothing: its folder does
+            generic = path.stem.lower() in sum(data.ROLE_ALIASES.values(), ())
+            default_name = (Path(data_dir).resolve().name if data_dir is not None else
+                            path.resolve().parent.name if generic else path.stem)
         if isinstance(text_columns, str):
             text_columns = [c.strip() for c in text_columns.split(",")]
         columns, label_column = data.infer_columns(train, source, text_columns, label_column)
