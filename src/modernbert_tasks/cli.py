@@ -414,7 +414,8 @@ def _argument_kwargs(hint: Any, metadata: dict[str, Any]) -> dict[str, Any]:
     elif typing.Literal in bases and (int in bases or float in bases):  # e.g. 24 or 'auto'
         words = typing.get_args(members[bases.index(typing.Literal)])
         number = int if int in bases else float
-        kwargs = {"type": _number_or_word(number, words[0]), "metavar": f"{number.__name__.upper()}|{words[0]}"}
+        kwargs = {"type": _number_or_word(number, words[0]),
+                  "metavar": f"{number.__name__.upper()}|{words[0]}"}
     elif typing.Literal in bases and str not in bases:
         kwargs = {"choices": list(typing.get_args(members[bases.index(typing.Literal)]))}
     elif int in bases:
