@@ -292,3 +292,18 @@ def test_pair_inputs_come_from_the_task_columns(tmp_path):
     wrong = write_tsv(tmp_path / "wrong.tsv", [("a", "b")], header=("sentence1", "sentense2"))
     with pytest.raises(DataError, match="no column 'sentence2'.*Did you mean: sentense2"):
         read_inputs(str(wrong), task)
+
+
+def test_flags_that_take_a_number_or_a_word_and_a_mapping_or_a_word():
+    from modernbert_tasks.cli import build_parser
+
+    parser = build_parser("train")
+    args = parser.parse_args(["train", "--max-length", "24", "--class-weights", "balanced",
+                              "--decision-threshold", "tune", "--seeds", "1", "2"])
+    assert (args.max_length, args.class_weights, args.decision_threshold, args.seeds) == (
+        24, "balanced", "tune", [1, 2])
+    args = parser.parse_args(["train", "--max-length", "auto", "--class-weights", '{"a": 2.0}',
+                              "--decision-threshold", "0.3", "--text-column", "body"])
+    assert (args.max_length, args.class_weights, args.decision_threshold) == ("auto", {"a": 2.0},
+                                                                              0.3)
+    assert args.text_columns == ["body"]

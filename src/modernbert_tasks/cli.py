@@ -403,7 +403,7 @@ def _argument_kwargs(hint: Any, metadata: dict[str, Any]) -> dict[str, Any]:
         item = item_args[0] if item_args else str
         kwargs = {"nargs": "+", "type": item if item in (int, float) else str, "metavar": "VALUE"}
     elif dict in bases or any(b in (typing.Mapping, Mapping) for b in bases):
-        accepts_str = str in bases or os.PathLike in bases
+        accepts_str = str in bases or os.PathLike in bases or typing.Literal in bases
         kwargs = {"type": _parse_dict_or_str if accepts_str else _parse_dict, "metavar": "JSON"}
     elif enums := [b for b in bases if isinstance(b, type) and issubclass(b, enum.Enum)]:
         kwargs = {"choices": [e.value for e in enums[0]]}
