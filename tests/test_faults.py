@@ -226,6 +226,40 @@ def test_ctrl_c_checkpoints_and_exits_and_a_second_run_is_locked_out(tiny_model_
     assert (resumed.model_path / "model.safetensors").is_file()
 
 
+def test_sigterm_checkpoints_exits_143_and_resumes_with_the_next_step(tiny_model_dir, data_dir,
+                                                                     tmp_path):
+    """What SLURM and Kubernetes send: treated like the first Ctrl-C."""
+    out = tmp_path / "run"
+    flags = ["--report-to", "none", "--max-length", "32", "--learning-rate", "1e-3",
+             "--per-device-train-batch-size", "16", "--max-steps", "60", "--save-steps", "30",
+             "--eval-steps", "30", "--logging-steps", "1", "--disable-tqdm", "true"]
+    proc = subprocess.Popen([*CLI, "train", "sst2", "--model", str(tiny_model_dir),
+                             "--data-dir", str(data_dir), "--output-dir", str(out), *flags],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if "'loss'" in line:
+                break
+        else:
+            raise AssertionError(f"no step was logged: {proc.stderr.read()[-3000:]}")
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr[-3000:]
+    assert stderr.count("SIGTERM received: finishing the current step") == 1
+    assert "Training interrupted by SIGTERM at step" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
+    (checkpoint,) = [p for p in out.glob("checkpoint-*")]
+    step = int(checkpoint.name.split("-")[1])
+    assert 1 <= step < 30 and (checkpoint / "trainer_state.json").is_file()
+    steps = StepLog()
+    _train(tiny_model_dir, data_dir, out, resume=True, callbacks=[steps], max_steps=60,
+           save_steps=30, eval_steps=30)
+    assert steps.steps == list(range(step + 1, 61))  # continues with the next step
+
+
 def test_second_ctrl_c_aborts_at_once_and_the_handler_is_restored():
     from transformers import TrainerControl, TrainerState
 

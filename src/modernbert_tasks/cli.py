@@ -985,9 +985,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `... | head`: the reader left, which is not an error
         sys.stdout = open(os.devnull, "w")  # silences the flush at exit
         return EXIT_OK
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        # the shell convention, 128 + the signal number: 130 for Ctrl-C, 143 for SIGTERM
+        return 143 if getattr(exc, "signal_name", "SIGINT") == "SIGTERM" else 130
     except Exception as exc:  # every failure becomes one readable line (or a trace with --debug)
         if args.traceback:
             traceback.print_exc()

@@ -69,16 +69,18 @@ class OutputWriteError(ModernBertTasksError, OSError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped at a user's Ctrl-C after saving a checkpoint.
+    """Training stopped at a user's Ctrl-C (or a SIGTERM) after saving a checkpoint.
 
     A `KeyboardInterrupt`, so ``except Exception`` blocks do not swallow it. Attributes:
     `checkpoint` (the folder saved on the way out, or None) and `step`.
     """
 
-    def __init__(self, message: str, checkpoint: Path | None = None, step: int = 0) -> None:
+    def __init__(self, message: str, checkpoint: Path | None = None, step: int = 0,
+                 signal_name: str = "SIGINT") -> None:
         super().__init__(message)
         self.checkpoint = checkpoint
         self.step = step
+        self.signal_name = signal_name  # SIGINT (Ctrl-C) or SIGTERM
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

@@ -42,9 +42,11 @@ class GracefulInterrupt(TrainerCallback):
     def __init__(self) -> None:
         self.requested = False
         self.stopped_at: int | None = None
+        self.cause = "Ctrl-C"  # or "SIGTERM" (what batch schedulers send)
 
-    def request_stop(self) -> None:
+    def request_stop(self, cause: str = "Ctrl-C") -> None:
         self.requested = True
+        self.cause = cause
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState,
                     control: TrainerControl, **kwargs: Any) -> TrainerControl:
@@ -67,22 +69,26 @@ class GracefulInterrupt(TrainerCallback):
         saved = folder if (folder / "trainer_state.json").is_file() else None
         where = (f"saved checkpoint {str(saved)!r}" if saved else
                  f"no checkpoint could be saved in {trainer.args.output_dir!r}")
-        message = (f"Training interrupted by Ctrl-C at step {state.global_step} of "
+        message = (f"Training interrupted by {self.cause} at step {state.global_step} of "
                    f"{state.max_steps}; {where}. To continue where it stopped, run "
                    f"{RESUME_HINT}.")
         logger.warning(message)
-        raise TrainingInterrupted(message, saved, state.global_step)
+        raise TrainingInterrupted(message, saved, state.global_step,
+                                  signal_name="SIGTERM" if self.cause == "SIGTERM" else "SIGINT")
 
 
 @contextlib.contextmanager
 def stop_on_sigint(callback: GracefulInterrupt) -> Iterator[None]:
-    """While the block runs: first SIGINT -> `callback.request_stop()`, second -> abort.
+    """While the block runs: the first SIGINT or SIGTERM -> `callback.request_stop()` (finish
+    the step, checkpoint, stop); a second SIGINT aborts at once.
 
+    SIGTERM is how SLURM, Kubernetes and `kill` stop a job, so it is treated like Ctrl-C.
     Only the main thread can install signal handlers; elsewhere (and where the current handler
-    was not installed from Python, so it could not be restored) Ctrl-C keeps its behaviour.
+    was not installed from Python, so it could not be restored) the signals keep their behaviour.
     """
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
+    signals = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+    if threading.current_thread() is not threading.main_thread() or None in previous.values():
         yield
         return
 
@@ -94,14 +100,20 @@ def stop_on_sigint(callback: GracefulInterrupt) -> Iterator[None]:
             # the whole process group, and the main process alone decides when to stop
             return
         if callback.requested:
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt("second Ctrl-C: training aborted without saving")
-        callback.request_stop()
-        logger.warning("Ctrl-C received: finishing the current step, then saving a checkpoint "
-                       "and stopping. Press Ctrl-C again to abort at once without saving.")
+            if signum == signal.SIGINT:
+                signal.signal(signal.SIGINT, previous[signal.SIGINT])
+                raise KeyboardInterrupt("second Ctrl-C: training aborted without saving")
+            return  # a repeated SIGTERM: the checkpoint is already on its way
+        callback.request_stop(signals[signum])
+        logger.warning("%s received: finishing the current step, then saving a checkpoint "
+                       "and stopping.%s", signals[signum],
+                       " Press Ctrl-C again to abort at once without saving."
+                       if signum == signal.SIGINT else "")
 
-    signal.signal(signal.SIGINT, handler)
+    for sig in signals:
+        signal.signal(sig, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, before in previous.items():
+            signal.signal(sig, before)
