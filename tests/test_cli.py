@@ -98,12 +98,14 @@ def test_predict_reads_a_file_and_writes_jsonl(trained, tmp_path):
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["text"] for line in lines] == [text for text, _ in rows]
 
-    # a .txt file from stdin: one text per line, blank lines skipped
+    # a .txt file from stdin: one record per line; a blank line is a "skipped" record, so
+    # output line N matches input line N
     proc = run_cli("predict", trained.model, "--file", "-",
                    stdin="the film was wonderful\n\nthe plot was dull\n")
     assert proc.returncode == 0, proc.stderr
-    labels = [json.loads(line)["label"] for line in proc.stdout.splitlines()]
-    assert labels == ["positive", "negative"]
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r.get("label") for r in records] == ["positive", None, "negative"]
+    assert [r["line"] for r in records] == [1, 2, 3] and records[1]["skipped"] == "blank line"
 
 
 def test_evaluate_prints_metrics_confusion_matrix_and_per_class(trained, sentiment_dir):

@@ -138,7 +138,10 @@ Output: one JSON object per input, in input order, e.g.
    "probabilities": {"negative": 0.02, "positive": 0.98}}
 (regression: {"text": ..., "score": 3.7}; pairs add "text_pair").
 
---file formats: .txt (or - for stdin) holds one text per line (blank lines are skipped);
+With --file, every record also has "line": the input's line number (.txt, stdin) or data
+row (tables, header excluded). A blank line gives {"line": N, "text": "", "skipped":
+"blank line"}, so output line N always matches input line N.
+--file formats: .txt (or - for stdin) holds one text per line;
 .tsv/.csv/.jsonl/.json/.parquet hold the task's text columns (e.g. sentence, or
 sentence1 + sentence2 for pairs) under a header; other columns are ignored.
 """
@@ -564,9 +567,9 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                           "label_column, ...) at the top level of the --config file.")
     has_data = any(options.get(k) is not None for k in DATA_OPTIONS)
     if not task and not has_data:
-        parser.error("give a TASK (e.g. `modernbert-tasks train sst2`) or your data "
-                     "(--train-file FILE, --data-dir DIR or --dataset ID), or a `task:` key in "
-                     "the --config file")
+        parser.error("a TASK is required (e.g. `modernbert-tasks train sst2`) unless you give "
+                     "your data (--train-file FILE, --data-dir DIR or --dataset ID); or put a "
+                     "`task:` key in the --config file")
     if task and not is_data_path(task):
         get_task(task)  # an unknown task fails here, before torch is imported
     _show_library_logs()
@@ -757,22 +760,44 @@ def format_evaluation(results: dict[str, Any], labels: Sequence[str]) -> str:
 def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sources = [bool(args.texts), bool(args.pair), args.file is not None]
     if sum(sources) != 1:
+        piped = "" if sys.stdin.isatty() else (" Input is being piped in: to read it, pass "
+                                                "--file - (one text per line).")
         parser.error("give the inputs one way: TEXT arguments, --pair TEXT_A TEXT_B, or "
-                     "--file FILE")
+                     f"--file FILE (--file - reads standard input).{piped}")
+    if args.output and Path(args.output).is_dir():
+        raise ConfigError(f"--output {args.output!r} is a folder; expected a file path for the "
+                          f"JSON lines, e.g. --output {Path(args.output) / 'predictions.jsonl'}.")
     model = _load_model(args)
+    lines: list[int | None]
     if args.texts:
         inputs: list[Any] = list(args.texts)
+        lines = [None] * len(inputs)
     elif args.pair:
         inputs = [tuple(pair) for pair in args.pair]
+        lines = [None] * len(inputs)
+    elif args.file == "-" or args.file.endswith(".txt"):
+        # one record per input line, blank ones included, each with its line number
+        raw = sys.stdin.read().splitlines() if args.file == "-" else _read_lines(args.file)
+        inputs = read_inputs(args.file, model.task, lines=raw)
+        lines = [n for n, line in enumerate(raw, start=1) if line.strip()]
     else:
         inputs = read_inputs(args.file, model.task)
+        lines = list(range(1, len(inputs) + 1))  # data rows, header excluded
     predictions = model.predict(inputs, batch_size=args.batch_size)
+    records = []
+    for item, prediction, line in zip(inputs, predictions, lines, strict=True):
+        text = {"text": item} if isinstance(item, str) else {"text": item[0],
+                                                             "text_pair": item[1]}
+        records.append(({"line": line} if line else {}) | text | prediction)
+    if args.file == "-" or (args.file or "").endswith(".txt"):
+        blanks = [n for n, line in enumerate(raw, start=1) if not line.strip()]
+        for n in blanks:
+            records.append({"line": n, "text": "", "skipped": "blank line"})
+        records.sort(key=lambda r: r["line"])
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
-        for item, prediction in zip(inputs, predictions, strict=True):
-            text = {"text": item} if isinstance(item, str) else {"text": item[0],
-                                                                 "text_pair": item[1]}
-            out.write(json.dumps({**text, **prediction}, ensure_ascii=False) + "\n")
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
@@ -781,12 +806,14 @@ def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return EXIT_OK
 
 
-def read_inputs(path: str, task: Any) -> list[Any]:
-    """Texts (or pairs) from a .txt file / stdin, or from a table file with the task's columns."""
+def read_inputs(path: str, task: Any, lines: list[str] | None = None) -> list[Any]:
+    """Texts (or pairs) from a .txt file / stdin (blank lines left out; `lines` if already read),
+    or from a table file with the task's columns."""
     from .errors import DataError
 
     if path == "-" or path.endswith(".txt"):
-        lines = sys.stdin.read().splitlines() if path == "-" else _read_lines(path)
+        if lines is None:
+            lines = sys.stdin.read().splitlines() if path == "-" else _read_lines(path)
         texts = [line for line in lines if line.strip()]
         if not texts:
             raise DataError(f"--file {path!r} holds no text (one text per line expected).")

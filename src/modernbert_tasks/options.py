@@ -328,11 +328,35 @@ def _check(name: str, value: Any, hint: Any, where: str) -> None:
     if not _matches(value, hint):
         raise ConfigError(
             f"{where}{name}={value!r} has the wrong type ({type(value).__name__}); expected "
-            f"{_type_name(hint)}. Fix it, e.g. {name}={_example(hint)}."
+            f"{_type_name(hint)}. Fix it, e.g. {name}={_example(hint, _default_of(name))}."
         )
 
 
-def _example(hint: Any) -> str:
+def _coerce(value: Any, hint: Any) -> Any:
+    """A string that parses as the field's number: YAML 1.1 reads `1e-4` as the string '1e-4'."""
+    if not isinstance(value, str) or _matches(value, hint):
+        return value
+    arms = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) \
+        else (hint,)
+    for kind in (int, float):
+        if kind in arms:
+            try:
+                return kind(value)
+            except ValueError:
+                continue
+    return value
+
+
+def _default_of(name: str) -> Any:
+    if name in RECIPE_DEFAULTS:
+        return RECIPE_DEFAULTS[name].value
+    field_ = _option_fields().get(name) or (trainer_fields().get(name, (None,))[0])
+    return None if field_ is None else _field_default(field_)
+
+
+def _example(hint: Any, default: Any = None) -> str:
+    if default is not None and default != AUTO and _matches(default, hint):
+        return repr(default)  # the field's own default is a value that fits
     origin = typing.get_origin(hint)
     if origin is Literal:
         return repr(typing.get_args(hint)[0])
@@ -358,6 +382,7 @@ def _validate(args: Mapping[str, Any], where: str) -> dict[str, Any]:
     for name, value in args.items():
         _check_name(name, where)
         hint = _option_hints()[name] if name in _option_fields() else trainer_fields()[name][1]
+        value = _coerce(value, hint)
         if not (value == AUTO and name in _AUTO_FIELDS):
             _check(name, value, hint, where)
         out[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
@@ -377,6 +402,46 @@ def _check_values(opts: TrainOptions) -> None:
         raise ConfigError(f"max_length={opts.max_length} is too short; expected an integer >= 8 "
                           "(tokens, special tokens included).")
     _check_trust_options(opts)
+
+
+# name -> (lowest allowed, whether the lowest itself is allowed, what it means)
+RANGES: dict[str, tuple[float, bool, str]] = {
+    "learning_rate": (0, False, "a positive number, e.g. 3e-5"),
+    "num_train_epochs": (0, False, "a positive number of epochs (or set max_steps)"),
+    "per_device_train_batch_size": (1, True, "an integer >= 1"),
+    "per_device_eval_batch_size": (1, True, "an integer >= 1"),
+    "gradient_accumulation_steps": (1, True, "an integer >= 1"),
+    "weight_decay": (0, True, "a number >= 0"),
+    "warmup_steps": (0, True, "a number >= 0 (a float below 1 is a share of the run)"),
+    "max_grad_norm": (0, True, "a number >= 0 (0 turns clipping off)"),
+    "logging_steps": (0, False, "a positive number of steps (a float below 1 is a share)"),
+    "eval_steps": (0, False, "a positive number of steps (a float below 1 is a share), or 'auto'"),
+    "save_steps": (0, False, "a positive number of steps (a float below 1 is a share), or 'auto'"),
+    "save_total_limit": (1, True, "an integer >= 1, or None to keep every checkpoint"),
+    "adam_epsilon": (0, False, "a positive number"),
+    "dataloader_num_workers": (0, True, "an integer >= 0"),
+    "label_smoothing_factor": (0, True, "a number in [0, 1)"),
+}
+
+
+def _check_ranges(trainer_kwargs: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Out-of-range numbers fail here, before a folder is touched or a step is trained."""
+    max_steps = trainer_kwargs.get("max_steps", -1)
+    for name, (low, inclusive, expected) in RANGES.items():
+        value = trainer_kwargs.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if name == "num_train_epochs" and isinstance(max_steps, int) and max_steps > 0:
+            continue  # max_steps decides the length of the run
+        if value < low or (value == low and not inclusive) or (
+                name == "label_smoothing_factor" and value >= 1):
+            origin = sources.get(name, "")
+            where = f" (from {origin})" if origin.startswith("task") else ""
+            raise ConfigError(f"{name}={value!r}{where} is out of range; expected {expected}. "
+                              "Nothing was changed on disk.")
+    if isinstance(max_steps, int) and max_steps == 0:
+        raise ConfigError("max_steps=0 would train nothing; expected a positive number of steps, "
+                          "or -1 (the default) to train for num_train_epochs.")
 
 
 def _check_trust_options(opts: TrainOptions) -> None:
@@ -447,6 +512,7 @@ def resolve_options(task: Task, args: Mapping[str, Any]) -> ResolvedOptions:
     _fold_precision_flags(trainer_kwargs, option_values, sources)
     options = TrainOptions(**option_values)
     _check_values(options)
+    _check_ranges(trainer_kwargs, sources)
     trainer_kwargs["seed"] = options.seed
 
     # load_best_model_at_end needs eval and save on the same schedule: a caller who moves one

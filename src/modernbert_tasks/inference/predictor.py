@@ -11,6 +11,7 @@ each batch pads only to its own longest text, and put back in input order at the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import warnings
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["load_finetuned", "FineTunedModel", "PRECISIONS"]
+
+logger = logging.getLogger("modernbert_tasks")
 
 PRECISIONS = ("auto", "fp32", "bf16")
 CHUNK_SIZE = 8192  # texts tokenized at a time: bounds memory for very long inputs
@@ -111,6 +114,11 @@ def _resolve_source(path: str | os.PathLike, allow_pickle: bool) -> str:
         raise ConfigError(f"path must be a folder path or a Hub id string, got "
                           f"{type(path).__name__} {path!r}.")
     local = Path(path).expanduser()
+    if local.is_dir() and not (local / "config.json").exists() and (
+            local / "model" / "config.json").is_file():
+        # a run folder (the output_dir users chose): its final model is in model/
+        logger.warning("%s is a run folder; using its model, %s.", local, local / "model")
+        local = local / "model"
     if local.exists():
         _check_local_folder(local, allow_pickle)
         return str(local)

@@ -10,6 +10,7 @@ it); only the main process writes the final model, and every process returns the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -152,7 +153,7 @@ def fine_tune(
     task, _, args = resolve_task(task, args)
     out = _output_dir(task, output_dir)
     # one run per folder; other ranks of a distributed run share the main process's lock
-    with run_lock(out, enabled=_is_main_process()):
+    with _cleaning_up_new_folders(out), run_lock(out, enabled=_is_main_process()):
         run = prepare(task, model_name, out, **args)
         trainer = run.trainer
         interrupt = GracefulInterrupt()
@@ -214,8 +215,6 @@ def prepare(
     training_args = _training_args(resolved, hw, out)  # starts torch.distributed when launched
 
     with training_args.main_process_first(desc="preparing the output folder and data"):
-        if training_args.process_index == 0 and opts.overwrite:
-            _clear_previous_run(out, opts)
         splits, held_out = _load_splits(task, opts)
         if max_length is None:
             from .lengths import auto_max_length
@@ -258,6 +257,10 @@ def prepare(
         compute_loss_func=WeightedLoss(weights, task.problem_type) if weights else None,
     )
     _send_tensorboard_to(trainer, Path(opts.logging_dir) if opts.logging_dir else out / LOGS_SUBDIR)
+    # overwrite=True deletes the earlier run only now that every option, the data and the model
+    # have been checked: a bad value must not cost the user their checkpoints
+    if training_args.process_index == 0 and opts.overwrite:
+        _clear_previous_run(out, opts)
     return PreparedRun(task=task, plugin=plugin, model_name=model_name, output_dir=out,
                        options=opts, resolved=resolved, hardware=hw, max_length=max_length,
                        trainer=trainer, checkpoint=checkpoint, test_dataset=tokenized.get("test"),
@@ -267,9 +270,31 @@ def prepare(
 
 # --- step 1: options ----------------------------------------------------------------------
 def _output_dir(task: str | Task, output_dir: str | os.PathLike | None) -> Path:
-    if output_dir is not None:
-        return Path(output_dir)
-    return default_output_dir(resolve_task(task, {})[0].name)
+    out = Path(output_dir) if output_dir is not None else default_output_dir(
+        resolve_task(task, {})[0].name)
+    blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ConfigError(f"output_dir {os.fspath(out)!r} cannot be a folder: {os.fspath(blocked)!r} "
+                          "is a file. Pass a folder path, e.g. output_dir='runs/my-run' (CLI: "
+                          "--output-dir runs/my-run).")
+    return out
+
+
+@contextlib.contextmanager
+def _cleaning_up_new_folders(out: Path):
+    """A run that fails leaves no empty folders it created (e.g. runs/ and runs/<task>/)."""
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for folder in created:  # deepest first; a folder with anything in it stays
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                continue  # the run lock already removed the folder it made
+            except OSError:
+                break
+        raise
 
 
 def _is_main_process() -> bool:
@@ -387,8 +412,13 @@ def _check_model_folder(model_name: str) -> None:
                 f"start from {os.getcwd()!r}), or pass a Hugging Face Hub id such as "
                 f"{DEFAULT_MODEL!r}.")
         return  # a hub id
-    present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-    if not folder.is_dir() or "config.json" not in present:
+    if folder.is_file():
+        raise ModelLoadError(
+            f"model_name {model_name!r} is a file; expected the model folder that holds it "
+            f"(config.json, model.safetensors, tokenizer files): pass {str(folder.parent)!r} "
+            "(CLI: --model FOLDER).")
+    present = sorted(p.name for p in folder.iterdir())
+    if "config.json" not in present:
         raise ModelLoadError(
             f"model_name {model_name!r} is not a model folder: expected config.json, weights "
             f"(model.safetensors) and tokenizer files; it holds {present[:15] or 'no files'}.")

@@ -1,0 +1,162 @@
+"""Bad input, round 2 (issue 14): validate before deleting, range checks, config numbers,
+hints in the interface's own terms, outputs that line up with inputs, run folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_sentiment_rows, write_tsv
+
+from modernbert_tasks import ConfigError, ModelLoadError, fine_tune, get_task, load_finetuned
+from modernbert_tasks.options import resolve_options
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+FAST = {"learning_rate": 1e-3, "disable_tqdm": True, "report_to": "none", "warmup_steps": 0}
+
+
+def run_cli(*argv, cwd=None, stdin=None):
+    return subprocess.run([sys.executable, "-m", "modernbert_tasks", *map(str, argv)],
+                          capture_output=True, text=True, env=ENV, cwd=cwd, input=stdin,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("round2-data")
+    write_tsv(root / "train.tsv", make_sentiment_rows(64, seed=1))
+    write_tsv(root / "validation.tsv", make_sentiment_rows(16, seed=2))
+    return root
+
+
+@pytest.fixture(scope="module")
+def earlier_run(tmp_path_factory, tiny_model_dir, data_dir) -> Path:
+    out = tmp_path_factory.mktemp("round2") / "run"
+    fine_tune("sst2", model_name=tiny_model_dir, output_dir=out, data_dir=data_dir,
+              max_steps=4, eval_steps=2, **FAST)
+    return out
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+BAD_VALUES = [
+    ("learning_rate", -1e-5, "learning_rate=-1e-05 is out of range; expected a positive number"),
+    ("per_device_train_batch_size", 0, "per_device_train_batch_size=0 is out of range"),
+    ("num_train_epochs", 0, "num_train_epochs=0 is out of range"),
+    ("num_train_epochs", -1, "num_train_epochs=-1 is out of range"),
+    ("eval_steps", 0, "eval_steps=0 is out of range"),
+    ("warmup_steps", -1, "warmup_steps=-1 is out of range"),
+    ("gradient_accumulation_steps", 0, "gradient_accumulation_steps=0 is out of range"),
+    ("max_steps", 0, "max_steps=0 would train nothing"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD_VALUES,
+                         ids=[f"{n}={v}" for n, v, _ in BAD_VALUES])
+def test_overwrite_with_a_bad_value_deletes_nothing(earlier_run, tiny_model_dir, data_dir, name,
+                                                    value, message):
+    before = _snapshot(earlier_run)
+    assert any(k.startswith("checkpoint-") for k in before)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fine_tune("sst2", model_name=tiny_model_dir, output_dir=earlier_run, data_dir=data_dir,
+                  overwrite=True, **{**FAST, name: value})
+    assert _snapshot(earlier_run) == before  # byte-identical: checked before anything is deleted
+
+
+def test_overwrite_with_a_bad_flag_exits_2_and_deletes_nothing(earlier_run, tiny_model_dir,
+                                                               data_dir):
+    before = _snapshot(earlier_run)
+    proc = run_cli("train", "sst2", "--model", tiny_model_dir, "--data-dir", data_dir,
+                   "--output-dir", earlier_run, "--overwrite", "--learning-rate=-1e-5")
+    assert proc.returncode == 2, proc.stderr
+    assert "learning_rate=-1e-05 is out of range" in proc.stderr
+    assert "Nothing was changed on disk" in proc.stderr and "Traceback" not in proc.stderr
+    assert _snapshot(earlier_run) == before
+
+
+def test_config_numbers_read_as_strings_are_coerced_and_examples_come_from_defaults():
+    task = get_task("sst2")
+    resolved = resolve_options(task, {"learning_rate": "1e-4", "num_train_epochs": "2"})
+    assert resolved.trainer_kwargs["learning_rate"] == 1e-4
+    assert resolved.trainer_kwargs["num_train_epochs"] == 2
+    with pytest.raises(ConfigError, match=r"e\.g\. learning_rate=5e-05") as info:
+        resolve_options(task, {"learning_rate": "fast"})
+    assert "3.0" not in str(info.value)
+
+
+def test_yaml_config_with_1e_4_is_accepted(tmp_path):
+    pytest.importorskip("yaml")
+    from modernbert_tasks.cli import option_names, read_config_file
+
+    config = tmp_path / "run.yaml"
+    config.write_text("learning_rate: 1e-4\nper_device_train_batch_size: '8'\n")
+    values = read_config_file(config, option_names())
+    assert values["learning_rate"] == "1e-4"  # what YAML 1.1 gives ...
+    resolved = resolve_options(get_task("sst2"), values)  # ... and what fine_tune makes of it
+    assert resolved.trainer_kwargs["learning_rate"] == 1e-4
+    assert resolved.trainer_kwargs["per_device_train_batch_size"] == 8
+
+
+def test_output_dir_that_is_a_file(tmp_path, tiny_model_dir, data_dir):
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="is a file") as info:
+        fine_tune("sst2", model_name=tiny_model_dir, output_dir=blocker / "x", data_dir=data_dir)
+    assert "output_dir=" in str(info.value)
+    proc = run_cli("train", "sst2", "--model", tiny_model_dir, "--data-dir", data_dir,
+                   "--output-dir", blocker)
+    assert proc.returncode == 2 and "--output-dir" in proc.stderr, proc.stderr
+    assert "FileExistsError" not in proc.stderr
+
+
+def test_model_given_as_its_weights_file(tmp_path, tiny_model_dir, data_dir):
+    weights = Path(tiny_model_dir) / "model.safetensors"
+    with pytest.raises(ModelLoadError, match="is a file") as info:
+        fine_tune("sst2", model_name=weights, output_dir=tmp_path / "run", data_dir=data_dir)
+    assert repr(str(tiny_model_dir)) in str(info.value) and "holds no files" not in str(info.value)
+
+
+def test_a_failed_start_leaves_no_empty_runs_folder(tmp_path, data_dir):
+    proc = run_cli("train", "sst2", "--model", tmp_path / "missing-model", "--data-dir", data_dir,
+                   cwd=tmp_path)
+    assert proc.returncode != 0
+    assert not (tmp_path / "runs").exists()
+
+
+def test_predict_output_that_is_a_folder(earlier_run, tmp_path):
+    proc = run_cli("predict", earlier_run / "model", "a text", "--output", tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "is a folder" in proc.stderr and "--output" in proc.stderr
+    assert "IsADirectoryError" not in proc.stderr
+
+
+def test_predict_file_keeps_one_record_per_input_line(earlier_run, tmp_path):
+    texts = tmp_path / "in.txt"
+    texts.write_text("a great film\n\nan awful film\n   \nfine\n")
+    proc = run_cli("predict", earlier_run / "model", "--file", texts)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3, 4, 5]
+    assert [r.get("skipped") for r in records] == [None, "blank line", None, "blank line", None]
+    assert records[2]["text"] == "an awful film" and "label" in records[2]
+
+
+def test_piped_input_without_file_dash_says_how(earlier_run):
+    proc = run_cli("predict", earlier_run / "model", stdin="a text\n")
+    assert proc.returncode == 2
+    assert "--file -" in proc.stderr
+
+
+def test_a_run_folder_is_accepted_where_a_model_folder_is_expected(earlier_run, caplog):
+    model = load_finetuned(earlier_run)
+    assert model.predict(["a great film"])[0]["label"] in ("negative", "positive")
+    proc = run_cli("predict", earlier_run, "a great film")
+    assert proc.returncode == 0, proc.stderr
+    assert "is a run folder; using its model" in proc.stderr
