@@ -235,7 +235,7 @@ CASES = [
          cli=lambda w: _train_argv(w, "wrong-type", "--num-train-epochs", "three"),
          error=ConfigError, exit_code=2,
          needles=lambda w: ("num_train_epochs='three'", "expected float",
-                            "e.g. num_train_epochs=3.0"),
+                            "e.g. num_train_epochs=3."),
          cli_needles=lambda w: ("--num-train-epochs", "invalid float value: 'three'")),
     Case("model-id-not-on-hub",
          api=lambda w: _train(w, "model-id-not-on-hub", model=MISSING_MODEL),
