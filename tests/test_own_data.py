@@ -294,7 +294,7 @@ def test_cli_trains_evaluates_and_predicts_on_a_spreadsheet_csv(tmp_path, tiny_m
     assert proc.returncode == 0, proc.stderr[-3000:]
     labels = [json.loads(line)["label"] for line in proc.stdout.splitlines()]
     assert labels == ["billing", "tech"]
-    val = write_csv(tmp_path / "val.csv", ticket_rows(40, 13))
+    val = write_csv(tmp_path / "val.csv", ticket_rows(40, 13), header=("text", "team"))
     proc = run_cli("evaluate", tmp_path / "run" / "model", "--data-file", val, "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["macro_f1"] >= 0.8

@@ -111,7 +111,7 @@ def test_early_stopping_without_an_evaluation_split_is_a_clear_error(tiny_model_
     write_tsv(data / "train.tsv", make_sentiment_rows(40, seed=1))
     with pytest.raises(ConfigError, match="early_stopping_patience=2 needs an evaluation split"):
         fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=tmp_path / "out",
-                  data_dir=str(data), early_stopping_patience=2, **FAST)
+                  data_dir=str(data), early_stopping_patience=2, validation_fraction=0, **FAST)
     assert not (tmp_path / "out" / "model").exists()
 
 
@@ -222,7 +222,9 @@ def test_temperature_scaling_lowers_the_eval_nll_and_predict_applies_it(calibrat
 
     manifest = json.loads((calibrated.model_path / "modernbert_tasks.json").read_text())
     t = manifest["calibration"]["temperature"]
-    assert calibrated.metrics["accuracy"] >= 0.8  # chance is 0.5
+    # chance is 0.5; one short epoch on purpose (a model that is not yet sure of itself), so
+    # the bar is 0.7 (3.5 standard deviations above chance on 80 examples)
+    assert calibrated.metrics["accuracy"] >= 0.7
     assert t != 1.0 and calibrated.metrics["temperature"] == t
     fm = load_finetuned(calibrated.model_path)
     rows = make_sentiment_rows(80, seed=2)  # validation.tsv: what the temperature was fitted on

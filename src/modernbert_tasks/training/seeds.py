@@ -44,14 +44,15 @@ def fine_tune_seeds(task: str | Task, model_name: str | os.PathLike, output_dir:
                     **args: Any) -> FineTuneResult:
     """Run `fine_tune` once per seed in `args["seeds"]` and summarise (see module doc)."""
     from ..options import resolve_options
-    from .engine import MODEL_SUBDIR, _is_main_process, _resolve_task, fine_tune
+    from .engine import MODEL_SUBDIR, _is_main_process, fine_tune
     from .locking import run_lock
+    from .task_source import resolve_task
 
     seeds = args.pop("seeds")
     if "seed" in args:
         raise ConfigError(f"seed={args['seed']!r} and seeds={seeds!r} were both given; pass "
                           "seeds=[...] alone (each run uses one of them as its seed).")
-    task_obj, _ = _resolve_task(task)
+    task_obj, _, args = resolve_task(task, args)
     opts = resolve_options(task_obj, {**args, "seeds": seeds}).options  # every check, up front
     if opts.resume not in (False, True):
         raise ConfigError(f"resume={os.fspath(opts.resume)!r} names one checkpoint, but seeds= "
