@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,28 @@ def write_tsv(path: Path, rows, header=("sentence", "label")) -> Path:
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def _installed_packages(path: list[str] | None = None) -> dict[str, str]:
+    """{distribution name: version} as importlib.metadata sees it (sys.path by default)."""
+    dists = metadata.distributions() if path is None else metadata.distributions(path=path)
+    return {(d.metadata["Name"] or "?").lower(): d.version for d in dists}
+
+
+@pytest.fixture(scope="session")
+def installed_packages():
+    return _installed_packages
+
+
+@pytest.fixture(autouse=True, scope="session")
+def environment_untouched():
+    """Testing must never change the user's environment (installs, upgrades, removals)."""
+    before = _installed_packages()
+    yield
+    after = _installed_packages()
+    changed = sorted(f"{name}: {before.get(name, '(absent)')} -> {after.get(name, '(absent)')}"
+                     for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, "the test suite changed the installed packages: " + "; ".join(changed)
 
 
 @pytest.fixture(autouse=True, scope="session")
