@@ -160,3 +160,35 @@ def test_a_run_folder_is_accepted_where_a_model_folder_is_expected(earlier_run, 
     proc = run_cli("predict", earlier_run, "a great film")
     assert proc.returncode == 0, proc.stderr
     assert "is a run folder; using its model" in proc.stderr
+
+
+# --- finding 10 and 11: one figure per model, one TensorBoard record per evaluation ----------
+@pytest.fixture(scope="module")
+def bf16_run(tmp_path_factory, tiny_model_dir, data_dir) -> tuple[Path, dict]:
+    """Trained under bf16 autocast (emulated on CPUs without bf16: slow, but the model is tiny),
+    with an evaluation at the last step, so the final evaluation repeats that step."""
+    out = tmp_path_factory.mktemp("round2-bf16") / "run"
+    result = fine_tune("sst2", model_name=tiny_model_dir, output_dir=out, data_dir=data_dir,
+                       max_steps=6, eval_steps=3, precision="bf16", learning_rate=1e-3,
+                       disable_tqdm=True, warmup_steps=0, report_to="tensorboard")
+    return out, result.metrics
+
+
+def test_the_training_summary_is_the_figure_evaluate_reproduces(bf16_run, data_dir):
+    out, metrics = bf16_run
+    manifest = json.loads((out / "model" / "modernbert_tasks.json").read_text())
+    assert manifest["training"]["precision"] == "bf16"  # trained under bf16 autocast
+    scored = load_finetuned(out / "model").evaluate(data_dir=data_dir)  # fp32, as predict
+    assert scored["accuracy"] == metrics["accuracy"]
+    assert scored["loss"] == pytest.approx(metrics["loss"], rel=1e-5)
+
+
+def test_tensorboard_records_each_evaluation_once_in_one_event_file(bf16_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, _ = bf16_run
+    files = list((out / "logs").rglob("events.out.tfevents.*"))
+    assert len(files) == 1, files
+    events = EventAccumulator(str(files[0])).Reload()
+    steps = [e.step for e in events.Scalars("eval/accuracy")]
+    assert steps == [3, 6]  # the two periodic evaluations; the final one is not repeated

@@ -628,7 +628,8 @@ def format_train_summary(result: Any, task: str, options: Mapping[str, Any],
     model_metrics = {k: v for k, v in metrics.items()
                      if k not in RUN_METRICS and not k.endswith(SPEED_SUFFIXES)}
     if model_metrics:
-        lines += ["", "Evaluation of the final model:", *_metric_lines(model_metrics)]
+        lines += ["", "Evaluation of the final model (fp32, as predict and evaluate compute it):",
+                  *_metric_lines(model_metrics)]
     model_path = str(result.model_path)
     report_to = options.get("report_to", "tensorboard")
     logdir = options.get("logging_dir") or Path(result.output_dir) / "logs"

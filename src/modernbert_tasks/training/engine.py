@@ -577,8 +577,20 @@ def _clear_previous_run(out: Path, opts: TrainOptions) -> None:
 
 # --- steps 6-7: evaluate and save ---------------------------------------------------------
 def _final_metrics(run: PreparedRun) -> dict[str, float]:
-    """The final (best) model on the eval split, and on the test split when it has labels."""
+    """The final (best) model on the eval split, and on the test split when it has labels.
+
+    Scored in fp32, the precision `load_finetuned(...).predict` uses, so the figures printed at
+    the end of training are the ones `evaluate` reproduces. Not sent to TensorBoard: the
+    periodic evaluations are there already, and the Trainer closed its writer at the end of
+    training, so one more log would open a second event file for the same step."""
+    from accelerate.utils import extract_model_from_parallel
+    from transformers.integrations import TensorBoardCallback
+
     trainer = run.trainer
+    trainer.remove_callback(TensorBoardCallback)
+    if run.hardware.precision != "fp32":
+        # undo accelerate's autocast wrapper on forward (training is over); weights are fp32
+        extract_model_from_parallel(trainer.model, keep_fp32_wrapper=False)
     keep = set(run.task.metrics) | {"loss"}
     metrics: dict[str, float] = {}
     for role, dataset in (("eval", trainer.eval_dataset), ("test", run.test_dataset)):
@@ -605,9 +617,10 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
     training = {name: args.get(name) for name in run.resolved.trainer_kwargs}
     training.update({f.name: getattr(run.options, f.name) for f in dataclasses.fields(run.options)
                      if f.name != "callbacks"})
-    # "precision" records what training and evaluation autocast to; load_finetuned predicts in
-    # fp32 unless asked for bf16, since fp32 labels do not depend on batching
-    training.update({"precision": run.hardware.precision, "attention":
+    # "precision" records what training autocast to; the final metrics are fp32, as
+    # load_finetuned predicts (fp32 labels do not depend on batching)
+    training.update({"precision": run.hardware.precision, "metrics_precision": "fp32",
+                     "attention":
                      run.trainer.model.config._attn_implementation,
                      "world_size": run.trainer.args.world_size,
                      "num_examples": run.num_examples,
