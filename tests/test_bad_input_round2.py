@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 from conftest import make_sentiment_rows, write_tsv
 
-from modernbert_tasks import ConfigError, ModelLoadError, fine_tune, get_task, load_finetuned
+from modernbert_tasks import (
+    ConfigError,
+    DataError,
+    ModelLoadError,
+    fine_tune,
+    get_task,
+    load_finetuned,
+)
 from modernbert_tasks.options import resolve_options
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -192,3 +199,76 @@ def test_tensorboard_records_each_evaluation_once_in_one_event_file(bf16_run):
     events = EventAccumulator(str(files[0])).Reload()
     steps = [e.step for e in events.Scalars("eval/accuracy")]
     assert steps == [3, 6]  # the two periodic evaluations; the final one is not repeated
+
+
+# --- finding 7: offline fails fast and names the model and the data together ----------------
+def _offline_env(tmp_path: Path) -> dict[str, str]:
+    """A hub endpoint that refuses connections (port 9, discard) and an empty cache, so the
+    test behaves the same with or without network; HF_HUB_OFFLINE is deliberately unset."""
+    env = {k: v for k, v in ENV.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
+                                                     "TRANSFORMERS_OFFLINE")}
+    return {**env, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
+
+
+def test_offline_train_names_model_and_data_in_one_error_cli(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "modernbert_tasks", "train", "sst2"],
+                          capture_output=True, text=True, env=_offline_env(tmp_path), cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    err = proc.stderr
+    assert "cannot be used (http://127.0.0.1:9 is unreachable" in err
+    assert "model 'lightonai/modernbert-embed-large': pass a local model folder: --model PATH" in err
+    assert "dataset 'nyu-mll/glue' (config 'sst2'): use local files: --data-dir PATH" in err
+    assert "model_name=" not in err and "data_dir=" not in err  # flags, not Python arguments
+    assert not (tmp_path / "runs").exists()
+
+
+def test_offline_fine_tune_speaks_python(tmp_path):
+    code = ("import modernbert_tasks as m\ntry:\n    m.fine_tune('sst2')\n"
+            "except m.ModelLoadError as e:\n    print(type(e).__name__, e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=_offline_env(tmp_path), cwd=tmp_path, timeout=120)
+    assert proc.stdout.startswith("HubUnreachableError"), proc.stdout + proc.stderr
+    assert "model_name='path/to/modernbert'" in proc.stdout
+    assert "data_dir='path/to/folder'" in proc.stdout and "--data-dir" not in proc.stdout
+
+
+def test_offline_with_the_model_in_the_cache_trains_from_it(tmp_path, tiny_model_dir, data_dir):
+    """A hub id whose files are in the cache is used offline, without waiting on the network."""
+    snapshot = tmp_path / "hf" / "hub" / "models--someone--tiny" / "snapshots" / ("0" * 40)
+    snapshot.parent.mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(tiny_model_dir, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modernbert_tasks", "train", "sst2", "--model", "someone/tiny",
+         "--data-dir", str(data_dir), "--output-dir", str(tmp_path / "run"), "--max-steps", "2",
+         "--report-to", "none"], capture_output=True, text=True, env=_offline_env(tmp_path),
+        cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "using the cached model 'someone/tiny'" in proc.stderr
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+# --- finding 4: a pair model given single texts says how, in the interface's terms ----------
+@pytest.fixture(scope="module")
+def pair_model(tmp_path_factory, tiny_model_dir) -> Path:
+    root = tmp_path_factory.mktemp("pairs")
+    rows = [(t, t.upper() if i % 2 else "something else", i % 2)
+            for i, (t, _) in enumerate(make_sentiment_rows(32, seed=4))]
+    write_tsv(root / "train.tsv", rows, header=("first", "second", "label"))
+    fine_tune(train_file=root / "train.tsv", text_columns=["first", "second"],
+              label_column="label", model_name=tiny_model_dir, output_dir=root / "run",
+              max_steps=1, validation_fraction=0, **FAST)
+    return root / "run" / "model"
+
+
+def test_single_texts_for_a_pair_model(pair_model):
+    with pytest.raises(DataError) as err:
+        load_finetuned(pair_model).predict(["just one text"])
+    assert "list of (text_a, text_b) tuples" in str(err.value)
+    proc = run_cli("predict", pair_model, "just one text")
+    assert proc.returncode == 1
+    assert '--pair "first text" "second text"' in proc.stderr and "tuples" not in proc.stderr

@@ -9,6 +9,7 @@ from conftest import SST2_DIR, needs_shared
 
 import modernbert_tasks as mt
 from modernbert_tasks import DataError, Task
+from modernbert_tasks.errors import speaking_cli
 
 ROWS = [("a fine film", 1), ("a dull film", 0), ("moving and smart", 1), ("clumsy", 0)]
 TASK = Task(name="toy", labels=("negative", "positive"))
@@ -111,14 +112,18 @@ def test_missing_file_and_empty_dir(tmp_path):
 
 
 def test_hub_unreachable_says_how_to_use_local_files(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1
     task = Task(name="hubonly", labels=("a", "b"), hub_id="no-such-org/no-such-dataset-xyz")
     with pytest.raises(DataError) as err:
         task.load_dataset()
     message = str(err.value)
     assert "'no-such-org/no-such-dataset-xyz'" in message
-    assert "data_dir=" in message and "--data-dir" in message
+    assert "data_dir=" in message and "--data-dir" not in message  # Python's terms
+    with speaking_cli(), pytest.raises(DataError) as err:  # as under the command line
+        task.load_dataset()
+    assert "--data-dir PATH" in str(err.value) and "data_dir=" not in str(err.value)
 
 
 def test_metrics_are_offline_and_correct():

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import ConfigError, ModernBertTasksError, UnknownTaskError, suggest
+from .errors import ConfigError, ModernBertTasksError, UnknownTaskError, speaking_cli, suggest
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -1009,7 +1009,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.traceback:
         warnings.showwarning = _show_warning
     try:
-        return RUNNERS[args.command](args, subparser)
+        with speaking_cli():  # errors give their fixes as flags
+            return RUNNERS[args.command](args, subparser)
     except BrokenPipeError:  # e.g. `... | head`: the reader left, which is not an error
         sys.stdout = open(os.devnull, "w")  # silences the flush at exit
         return EXIT_OK

@@ -208,6 +208,10 @@ def load_hub_splits(hub_id: str, config: str | None, revision: str | None,
     """The hub dataset's splits keyed by role; `local_hint` says how to use local files."""
     import datasets
 
+    from .hub import HubSource, require_hub
+
+    require_hub([HubSource("dataset", hub_id, config, f"use local files: {local_hint}",
+                           cache_dir)])  # no network: fail now, not after a minute of retries
     where = f"{hub_id!r}" + (f" (config {config!r})" if config else "")
     try:
         dd = datasets.load_dataset(hub_id, config, revision=revision, cache_dir=cache_dir)

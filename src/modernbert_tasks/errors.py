@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "OutputWriteError",
     "TrainingInterrupted",
     "suggest",
+    "hint",
+    "speaking_cli",
 ]
 
 
@@ -90,3 +94,22 @@ def suggest(word: str, choices: Iterable[str], n: int = 3) -> str:
     """' Did you mean: a, b?' or '' -- appended to error messages."""
     close = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
     return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+# --- the fix in the terms of the interface in use -----------------------------------------
+_INTERFACE = contextvars.ContextVar("modernbert_tasks_interface", default="python")
+
+
+@contextlib.contextmanager
+def speaking_cli() -> Iterator[None]:
+    """Within this block (the command line's), `hint` gives the flag form of a fix."""
+    token = _INTERFACE.set("cli")
+    try:
+        yield
+    finally:
+        _INTERFACE.reset(token)
+
+
+def hint(python: str, cli: str) -> str:
+    """`python` (arguments) when called from Python, `cli` (flags) under the command line."""
+    return cli if _INTERFACE.get() == "cli" else python

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import TaskDefinitionError, suggest
+from .errors import TaskDefinitionError, hint, suggest
 
 if TYPE_CHECKING:
     import datasets
@@ -169,7 +169,7 @@ class Task:
             files = data.find_split_files(data_dir, self.splits)
         elif self.hub_id:
             raw = data.load_hub_splits(self.hub_id, self.hub_config, revision or self.hub_revision,
-                                       self.splits, cache_dir, self._local_hint())
+                                       self.splits, cache_dir, self.local_hint())
             return datasets.DatasetDict({
                 role: self.prepare_split(ds, role, f"hub dataset {self.hub_id!r} split {role!r}")
                 for role, ds in raw.items()})
@@ -181,11 +181,13 @@ class Task:
             role: self.prepare_split(data.read_data_file(path, cache_dir), role, repr(str(path)))
             for role, path in files.items()})
 
-    def _local_hint(self) -> str:
+    def local_hint(self) -> str:
+        """How to give this task's data as local files, in the interface's terms."""
         train, dev = self.splits.get("train") or "train", self.splits.get("eval") or "validation"
-        return (f"data_dir='path/to/folder' with files named {train}.tsv / {dev}.tsv (or .csv, "
-                ".jsonl, .parquet), or train_file=... and validation_file=...; CLI: --data-dir "
-                "PATH, or --train-file/--validation-file.")
+        files = f"files named {train}.tsv / {dev}.tsv (or .csv, .jsonl, .parquet)"
+        return hint(f"data_dir='path/to/folder' with {files}, or train_file=... and "
+                    "validation_file=...",
+                    f"--data-dir PATH with {files}, or --train-file and --validation-file")
 
     def prepare_split(self, ds: datasets.Dataset, role: str, source: str) -> datasets.Dataset:
         """Check columns, texts and labels; return the split with a numeric ``label`` column.

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..artifacts.manifest import MANIFEST_NAME, ManifestError, read_manifest, task_from_manifest
-from ..errors import ConfigError, DataError, ModelLoadError
+from ..errors import ConfigError, DataError, ModelLoadError, hint
 from ..task import Task
 from . import calibration
 
@@ -124,6 +124,10 @@ def _resolve_source(path: str | os.PathLike, allow_pickle: bool) -> str:
         return str(local)
     text = str(path)
     if _HUB_ID.match(text) and not text.startswith((".", "~")):
+        from ..hub import HubSource, require_hub
+
+        require_hub([HubSource("model", text, local_hint="pass the folder fine_tune saved the "
+                               "model to, e.g. 'runs/sst2/model'")])
         return text
     raise ModelLoadError(f"Model folder {text!r} does not exist. Pass the folder fine_tune saved "
                          "the model to (FineTuneResult.model_path), e.g. 'runs/sst2/model'.")
@@ -409,10 +413,13 @@ class FineTunedModel:
             if pair_task:
                 raise DataError(
                     f"Task {self.task.name!r} classifies pairs of texts ({want[0]!r}, "
-                    f"{want[1]!r}); got single texts. Pass a list of (text_a, text_b) tuples.")
+                    f"{want[1]!r}); got single texts. " + hint(
+                        "Pass a list of (text_a, text_b) tuples.",
+                        'Pass --pair "first text" "second text", or a --file whose records '
+                        f'have {want[0]!r} and {want[1]!r} fields.'))
             raise DataError(f"Task {self.task.name!r} classifies single texts ({want[0]!r}); got "
-                            f"{type(inputs[0]).__name__} {_clip(inputs[0])}. Pass a list of "
-                            "strings.")
+                            f"{type(inputs[0]).__name__} {_clip(inputs[0])}. " + hint(
+                                "Pass a list of strings.", "Pass the texts without --pair."))
         first, second = [], [] if is_pair else None
         for i, item in enumerate(inputs):
             if is_pair:

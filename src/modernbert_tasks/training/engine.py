@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import hardware
 from ..artifacts.saving import SAFE_WEIGHTS, save_final_model
-from ..errors import ConfigError, DataError, ModelLoadError
+from ..errors import ConfigError, DataError, ModelLoadError, hint
 from ..options import (
     AUTO,
     DEFAULT_MODEL,
@@ -183,6 +183,16 @@ def prepare(
     **args: Any,
 ) -> PreparedRun:
     """Steps 1-4 of `fine_tune`: options, data, tokenization, model and Trainer."""
+    task, plugin, args = resolve_task(task, args)
+    resolved = resolve_options(task, args)
+    opts = resolved.options
+    if opts.text_prefix is not None:
+        task = dataclasses.replace(task, text_prefix=opts.text_prefix)
+    model_name = os.fspath(model_name)
+    # without network, one quick error names every download the run needs (before the
+    # seconds of importing the Trainer, and the minute of retries that loading would take)
+    _require_hub(model_name, task, opts)
+
     from transformers import set_seed
 
     from .calibrating import check_calibration_options
@@ -195,12 +205,6 @@ def prepare(
     from .stopping import early_stopping_callback
     from .trainer import TaskTrainer
 
-    task, plugin, args = resolve_task(task, args)
-    resolved = resolve_options(task, args)
-    opts = resolved.options
-    if opts.text_prefix is not None:
-        task = dataclasses.replace(task, text_prefix=opts.text_prefix)
-    model_name = os.fspath(model_name)
     out = Path(output_dir) if output_dir is not None else default_output_dir(task.name)
     hw = hardware.detect(opts.precision, opts.attention,
                          use_cpu=bool(resolved.trainer_kwargs.get("use_cpu", False)))
@@ -403,6 +407,23 @@ def _looks_like_path(name: str) -> bool:
             or "\\" in name)
 
 
+def _require_hub(model_name: str, task: Task, opts: TrainOptions) -> None:
+    from ..hub import HubSource, require_hub
+
+    cache_dir = opts.cache_dir and os.fspath(opts.cache_dir)
+    sources = []
+    if not Path(model_name).expanduser().exists() and not _looks_like_path(model_name):
+        sources.append(HubSource("model", model_name, local_hint="pass a local model folder: "
+                                 + hint("model_name='path/to/modernbert'", "--model PATH"),
+                                 cache_dir=cache_dir))
+    values = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
+    if task.hub_id and not opts.data_dir and not data_files_of(values):
+        sources.append(HubSource("dataset", task.hub_id, task.hub_config,
+                                 local_hint="use local files: " + task.local_hint(),
+                                 cache_dir=cache_dir))
+    require_hub(sources)
+
+
 def _check_model_folder(model_name: str) -> None:
     folder = Path(model_name).expanduser()
     if not folder.exists():
@@ -433,7 +454,8 @@ def _load_error(what: str, model_name: str, exc: Exception) -> ModelLoadError:
     from huggingface_hub import constants
 
     local = Path(model_name).expanduser().exists()
-    folder = "pass a local folder as model_name (e.g. model_name='path/to/modernbert')"
+    folder = "pass a local model folder: " + hint("model_name='path/to/modernbert'",
+                                                  "--model path/to/modernbert")
     if local and "trust_remote_code" in str(exc):
         fix = ("The folder ships its own model code, which is not run by default. Pass "
                "trust_remote_code=True only if you trust that code.")
