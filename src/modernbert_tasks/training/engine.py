@@ -217,6 +217,7 @@ def prepare(
     max_length = None if opts.max_length == AUTO else _max_length(opts, task, config, model_name)
     checkpoint = _find_checkpoint(out, opts)
     training_args = _training_args(resolved, hw, out)  # starts torch.distributed when launched
+    _warn_if_one_of_many(training_args.world_size)
 
     with training_args.main_process_first(desc="preparing the output folder and data"):
         splits, held_out = _load_splits(task, opts)
@@ -304,6 +305,17 @@ def _cleaning_up_new_folders(out: Path):
 def _is_main_process() -> bool:
     """Rank 0 of a torchrun / accelerate launch, or a plain process."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def _warn_if_one_of_many(world_size: int) -> None:
+    """`accelerate launch --cpu --num_processes N` starts ONE process (N needs an MPI hostfile);
+    it sets MASTER_ADDR for N > 1 but, unlike a launcher that started N, no WORLD_SIZE."""
+    if world_size == 1 and os.environ.get("MASTER_ADDR") and "WORLD_SIZE" not in os.environ:
+        logger.warning(
+            "The launcher was asked for several processes, but this run is the only one "
+            "(world size 1). `accelerate launch --cpu` starts one process; for several, use "
+            "`accelerate launch --multi_gpu --num_processes N ...` (it also works on CPUs) or "
+            "`torchrun --nproc-per-node N -m modernbert_tasks ...` (docs/distributed.md).")
 
 
 def _training_args(resolved: ResolvedOptions, hw: hardware.Hardware, out: Path
