@@ -614,15 +614,17 @@ SPEED_SUFFIXES = ("_runtime", "_samples_per_second", "_steps_per_second")
 def format_train_summary(result: Any, task: str, options: Mapping[str, Any],
                          seconds: float) -> str:
     """The one-screen summary printed after training."""
+    from .training.eta import format_duration
+
     metrics = dict(result.metrics)
     details = []
     if "train_runtime" in metrics:
-        details.append(f"training {_duration(metrics['train_runtime'])}")
+        details.append(f"training {format_duration(metrics['train_runtime'])}")
     if metrics.get("train_samples_per_second"):
         details.append(f"{metrics['train_samples_per_second']:,.1f} samples/s")
     if "epoch" in metrics:
         details.append(f"{metrics['epoch']:g} epoch{'' if metrics['epoch'] == 1 else 's'}")
-    headline = f"Fine-tuned {task!r} in {_duration(seconds)}"
+    headline = f"Fine-tuned {task!r} in {format_duration(seconds)}"
     headline += f" ({', '.join(details)})" if details else ""
     lines = ["", headline + "."]
     model_metrics = {k: v for k, v in metrics.items()
@@ -652,14 +654,6 @@ def format_train_summary(result: Any, task: str, options: Mapping[str, Any],
         f"Predict           {PROG} predict {model_path} {example}",
     ]
     return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    return f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
 
 
 def _metric_lines(metrics: dict[str, Any]) -> list[str]:

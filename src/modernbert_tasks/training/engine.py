@@ -202,6 +202,7 @@ def prepare(
         log_label_distribution,
         resolve_class_weights,
     )
+    from .eta import TimeEstimate
     from .stopping import early_stopping_callback
     from .trainer import TaskTrainer
 
@@ -258,7 +259,7 @@ def prepare(
         data_collator=make_collator(tokenizer, hw.pad_to_multiple_of, speed.bucket_widths(
             opts.shape_buckets, opts.compile, max_length)),
         compute_metrics=_metrics_fn(task),
-        callbacks=list(opts.callbacks or []) + ([stopper] if stopper else []),
+        callbacks=[*(opts.callbacks or []), TimeEstimate(), *([stopper] if stopper else [])],
         compute_loss_func=WeightedLoss(weights, task.problem_type) if weights else None,
     )
     _send_tensorboard_to(trainer, Path(opts.logging_dir) if opts.logging_dir else out / LOGS_SUBDIR)
