@@ -83,7 +83,7 @@ def test_overwrite_with_a_bad_flag_exits_2_and_deletes_nothing(earlier_run, tiny
     proc = run_cli("train", "sst2", "--model", tiny_model_dir, "--data-dir", data_dir,
                    "--output-dir", earlier_run, "--overwrite", "--learning-rate=-1e-5")
     assert proc.returncode == 2, proc.stderr
-    assert "learning_rate=-1e-05 is out of range" in proc.stderr
+    assert "--learning-rate -1e-05 is out of range" in proc.stderr  # the flag, as typed
     assert "Nothing was changed on disk" in proc.stderr and "Traceback" not in proc.stderr
     assert _snapshot(earlier_run) == before
 

@@ -1016,10 +1016,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.traceback:
             traceback.print_exc()
         code = EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILURE
-        print(f"error: {_describe(exc)}", file=sys.stderr)
+        print(f"error: {_as_flags(_describe(exc), subparser)}", file=sys.stderr)
         if not args.traceback:
             print("(run again with --debug for the full traceback)", file=sys.stderr)
         return code
+
+
+# `name=value` as the library's messages write a fix: a quoted string, a {...} or [...], `...`,
+# or a bare word/number
+_ARG_VALUE = r"""'[^']*'|"[^"]*"|\{[^}]*\}|\[[^\]]*\]|\.\.\.|[\w.+-]+"""
+
+
+def _as_flags(message: str, parser: argparse.ArgumentParser | None) -> str:
+    """The library writes fixes as Python arguments (`learning_rate=3e-5`); on the command
+    line they read as this command's flags (`--learning-rate 3e-5`)."""
+    if parser is None:
+        return message
+    flags = {a.dest: a for a in parser._actions if a.option_strings}
+
+    def flag(match: re.Match) -> str:
+        action = flags.get(match[1])
+        if action is None:
+            return match[0]  # not an option of this command (e.g. a config.json field)
+        option = next(o for o in action.option_strings if o.startswith("--"))
+        value = match[2]
+        if value == "True" and (action.nargs == 0 or (action.nargs == "?" and action.const)):
+            return option  # a switch: --resume, --overwrite
+        if value[:1] in "'\"" and value[-1:] == value[:1]:
+            value = value[1:-1]
+        return f"{option} {value}"
+
+    message = re.sub(rf"(?<![\w.-])([a-z][a-z0-9_]*)=({_ARG_VALUE})", flag, message)
+
+    def redundant(match: re.Match) -> str:  # "(CLI: --resume)" after "--resume" says it twice
+        rest = message[:match.start()] + message[match.end():]
+        named = re.findall(r"--[\w-]+", match[0])
+        return "" if named and all(re.search(rf"{n}(?![\w-])", rest) for n in named) else match[0]
+
+    return re.sub(r" ?\(CLI: [^()]*\)", redundant, message)
 
 
 def _describe(exc: BaseException) -> str:
