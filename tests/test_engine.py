@@ -253,7 +253,7 @@ def test_offline_without_cache_says_to_pass_a_local_folder(monkeypatch, sentimen
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(ModelLoadError, match="pass a local folder as model_name"):
+    with pytest.raises(ModelLoadError, match="pass a local model folder: model_name="):
         fine_tune("sst2", model_name="lightonai/not-cached-anywhere", cache_dir=str(tmp_path),
                   data_dir=str(sentiment_dir))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["Hardware", "detect", "cpu_supports_bf16"]
+__all__ = ["Hardware", "detect", "best_device", "cpu_supports_bf16"]
 
 logger = logging.getLogger("modernbert_tasks")
 
@@ -57,7 +57,8 @@ def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[bool, str]
     return False, "CPU lacks AVX512-BF16/AMX, so bf16 would be emulated (slower than fp32)"
 
 
-def _device(use_cpu: bool) -> str:
+def best_device(use_cpu: bool = False) -> str:
+    """'cuda', then 'mps', then 'cpu': for training and prediction alike."""
     import torch
 
     if use_cpu:
@@ -112,7 +113,7 @@ def _attention(requested: str, device: str) -> tuple[str, str]:
 
 def detect(precision: str = "auto", attention: str = "auto", use_cpu: bool = False) -> Hardware:
     """The choices for this process; `use_cpu` forces the CPU even when a GPU is present."""
-    device = _device(use_cpu)
+    device = best_device(use_cpu)
     prec, prec_reason = _precision(precision, device)
     attn, attn_reason = _attention(attention, device)
     return Hardware(device=device, precision=prec, precision_reason=prec_reason,

@@ -144,6 +144,9 @@ class TrainOptions:
         "Hugging Face caches (HF_HOME).")})
     trust_remote_code: bool = field(default=False, metadata={"help": (
         "Allow model code from the hub to run locally. Off unless you trust the repository.")})
+    allow_pickle: bool = field(default=False, metadata={"help": (
+        "Also load pickle weights (pytorch_model.bin) when the model folder has no safetensors. "
+        "Unpickling can run arbitrary code: only for files you trust.")})
     # --- run control --------------------------------------------------------------------------
     seed: int = field(default=42, metadata={"help": (
         "Seed for subsets, shuffling, head initialisation and dropout (the recipe's 42).")})

@@ -10,17 +10,16 @@ each batch pads only to its own longest text, and put back in input order at the
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import modeling
 from ..artifacts.manifest import MANIFEST_NAME, ManifestError, read_manifest, task_from_manifest
-from ..errors import ConfigError, DataError, ModelLoadError, hint
+from ..errors import ConfigError, DataError, hint
 from ..task import Task
 from . import calibration
 
@@ -37,10 +36,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CHUNK_SIZE = 8192  # texts tokenized at a time: bounds memory for very long inputs
 PROGRESS_MIN_TEXTS = 1000  # show_progress=None shows a bar from this many texts on
 DEFAULT_MAX_LENGTH = 512
-SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
-PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth",
-                  "pytorch_model.pt", "model.ckpt")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -74,11 +69,12 @@ def load_finetuned(
     if precision not in PRECISIONS:
         raise ConfigError(f"precision={precision!r} is not supported; expected one of "
                           f"{', '.join(PRECISIONS)}.")
-    source = _resolve_source(path, allow_pickle)
+    source = modeling.resolve_source(path, allow_pickle=allow_pickle)
     manifest = _read_any_manifest(source)
-    torch_device = _resolve_device(device)
+    torch_device = modeling.resolve_device(device)
     chosen = _choose_precision(torch_device, precision)
-    model, tokenizer = _load_model_and_tokenizer(source, allow_pickle, trust_remote_code)
+    model, tokenizer = modeling.load_for_prediction(source, allow_pickle=allow_pickle,
+                                                    trust_remote_code=trust_remote_code)
     task = _task_for(manifest) if manifest else None
     if task is not None:
         _check_labels_match(task, model.config, source)
@@ -105,100 +101,13 @@ def _task_for(manifest: dict[str, Any]) -> Task:
         return task
     if registered is not None and registered[0].to_dict() == task.to_dict():
         return registered[0]
+    if manifest.get("training", {}).get("format_text") == "custom":
+        logger.warning(
+            "Task %r was trained with its plugin's own format_text, and that plugin (%s) is not "
+            "installed here: predictions apply only the text_prefix, so they may differ from "
+            "training. Install the plugin to reproduce training's text formatting.", task.name,
+            manifest.get("task", {}).get("plugin"))
     return task
-
-
-def _resolve_source(path: str | os.PathLike, allow_pickle: bool) -> str:
-    """A checked local folder, or a string that can only be a Hub id."""
-    if not isinstance(path, str | os.PathLike):
-        raise ConfigError(f"path must be a folder path or a Hub id string, got "
-                          f"{type(path).__name__} {path!r}.")
-    local = Path(path).expanduser()
-    if local.is_dir() and not (local / "config.json").exists() and (
-            local / "model" / "config.json").is_file():
-        # a run folder (the output_dir users chose): its final model is in model/
-        logger.warning("%s is a run folder; using its model, %s.", local, local / "model")
-        local = local / "model"
-    if local.exists():
-        _check_local_folder(local, allow_pickle)
-        return str(local)
-    text = str(path)
-    if _HUB_ID.match(text) and not text.startswith((".", "~")):
-        from ..hub import HubSource, require_hub
-
-        require_hub([HubSource("model", text, local_hint="pass the folder fine_tune saved the "
-                               "model to, e.g. 'runs/sst2/model'")])
-        return text
-    raise ModelLoadError(f"Model folder {text!r} does not exist. Pass the folder fine_tune saved "
-                         "the model to (FineTuneResult.model_path), e.g. 'runs/sst2/model'.")
-
-
-def _check_local_folder(folder: Path, allow_pickle: bool) -> None:
-    if not folder.is_dir():
-        raise ModelLoadError(f"{str(folder)!r} is a file; expected the model folder that holds "
-                             "it (config.json, model.safetensors and the tokenizer files).")
-    present = sorted(p.name for p in folder.iterdir())
-    if "config.json" not in present:
-        hint = [n for n in present if (folder / n / "config.json").is_file()]
-        where = f" Its subfolders {hint[:5]} hold models: pass one of them." if hint else ""
-        raise ModelLoadError(
-            f"{str(folder)!r} is not a model folder: it has no config.json (it holds "
-            f"{present[:15] or 'nothing'}).{where} Expected a folder saved by fine_tune or "
-            "save_pretrained().")
-    config = _read_json(folder / "config.json", "config.json")
-    explicit = config.get("transformers_weights") if isinstance(config, dict) else None
-    if explicit and not str(explicit).endswith(SAFE_WEIGHTS) and not allow_pickle:
-        raise ModelLoadError(
-            f"{str(folder / 'config.json')!r} points at weights file {explicit!r}, which is not "
-            "safetensors. Loading pickle weights can run arbitrary code; pass allow_pickle=True "
-            "only if you trust the file.")
-    if any(n in present for n in SAFE_WEIGHTS):
-        _check_safetensors(folder)
-        return
-    pickles = [n for n in present if n in PICKLE_WEIGHTS]
-    if pickles and not allow_pickle:
-        raise ModelLoadError(
-            f"{str(folder)!r} has only pickle weights ({', '.join(pickles)}), no "
-            "model.safetensors. Unpickling a file can run arbitrary code, so it is refused. If "
-            "you trust the file, pass allow_pickle=True (CLI: --allow-pickle), or convert it "
-            "once with model.save_pretrained(folder) (which writes safetensors).")
-    if not pickles:
-        raise ModelLoadError(
-            f"{str(folder)!r} has a config.json but no weights (expected model.safetensors or "
-            f"model.safetensors.index.json; it holds {present[:15]}). Was saving interrupted? "
-            "Point at a complete folder, e.g. the output of fine_tune.")
-
-
-def _check_safetensors(folder: Path) -> None:
-    """Open each safetensors header so a damaged file fails here with its name, not deep
-    inside transformers."""
-    from safetensors import safe_open
-
-    index = folder / "model.safetensors.index.json"
-    if (folder / "model.safetensors").is_file():
-        files = [folder / "model.safetensors"]
-    else:
-        weight_map = _read_json(index, index.name).get("weight_map", {})
-        files = [folder / name for name in sorted(set(weight_map.values()))]
-    for file in files:
-        if not file.is_file():
-            raise ModelLoadError(f"Weights file {str(file)!r} listed in {index.name} is missing. "
-                                 "Copy the complete model folder.")
-        try:
-            with safe_open(str(file), framework="pt") as fh:
-                fh.keys()
-        except Exception as exc:  # safetensors raises its own SafetensorError
-            raise ModelLoadError(
-                f"Weights file {str(file)!r} is damaged or not a safetensors file "
-                f"({_one_line(exc)}). Re-copy or re-save the model.") from None
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{what} at {str(path)!r} is not readable JSON ({exc}). Re-save the "
-                             "model folder.") from None
 
 
 def _read_any_manifest(source: str) -> dict[str, Any] | None:
@@ -210,61 +119,8 @@ def _read_any_manifest(source: str) -> dict[str, Any] | None:
         file = cached_file(source, MANIFEST_NAME, _raise_exceptions_for_missing_entries=False,
                            _raise_exceptions_for_connection_errors=False)
     except Exception as exc:
-        raise _hub_error(source, exc) from None
+        raise modeling.hub_error(source, exc) from None
     return read_manifest(Path(file).parent) if file else None
-
-
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-
-
-def _hub_error(source: str, exc: Exception) -> ModelLoadError:
-    return ModelLoadError(
-        f"{source!r} is not a local folder (nothing exists at that path) and could not be "
-        "loaded from the Hugging Face Hub "
-        f"({_one_line(exc)}). Without network access, pass the local folder of a saved model "
-        "(e.g. the model_path fine_tune returned).")
-
-
-def _load_model_and_tokenizer(source: str, allow_pickle: bool, trust_remote_code: bool):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    local = Path(source).is_dir()
-    try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            # True: never read pickle; None: prefer safetensors, fall back to .bin
-            use_safetensors=None if allow_pickle else True,
-            trust_remote_code=trust_remote_code,
-            output_loading_info=True,
-            dtype="float32",  # precision is chosen at inference time (autocast)
-        )
-    except Exception as exc:
-        if not local:
-            raise _hub_error(source, exc) from None
-        hint = (" The folder ships its own model code; pass trust_remote_code=True only if you "
-                "trust it." if "trust_remote_code" in str(exc) else "")
-        raise ModelLoadError(f"Could not load the model in {source!r}: {_one_line(exc)}.{hint}"
-                             ) from None
-    untrained = [k for k in info.get("missing_keys", []) if k]
-    if untrained:
-        raise ModelLoadError(
-            f"The weights in {source!r} lack {len(untrained)} parameter(s) of a classification "
-            f"model (e.g. {sorted(untrained)[:3]}), so predictions would be random. Is this a "
-            "base model rather than a fine-tuned one? Fine-tune it first with fine_tune().")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except Exception as exc:
-        raise ModelLoadError(
-            f"Could not load the tokenizer of {source!r}: {_one_line(exc)}. A model "
-            "folder must also hold the tokenizer files (tokenizer.json, tokenizer_config.json); "
-            "save them with tokenizer.save_pretrained(folder).") from None
-    if tokenizer.pad_token is None:
-        raise ModelLoadError(
-            f"The tokenizer of {source!r} has no padding token, so texts of different lengths "
-            "cannot be batched. Set one and save it with the model, e.g. tokenizer.pad_token = "
-            "tokenizer.eos_token; tokenizer.save_pretrained(folder).")
-    return model, tokenizer
 
 
 def _config_labels(config: Any) -> list[str]:
@@ -286,22 +142,6 @@ def _check_labels_match(task: Task, config: Any, source: str) -> None:
             f"config.json's id2label gives {found}. The manifest and the weights disagree: "
             "re-save the model, or fix one of the two files so the label order matches.",
             ["task.definition.labels"])
-
-
-def _resolve_device(device: Any) -> torch.device:
-    import torch
-
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device={device!r} is not a device ({exc}); expected 'cpu', 'cuda', "
-                          "'cuda:1', an index or None for automatic.") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} asks for a GPU but CUDA is not available here. Use "
-                          "device='cpu' or leave device=None.")
-    return resolved
 
 
 def _choose_precision(device: torch.device, precision: str) -> str:
@@ -437,6 +277,10 @@ class FineTunedModel:
         return first, second
 
     def _format(self, texts: list[str]) -> list[str]:
+        """As in training: the task's `format_text` (a plugin's override, when the plugin is
+        installed; otherwise the default, which adds `text_prefix`)."""
+        if self.task is not None:
+            return [self.task.format_text(t) for t in texts]
         return [self.text_prefix + t for t in texts] if self.text_prefix else texts
 
     def _logits(self, first: list[str], second: list[str] | None, batch_size: int,

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import hardware
-from ..artifacts.saving import SAFE_WEIGHTS, save_final_model
-from ..errors import ConfigError, DataError, ModelLoadError, hint
+from .. import hardware, modeling
+from ..artifacts.saving import save_final_model
+from ..errors import ConfigError, DataError, hint
 from ..options import (
     AUTO,
     DEFAULT_MODEL,
@@ -40,15 +40,14 @@ from .task_source import data_files_of, resolve_task
 
 if TYPE_CHECKING:
     import datasets
-    from transformers import PretrainedConfig, PreTrainedTokenizerBase, Trainer, TrainingArguments
+    from transformers import PretrainedConfig, Trainer, TrainingArguments
 
 __all__ = ["fine_tune", "prepare", "FineTuneResult", "PreparedRun", "DEFAULT_MODEL"]
 
 logger = logging.getLogger("modernbert_tasks")
 
-MODEL_SUBDIR = "model"  # the final model: <output_dir>/model
+MODEL_SUBDIR = modeling.MODEL_SUBDIR  # the final model: <output_dir>/model
 LOGS_SUBDIR = "logs"  # TensorBoard: <output_dir>/logs
-_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 @dataclass
@@ -212,8 +211,10 @@ def prepare(
     hw.log()
 
     # model files first: a wrong model_name fails in seconds, before any data work
+    model_name = modeling.resolve_source(model_name, allow_pickle=opts.allow_pickle,
+                                         for_training=True)  # a run folder: its model/
     config = _load_config(model_name, task, opts)
-    tokenizer = _load_tokenizer(model_name, opts)
+    tokenizer = modeling.load_tokenizer(model_name, _hub_kwargs(opts))
     # "auto" is read from the training texts once they are loaded (training/lengths.py)
     max_length = None if opts.max_length == AUTO else _max_length(opts, task, config, model_name)
     checkpoint = _find_checkpoint(out, opts)
@@ -414,18 +415,12 @@ def _hub_kwargs(opts: TrainOptions) -> dict[str, Any]:
             "cache_dir": opts.cache_dir and os.fspath(opts.cache_dir)}
 
 
-def _looks_like_path(name: str) -> bool:
-    """Hub ids are 'name' or 'org/name' and never start with '.' or '~'."""
-    return (os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1
-            or "\\" in name)
-
-
 def _require_hub(model_name: str, task: Task, opts: TrainOptions) -> None:
     from ..hub import HubSource, require_hub
 
     cache_dir = opts.cache_dir and os.fspath(opts.cache_dir)
     sources = []
-    if not Path(model_name).expanduser().exists() and not _looks_like_path(model_name):
+    if not Path(model_name).expanduser().exists() and not modeling.looks_like_path(model_name):
         sources.append(HubSource("model", model_name, local_hint="pass a local model folder: "
                                  + hint("model_name='path/to/modernbert'", "--model PATH"),
                                  cache_dir=cache_dir))
@@ -437,107 +432,18 @@ def _require_hub(model_name: str, task: Task, opts: TrainOptions) -> None:
     require_hub(sources)
 
 
-def _check_model_folder(model_name: str) -> None:
-    folder = Path(model_name).expanduser()
-    if not folder.exists():
-        if _looks_like_path(model_name):
-            raise ModelLoadError(
-                f"Model folder {model_name!r} does not exist. Check the path (relative paths "
-                f"start from {os.getcwd()!r}), or pass a Hugging Face Hub id such as "
-                f"{DEFAULT_MODEL!r}.")
-        return  # a hub id
-    if folder.is_file():
-        raise ModelLoadError(
-            f"model_name {model_name!r} is a file; expected the model folder that holds it "
-            f"(config.json, model.safetensors, tokenizer files): pass {str(folder.parent)!r} "
-            "(CLI: --model FOLDER).")
-    present = sorted(p.name for p in folder.iterdir())
-    if "config.json" not in present:
-        raise ModelLoadError(
-            f"model_name {model_name!r} is not a model folder: expected config.json, weights "
-            f"(model.safetensors) and tokenizer files; it holds {present[:15] or 'no files'}.")
-    if not any(name in present for name in SAFE_WEIGHTS + _PICKLE_WEIGHTS):
-        raise ModelLoadError(
-            f"Model folder {model_name!r} has a config but no weights (no model.safetensors; it "
-            f"holds {present[:15]}). It may be a config/tokenizer-only copy. Point model_name at "
-            "a folder with the weights (save_pretrained writes them), or at a hub id when online.")
-
-
-def _load_error(what: str, model_name: str, exc: Exception) -> ModelLoadError:
-    from huggingface_hub import constants
-
-    local = Path(model_name).expanduser().exists()
-    folder = "pass a local model folder: " + hint("model_name='path/to/modernbert'",
-                                                  "--model path/to/modernbert")
-    if local and "trust_remote_code" in str(exc):
-        fix = ("The folder ships its own model code, which is not run by default. Pass "
-               "trust_remote_code=True only if you trust that code.")
-    elif local:
-        fix = "Check that the folder is complete (save_pretrained writes all the files)."
-    elif constants.HF_HUB_OFFLINE:
-        fix = (f"HF_HUB_OFFLINE=1 is set and {model_name!r} is not in the cache, so it cannot "
-               f"be downloaded: {folder}, or download it once with network access.")
-    elif "is not a valid model identifier" in str(exc):
-        fix = f"Check the model id's spelling on huggingface.co, or {folder}."
-    else:
-        fix = (f"Without network access, download it once where you have network, or "
-               f"{folder}.")
-    return ModelLoadError(f"Could not load the {what} of {model_name!r}: "
-                          f"{type(exc).__name__}: {exc} {fix}")
-
-
 def _load_config(model_name: str, task: Task, opts: TrainOptions) -> PretrainedConfig:
     """The checkpoint's config with the task's labels; everything else (pooling...) kept."""
-    from transformers import AutoConfig
-
-    _check_model_folder(model_name)
-    try:
-        return AutoConfig.from_pretrained(
-            model_name, num_labels=task.num_labels, id2label=task.id2label,
-            label2id=task.label2id, problem_type=task.problem_type, **_hub_kwargs(opts))
-    except (OSError, ValueError) as exc:
-        raise _load_error("config", model_name, exc) from exc
-
-
-def _load_tokenizer(model_name: str, opts: TrainOptions) -> PreTrainedTokenizerBase:
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(model_name, **_hub_kwargs(opts))
-    except (OSError, ValueError) as exc:
-        raise _load_error("tokenizer", model_name, exc) from exc
+    return modeling.load_config(model_name, _hub_kwargs(opts), num_labels=task.num_labels,
+                                id2label=task.id2label, label2id=task.label2id,
+                                problem_type=task.problem_type)
 
 
 def _load_model(model_name: str, config: PretrainedConfig, hw: hardware.Hardware,
                 opts: TrainOptions):
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    def load(attention: str):
-        return AutoModelForSequenceClassification.from_pretrained(
-            model_name, config=config, attn_implementation=attention,
-            dtype=torch.float32,  # fp32 master weights; speed comes from autocast
-            ignore_mismatched_sizes=True,  # a checkpoint with another head gets a new one
-            **_hub_kwargs(opts))
-
-    try:
-        try:
-            model = load(hw.attention)
-        except (ValueError, ImportError) as exc:
-            if opts.attention != "auto":
-                raise ConfigError(f"attention={opts.attention!r} is not usable with "
-                                  f"{model_name!r}: {exc} Use attention='auto'.") from exc
-            logger.warning("Attention %r is not available for %s (%s); using the model's "
-                           "default.", hw.attention, model_name, exc)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                model_name, config=config, dtype=torch.float32, ignore_mismatched_sizes=True,
-                **_hub_kwargs(opts))
-    except OSError as exc:
-        raise _load_error("weights", model_name, exc) from exc
-    logger.info("Loaded %s (%s, %.1fM parameters, attention %s)", model_name,
-                type(model).__name__, model.num_parameters() / 1e6,
-                model.config._attn_implementation)
-    return model
+    return modeling.load_for_training(
+        model_name, config, hw.attention, attention_requested=opts.attention != "auto",
+        allow_pickle=opts.allow_pickle, hub_kwargs=_hub_kwargs(opts))
 
 
 # --- step 4: Trainer ----------------------------------------------------------------------
@@ -658,6 +564,10 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
                      "attention":
                      run.trainer.model.config._attn_implementation,
                      "world_size": run.trainer.args.world_size,
+                     # a plugin's own format_text is applied at prediction only where the
+                     # plugin is installed; load_finetuned warns otherwise
+                     "format_text": "custom" if type(run.task).format_text
+                     is not Task.format_text else "text_prefix",
                      "num_examples": run.num_examples,
                      "held_out_eval": run.held_out,
                      "class_weight_values": _class_weight_values(run),
