@@ -201,14 +201,15 @@ def test_describe_options_lists_every_option_once_with_its_source():
 
 
 # --- hardware ---------------------------------------------------------------------------------
-def test_cpu_bf16_is_read_from_the_cpu_flags(tmp_path):
-    with_bf16 = tmp_path / "a"
-    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n")
-    without = tmp_path / "b"
-    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f\n")
-    assert hw.cpu_supports_bf16(with_bf16)[0] is True
-    assert hw.cpu_supports_bf16(without)[0] is False
-    assert hw.cpu_supports_bf16(tmp_path / "absent")[0] is False
+def test_cpu_bf16_is_read_from_torchs_cpu_capabilities():
+    import torch
+
+    assert hw.cpu_supports_bf16({"avx512_bf16": True, "amx_bf16": False}) == (
+        True, "CPU has avx512_bf16")
+    assert hw.cpu_supports_bf16({"avx512_bf16": False, "amx_bf16": True})[0] is True
+    assert hw.cpu_supports_bf16({"avx512_bf16": False, "avx2": True})[0] is False
+    caps = torch.cpu.get_capabilities()  # this machine: the answer follows its flags
+    assert hw.cpu_supports_bf16()[0] is bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
 
 def test_auto_precision_on_cpu_follows_the_flags(monkeypatch):

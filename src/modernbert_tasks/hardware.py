@@ -7,9 +7,9 @@ says why it is fast (or why not).
 from __future__ import annotations
 
 import logging
-import platform
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 
@@ -40,18 +40,14 @@ class Hardware:
                     self.precision, self.precision_reason, self.attention, self.attention_reason)
 
 
-def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[bool, str]:
-    """(supported, reason) from the CPU flags; False where they cannot be read (non-Linux)."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return False, f"CPU flags unreadable on {platform.system() or 'this OS'}"
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
-            break
-    found = [f for f in _BF16_CPU_FLAGS if f in flags]
+def cpu_supports_bf16(capabilities: Mapping[str, Any] | None = None) -> tuple[bool, str]:
+    """(supported, reason), from the flags PyTorch detected (`torch.cpu.get_capabilities`, on
+    every OS, unlike /proc/cpuinfo); `capabilities` stands in for it in tests."""
+    if capabilities is None:
+        import torch
+
+        capabilities = torch.cpu.get_capabilities()
+    found = [f for f in _BF16_CPU_FLAGS if capabilities.get(f)]
     if found:
         return True, f"CPU has {'/'.join(found)}"
     return False, "CPU lacks AVX512-BF16/AMX, so bf16 would be emulated (slower than fp32)"
