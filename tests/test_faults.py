@@ -25,7 +25,7 @@ from transformers import Trainer, TrainerCallback
 from modernbert_tasks import fine_tune, load_finetuned
 from modernbert_tasks.training.callbacks import GracefulInterrupt, TrainingInterrupted, stop_on_sigint
 from modernbert_tasks.training.checkpoints import OutputWriteError
-from modernbert_tasks.training.locking import LOCK_NAME, RunLock, RunLockedError
+from modernbert_tasks.training.locking import HOLDER_NAME, LOCK_NAME, RunLock, RunLockedError
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -117,7 +117,7 @@ def test_kill_9_then_resume_matches_the_uninterrupted_run(reference, tiny_model_
     time.sleep(0.75)  # mid-way through step 7 or 8
     victim.send_signal(signal.SIGKILL)
     assert victim.wait(timeout=60) == -signal.SIGKILL
-    assert json.loads((out / LOCK_NAME).read_text())["pid"] == victim.pid  # left behind
+    assert json.loads((out / HOLDER_NAME).read_text())["pid"] == victim.pid  # left behind
     assert not (out / "model").exists()
 
     steps = StepLog()
@@ -280,31 +280,37 @@ def test_second_ctrl_c_aborts_at_once_and_the_handler_is_restored():
 
 
 # --- two runs, one folder: the lock ------------------------------------------------------------
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
+KILLED_HOLDER = textwrap.dedent("""
+    import os, sys
+    from modernbert_tasks.training.locking import RunLock
+    held = RunLock(sys.argv[1]).acquire()  # kept referenced: a collected lock releases
+    os.kill(os.getpid(), 9)  # dies holding the lock: nothing is released
+""")
 
 
-def _write_lock(folder: Path, **info) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / LOCK_NAME).write_text(json.dumps(info))
-    return folder / LOCK_NAME
+def _lock_of_a_killed_process(folder: Path) -> int:
+    """The lock (filelock's marker and our holder record) a SIGKILLed run leaves behind."""
+    proc = subprocess.run([sys.executable, "-c", KILLED_HOLDER, str(folder)], env=ENV)
+    assert proc.returncode == -signal.SIGKILL
+    holder = json.loads((folder / HOLDER_NAME).read_text())
+    assert (folder / LOCK_NAME).exists()
+    return holder["pid"]
 
 
 def test_a_stale_lock_of_a_dead_process_is_cleared(tmp_path, caplog):
-    pid = _dead_pid()
-    _write_lock(tmp_path, pid=pid, host=socket.gethostname(), started_at="earlier")
+    pid = _lock_of_a_killed_process(tmp_path)
     with caplog.at_level(logging.WARNING, logger="modernbert_tasks"):
         with RunLock(tmp_path):
-            assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
+            assert json.loads((tmp_path / HOLDER_NAME).read_text())["pid"] == os.getpid()
     assert f"left by process {pid} on host" in caplog.text and "no longer running" in caplog.text
-    assert not (tmp_path / LOCK_NAME).exists()
+    assert not (tmp_path / LOCK_NAME).exists() and not (tmp_path / HOLDER_NAME).exists()
 
 
 def test_a_reused_pid_does_not_keep_a_lock_alive(tmp_path):
-    # our own PID, but recorded with another process start time: the holder was another process
-    _write_lock(tmp_path, pid=os.getpid(), host=socket.gethostname(), process_start="1")
+    # the marker names our own PID, with the dead process's start time: another process held it
+    dead = _lock_of_a_killed_process(tmp_path)
+    marker = tmp_path / LOCK_NAME
+    marker.write_text(marker.read_text().replace(str(dead), str(os.getpid()), 1))
     with RunLock(tmp_path):
         pass
 
@@ -321,21 +327,27 @@ def test_a_live_holder_is_named_and_its_lock_survives(tmp_path):
 
 
 def test_a_lock_from_another_host_is_not_guessed_at(tmp_path):
-    _write_lock(tmp_path, pid=1, host="gpu-node-7", started_at="2025-01-01T00:00:00+00:00")
+    _lock_of_a_killed_process(tmp_path)
+    here = socket.gethostname()
+    for name in (LOCK_NAME, HOLDER_NAME):  # as if a run on gpu-node-7 held it
+        file = tmp_path / name
+        file.write_text(file.read_text().replace(here, "gpu-node-7"))
     with pytest.raises(RunLockedError) as err:
         RunLock(tmp_path).acquire()
-    assert "process 1 on host 'gpu-node-7'" in str(err.value)
+    assert "on host 'gpu-node-7'" in str(err.value)
     assert "cannot be checked from here" in str(err.value)
     assert f"delete the lock file {str(tmp_path / LOCK_NAME)!r}" in str(err.value)
 
 
-def test_an_unreadable_lock_is_waited_for_then_cleared(tmp_path):
+def test_an_unreadable_lock_is_refused_until_deleted(tmp_path):
+    """Fail closed: an empty marker may be a run writing it right now, so it is never broken
+    by a guess; the message names the file to delete."""
     lock = tmp_path / LOCK_NAME
-    lock.write_text("")  # created, not yet written: another run is starting right now
-    with pytest.raises(RunLockedError, match="unreadable"):
+    lock.write_text("")
+    with pytest.raises(RunLockedError, match="an unknown process") as err:
         RunLock(tmp_path).acquire()
-    old = time.time() - 60
-    os.utime(lock, (old, old))  # a minute later it is debris of a crash
+    assert f"delete the lock file {str(lock)!r}" in str(err.value)
+    lock.unlink()  # what the message says to do
     with RunLock(tmp_path):
         pass
 
