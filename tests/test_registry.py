@@ -214,17 +214,39 @@ def test_entry_point_discovery_good_broken_and_duplicate(tmp_path):
     assert "'good'" in dup.stderr and "'clone'" in dup.stderr
 
 
-def test_plugin_hanging_at_import_is_time_boxed(tmp_path):
+ABANDONED_IMPORT = """
+import importlib, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+worker = threading.Thread(target=importlib.import_module, args=("mt_slow",), daemon=True)
+worker.start()
+worker.join(0.5)  # what a thread-based import time-out did: give up waiting...
+assert worker.is_alive()
+start = time.monotonic()
+importlib.import_module("mt_slow")  # ...but the module's import lock is still held
+print(round(time.monotonic() - start, 1))
+"""
+
+
+def test_an_import_time_out_in_a_thread_cannot_protect_the_program(tmp_path):
+    """Why there is no plugin import time-out: after giving up on an import in a thread, the
+    next import of that module waits for the abandoned one to finish anyway."""
+    (tmp_path / "mt_slow.py").write_text("import time\ntime.sleep(4)\n")
+    out = subprocess.run([sys.executable, "-c", ABANDONED_IMPORT, str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) >= 2.5  # blocked for the rest of the 4 s sleep, not returned at once
+
+
+def test_a_plugin_hanging_at_import_can_be_skipped_by_name(tmp_path):
     import json
 
     _write_dist(tmp_path, "modernbert-tasks-slow", "slow", "mt_slow",
-                "import time\ntime.sleep(60)\n")
-    out = _discover(tmp_path, LIST, MODERNBERT_TASKS_PLUGIN_TIMEOUT="1")
+                "import time\ntime.sleep(600)\n")
+    out = _discover(tmp_path, LIST, MODERNBERT_TASKS_DISABLE_PLUGINS="slow")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert "sst2" in {t["name"] for t in data["tasks"]}
-    slow = {p["name"]: p for p in data["plugins"]}["slow"]
-    assert "TimeoutError" in slow["error"] and "longer than 1s" in slow["error"]
+    assert "slow" not in {p["name"] for p in data["plugins"]}  # never imported
 
 
 def test_import_is_light():

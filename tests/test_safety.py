@@ -279,7 +279,6 @@ def _write_dist(site: Path, name: str, module: str, source: str) -> None:
 
 def test_cli_lists_broken_plugins_with_their_errors_and_keeps_working(tmp_path):
     _write_dist(tmp_path, "mt-raises", "mt_raises", "raise RuntimeError('no GPU driver')\n")
-    _write_dist(tmp_path, "mt-hangs", "mt_hangs", "import time\ntime.sleep(120)\n")
     _write_dist(tmp_path, "mt-malformed", "mt_malformed", """
         from modernbert_tasks import hookimpl
 
@@ -287,15 +286,12 @@ def test_cli_lists_broken_plugins_with_their_errors_and_keeps_working(tmp_path):
         def register_tasks(register):
             register({"name": "dict-not-task", "labels": ["a", "b"]})
     """)
-    env = {**ENV, "PYTHONPATH": str(tmp_path), "MODERNBERT_TASKS_PLUGIN_TIMEOUT": "2",
-           "MODERNBERT_TASKS_STRICT_PLUGINS": ""}
+    env = {**ENV, "PYTHONPATH": str(tmp_path), "MODERNBERT_TASKS_STRICT_PLUGINS": ""}
     proc = subprocess.run([*CLI, "plugins", "--json"], capture_output=True, text=True, env=env,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     plugins = {p["name"]: p for p in json.loads(proc.stdout)}
     assert "RuntimeError: no GPU driver" in plugins["mt_raises"]["error"]
-    assert "TimeoutError" in plugins["mt_hangs"]["error"]
-    assert "MODERNBERT_TASKS_PLUGIN_TIMEOUT" in plugins["mt_hangs"]["error"]
     assert "expects a modernbert_tasks.Task" in plugins["mt_malformed"]["error"]
     assert plugins["builtin"]["error"] is None and "sst2" in plugins["builtin"]["tasks"]
 
@@ -304,6 +300,6 @@ def test_cli_lists_broken_plugins_with_their_errors_and_keeps_working(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "sst2" in {t["name"] for t in json.loads(proc.stdout)}
     assert "dict-not-task" not in proc.stdout
-    for name in ("mt_raises", "mt_hangs", "mt_malformed"):
+    for name in ("mt_raises", "mt_malformed"):
         assert f"plugin {name!r}" in proc.stderr  # one warning each, no traceback
     assert "Traceback" not in proc.stderr

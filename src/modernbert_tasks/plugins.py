@@ -6,13 +6,17 @@ hook called on its own, so one broken plugin is reported and skipped while the r
 Environment variables:
   MODERNBERT_TASKS_STRICT_PLUGINS=1        a broken plugin raises instead of warning
   MODERNBERT_TASKS_DISABLE_PLUGINS=1       load only the built-in tasks (or: a,b to skip named plugins)
-  MODERNBERT_TASKS_PLUGIN_TIMEOUT=30       seconds a plugin may take to import
+
+A plugin that hangs at import hangs the program, like any import: there is no in-process
+time-out, because an import abandoned in a thread still holds the module's import lock and
+the next import of that module waits for it anyway (tests/test_registry.py shows this).
+Skip such a plugin with MODERNBERT_TASKS_DISABLE_PLUGINS=<name>: it is then never imported,
+and pluggy blocks the name.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -60,29 +64,6 @@ class PluginInfo:
 
 def _env_flag(name: str) -> str:
     return os.environ.get(name, "").strip().lower()
-
-
-def _import_with_timeout(ep: metadata.EntryPoint, timeout: float) -> Any:
-    """ep.load() in a daemon thread so a plugin that hangs at import cannot hang us."""
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["obj"] = ep.load()
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
-            result["exc"] = exc
-
-    thread = threading.Thread(target=target, name=f"load-plugin-{ep.name}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise TimeoutError(
-            f"importing {ep.value!r} took longer than {timeout:g}s (raise the limit with "
-            "MODERNBERT_TASKS_PLUGIN_TIMEOUT)"
-        )
-    if "exc" in result:
-        raise result["exc"]
-    return result["obj"]
 
 
 class Registry:
@@ -138,7 +119,6 @@ class Registry:
         self._loaded = True
         disabled = _env_flag("MODERNBERT_TASKS_DISABLE_PLUGINS")
         skip = {n.strip() for n in disabled.split(",") if n.strip()} if disabled else set()
-        timeout = float(os.environ.get("MODERNBERT_TASKS_PLUGIN_TIMEOUT") or 30)
 
         saw_builtin = False
         for ep in metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
@@ -148,6 +128,7 @@ class Registry:
                     continue  # the same checkout installed twice (e.g. editable + sys.path)
                 saw_builtin = True
             elif disabled in _TRUE or ep.name.lower() in skip:
+                self._pm.set_blocked(ep.name)  # never imported; in-process ones too
                 continue
             dist = getattr(ep, "dist", None)
             info = PluginInfo(
@@ -160,7 +141,7 @@ class Registry:
             if info.name in self._plugins:
                 info.name = f"{info.name}@{info.distribution}"
             try:
-                plugin = _import_with_timeout(ep, timeout)
+                plugin = ep.load()
             except BaseException as exc:  # noqa: BLE001 - a broken plugin must not break us
                 self._record_failure(info, "failed to import", exc)
                 continue
@@ -175,6 +156,8 @@ class Registry:
             self._add_plugin(plugin, PluginInfo(name=name, module=_module_of(plugin)))
 
     def _add_plugin(self, plugin: object, info: PluginInfo) -> None:
+        if self._pm.is_blocked(info.name):  # MODERNBERT_TASKS_DISABLE_PLUGINS named it
+            return
         self._plugins[info.name] = info
         try:
             self._pm.register(plugin, name=info.name)
