@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_sentiment_rows, needs_shared
 
 from modernbert_tasks import (
     ConfigError,
@@ -36,6 +35,7 @@ from modernbert_tasks import (
     load_finetuned,
 )
 from modernbert_tasks.artifacts.manifest import MANIFEST_NAME, ManifestError
+from modernbert_tasks.testing import make_sentiment_rows
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 # one OpenMP thread: tiny models gain nothing from more, and the machine is shared
@@ -441,7 +441,7 @@ def test_cli_accepts_the_same_odd_data(world: World, cli_main):
     assert "Model saved to" in out
 
 
-@needs_shared  # written for the real ModernBERT tokenizer in ../shared
+@pytest.mark.usefixtures("shared_tokenizer_dir")  # written for the real ModernBERT tokenizer in ../shared
 @pytest.mark.parametrize("padding", ["longest", "max_length"])
 def test_only_texts_longer_than_max_length_count_as_truncated(tiny_model_dir, tmp_path, padding):
     import datasets

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_sentiment_rows, write_tsv
 
 from modernbert_tasks import (
     ConfigError,
@@ -21,6 +20,7 @@ from modernbert_tasks import (
     load_finetuned,
 )
 from modernbert_tasks.options import resolve_options
+from modernbert_tasks.testing import make_sentiment_rows, write_tsv
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 FAST = {"learning_rate": 1e-3, "disable_tqdm": True, "report_to": "none", "warmup_steps": 0}

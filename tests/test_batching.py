@@ -6,9 +6,9 @@ import logging
 import random
 
 import pytest
-from conftest import make_sentiment_rows, needs_shared, write_tsv
 
 from modernbert_tasks import Task, get_task
+from modernbert_tasks.testing import make_sentiment_rows, write_tsv
 from modernbert_tasks.training.batching import subsample, tokenize_splits, tokenized_cache_dir
 from modernbert_tasks.training.engine import prepare
 
@@ -89,7 +89,7 @@ def test_tokenization_is_cached_across_runs(tiny_model_dir, sentiment_dir, tmp_p
     assert len(list(tokenized_cache_dir(str(tmp_path / "cache")).glob("*.arrow"))) == 6
 
 
-@needs_shared  # written for the real ModernBERT tokenizer in ../shared
+@pytest.mark.usefixtures("shared_tokenizer_dir")  # written for the real ModernBERT tokenizer in ../shared
 def test_pairs_are_encoded_as_pairs_with_the_prefix(tiny_model_dir, tmp_path):
     import datasets
     from transformers import AutoTokenizer

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import needs_shared
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -107,7 +106,7 @@ def test_predict_throughput_table(tiny_model_dir, sentiment_dir):
     assert "identical on 48/48 texts" in out
 
 
-@needs_shared  # written for the real ModernBERT tokenizer in ../shared
+@pytest.mark.usefixtures("shared_tokenizer_dir")  # written for the real ModernBERT tokenizer in ../shared
 def test_accuracy_seeds_table(tiny_model_dir, sentiment_dir):
     out = run_script("bench/accuracy.py", "--mode", "seeds", "--model", str(tiny_model_dir),
                      "--data-dir", str(sentiment_dir), "--seeds", "1,2", "--subset", "64",

@@ -13,7 +13,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import make_sentiment_rows, write_tsv
+
+from modernbert_tasks.testing import make_sentiment_rows, write_tsv
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 # offline: a model path that does not exist must fail at once, not retry the hub

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SST2_DIR, needs_shared
 
 import modernbert_tasks as mt
 from modernbert_tasks import DataError, Task
@@ -16,9 +15,8 @@ TASK = Task(name="toy", labels=("negative", "positive"))
 PAIRS = Task(name="toy-pairs", labels=("different", "same"), text_columns=("s1", "s2"))
 
 
-@needs_shared
-def test_sst2_from_local_tsv_files():
-    dd = mt.get_task("sst2").load_dataset(data_dir=str(SST2_DIR))
+def test_sst2_from_local_tsv_files(sst2_dir):
+    dd = mt.get_task("sst2").load_dataset(data_dir=str(sst2_dir))
     assert {k: len(v) for k, v in dd.items()} == {"train": 67349, "eval": 872, "test": 1821}
     for split in dd.values():
         assert set(split["label"]) == {0, 1}

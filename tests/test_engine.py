@@ -9,10 +9,10 @@ import random
 import shutil
 
 import pytest
-from conftest import NEGATIVE, NEUTRAL, POSITIVE, write_tsv
 from transformers import TrainerCallback
 
 from modernbert_tasks import ConfigError, ModelLoadError, Task, fine_tune
+from modernbert_tasks.testing import NEGATIVE, NEUTRAL, POSITIVE, write_tsv
 from modernbert_tasks.training.engine import FineTuneResult
 
 FAST = {"learning_rate": 1e-3, "num_train_epochs": 2, "disable_tqdm": True}

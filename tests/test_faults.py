@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_sentiment_rows, needs_shared, write_tsv
 from transformers import Trainer, TrainerCallback
 
 from modernbert_tasks import fine_tune, load_finetuned
+from modernbert_tasks.testing import make_sentiment_rows, write_tsv
 from modernbert_tasks.training.callbacks import GracefulInterrupt, TrainingInterrupted, stop_on_sigint
 from modernbert_tasks.training.checkpoints import OutputWriteError
 from modernbert_tasks.training.locking import HOLDER_NAME, LOCK_NAME, RunLock, RunLockedError
@@ -408,7 +408,7 @@ LIMITED = textwrap.dedent("""
 """)
 
 
-@needs_shared  # written for the real ModernBERT tokenizer in ../shared
+@pytest.mark.usefixtures("shared_tokenizer_dir")  # written for the real ModernBERT tokenizer in ../shared
 def test_a_real_failed_write_mid_checkpoint_is_reported(tiny_model_dir, data_dir, tmp_path):
     """Not a mock: the kernel refuses the write (RLIMIT_FSIZE), and torch.save fails with its
     own cryptic error, as it does on a full disk."""

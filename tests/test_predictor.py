@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_modernbert, make_sentiment_rows, write_tsv
 
 from modernbert_tasks import ModelLoadError, Task, load_finetuned
 from modernbert_tasks.artifacts.manifest import ManifestError, build_manifest, write_manifest
 from modernbert_tasks.errors import DataError
 from modernbert_tasks.inference import predictor as predictor_module
+from modernbert_tasks.testing import build_tiny_modernbert, make_sentiment_rows, write_tsv
 
 SENTIMENT = Task(name="sentiment-demo", labels=("negative", "positive"), max_length=64,
                  text_prefix="review: ", metrics=("accuracy", "f1"))

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_sentiment_rows, write_tsv
 
 from modernbert_tasks import ModelLoadError, fine_tune, load_finetuned
 from modernbert_tasks.artifacts.manifest import MANIFEST_NAME, ManifestError
+from modernbert_tasks.testing import make_sentiment_rows, write_tsv
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
