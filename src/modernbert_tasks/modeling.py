@@ -138,9 +138,10 @@ def _check_safetensors(folder: Path) -> None:
     inside transformers."""
     from safetensors import safe_open
 
-    index = folder / "model.safetensors.index.json"
-    if (folder / "model.safetensors").is_file():
-        files = [folder / "model.safetensors"]
+    (single, sharded), _ = weight_files()
+    index = folder / sharded
+    if (folder / single).is_file():
+        files = [folder / single]
     else:
         weight_map = _read_json(index, index.name).get("weight_map", {})
         files = [folder / name for name in sorted(set(weight_map.values()))]

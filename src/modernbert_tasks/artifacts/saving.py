@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
+
 if TYPE_CHECKING:
     from transformers import Trainer
 
@@ -20,7 +22,7 @@ __all__ = ["save_final_model", "swap_into_place", "SAFE_WEIGHTS"]
 
 logger = logging.getLogger("modernbert_tasks")
 
-SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+SAFE_WEIGHTS = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)
 # Written by Trainer.save_model but pickled: not kept in the final folder.
 _PICKLED = ("training_args.bin",)
 

@@ -65,8 +65,12 @@ class GracefulInterrupt(TrainerCallback):
         state = trainer.state
         if not self.requested or state.global_step >= state.max_steps:
             return
-        folder = Path(trainer.args.output_dir) / f"checkpoint-{state.global_step}"
-        saved = folder if (folder / "trainer_state.json").is_file() else None
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        from .checkpoints import STATE_FILE
+
+        folder = Path(trainer.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        saved = folder if (folder / STATE_FILE).is_file() else None
         where = (f"saved checkpoint {str(saved)!r}" if saved else
                  f"no checkpoint could be saved in {trainer.args.output_dir!r}")
         message = (f"Training interrupted by {self.cause} at step {state.global_step} of "

@@ -21,6 +21,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
 from ..errors import ModelLoadError, OutputWriteError
 
 __all__ = [
@@ -36,8 +39,8 @@ __all__ = [
 
 logger = logging.getLogger("modernbert_tasks")
 
-STATE_FILE = "trainer_state.json"  # transformers.trainer.TRAINER_STATE_NAME, written last
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+STATE_FILE = TRAINER_STATE_NAME  # written last: a checkpoint without it was cut short
+_CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 # how a full disk reads when it reaches us through safetensors (Rust) or torch (C++)
 _DISK_FULL_TEXT = ("no space left on device", "storagefull", "disk quota exceeded")

@@ -468,12 +468,17 @@ def _send_tensorboard_to(trainer: Trainer, logging_dir: Path) -> None:
 # --- output folder and resuming ----------------------------------------------------------
 def _find_checkpoint(out: Path, opts: TrainOptions) -> str | None:
     """The checkpoint to resume from, after checking that an earlier run is not clobbered."""
-    from .checkpoints import checkpoint_folders, last_complete_checkpoint, partial_checkpoints
+    from .checkpoints import (
+        STATE_FILE,
+        checkpoint_folders,
+        last_complete_checkpoint,
+        partial_checkpoints,
+    )
 
     last = last_complete_checkpoint(out)
     if opts.resume not in (False, True):  # an explicit checkpoint path
         path = Path(opts.resume)
-        if not (path / "trainer_state.json").is_file():
+        if not (path / STATE_FILE).is_file():
             raise ConfigError(f"resume={os.fspath(opts.resume)!r} is not a checkpoint folder "
                               "(no trainer_state.json). Pass resume=True to use the last "
                               f"checkpoint in {os.fspath(out)!r}, or a checkpoint-<step> folder.")

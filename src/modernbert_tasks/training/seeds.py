@@ -94,12 +94,14 @@ def fine_tune_seeds(task: str | Task, model_name: str | os.PathLike, output_dir:
 def _check_earlier_runs(out: Path, seeds: list[int], resume: bool, overwrite: bool,
                         model_subdir: str) -> None:
     """Refuse before any training, rather than after the first seed, to clobber a run."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
     if resume or overwrite:
         return
     earlier = [f"{model_subdir}/"] if (out / model_subdir).is_dir() else []
     for seed in seeds:
         folder = seed_dir(out, seed)
-        if (folder / model_subdir).is_dir() or any(folder.glob("checkpoint-*")):
+        if (folder / model_subdir).is_dir() or any(folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")):
             earlier.append(f"{folder.name}/")
     if earlier:
         raise ConfigError(
