@@ -1,17 +1,28 @@
-"""Metrics computed offline with numpy/scikit-learn/scipy.
+"""Metrics: built in and offline (numpy/scikit-learn/scipy), or any `evaluate` metric.
 
-`evaluate.load("accuracy")` downloads its script from the hub, so no metric here may need it.
-A metric is a function ``(predictions, labels) -> float`` where predictions are already
-decoded: class ids for classification, 0/1 matrices for multi-label, floats for regression.
+The built-in names (`METRICS`) need no network: `evaluate.load("accuracy")` downloads its
+script from the hub, so the defaults never use it. A task may still name any metric of the
+evaluate library as ``"evaluate:<hub id or local path>"`` (e.g. ``"evaluate:f1"`` or
+``"evaluate:./metrics/error_rate"``): it is loaded with `evaluate.load` once, before training,
+and must return one number. A built-in metric is a function ``(predictions, labels) -> float``
+where predictions are already decoded: class ids for classification, 0/1 matrices for
+multi-label, floats for regression.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["METRICS", "decode_predictions", "compute_metrics"]
+from .errors import ConfigError
+
+__all__ = ["METRICS", "EVALUATE_PREFIX", "decode_predictions", "compute_metrics",
+           "load_evaluate_metrics"]
+
+EVALUATE_PREFIX = "evaluate:"
 
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
 
@@ -74,4 +85,37 @@ def compute_metrics(
         labels = labels.astype(np.float64).ravel()
     elif problem_type == "multi_label_classification":
         labels = labels.astype(np.int64)
-    return {name: METRICS[name](preds, labels) for name in names}
+    return {name: METRICS[name](preds, labels) if name in METRICS
+            else _evaluate_value(name, preds, labels) for name in names}
+
+
+@functools.lru_cache(maxsize=32)
+def _load_evaluate(name: str) -> Any:
+    import evaluate
+
+    ref = name[len(EVALUATE_PREFIX):]
+    try:
+        return evaluate.load(ref)
+    except Exception as exc:  # evaluate raises many kinds (FileNotFoundError, ConnectionError...)
+        raise ConfigError(
+            f"metrics: {name!r} could not be loaded with evaluate.load({ref!r}) "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). A hub metric needs "
+            "network once (it is cached after); offline, name a local metric folder or script, "
+            f"e.g. '{EVALUATE_PREFIX}./metrics/my_metric'.") from None
+
+
+def load_evaluate_metrics(names: Iterable[str]) -> None:
+    """Load the task's evaluate metrics now (before training), so a bad name fails at once."""
+    for name in names:
+        if name.startswith(EVALUATE_PREFIX):
+            _load_evaluate(name)
+
+
+def _evaluate_value(name: str, preds: np.ndarray, labels: np.ndarray) -> float:
+    result = _load_evaluate(name).compute(predictions=preds.tolist(), references=labels.tolist())
+    numbers = {k: v for k, v in (result or {}).items() if isinstance(v, int | float)}
+    if len(numbers) != 1:
+        raise ConfigError(f"metrics: {name!r} returned {sorted(result or {})}; a task metric "
+                          "must return exactly one number. Wrap it in a local metric that "
+                          "returns the one you want.")
+    return float(next(iter(numbers.values())))

@@ -62,7 +62,7 @@ class Task:
     problem_type: str = "single_label_classification"
     label_separator: str | None = None  # multi-label cells given as text: "a,b" (None: ",")
 
-    # metrics: names from `modernbert_tasks.metrics.METRICS`
+    # metrics: names from `modernbert_tasks.metrics.METRICS`, or "evaluate:<hub id or path>"
     metrics: tuple[str, ...] = ("accuracy",)
     main_metric: str = "accuracy"
     greater_is_better: bool = True
@@ -88,7 +88,7 @@ class Task:
         )
 
     def _validate(self) -> None:
-        from .metrics import METRICS
+        from .metrics import EVALUATE_PREFIX, METRICS
 
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
             self._fail("name", self.name, "lower-case letters, digits, '_' or '-', starting "
@@ -120,9 +120,10 @@ class Task:
             self._fail("splits", dict(self.splits),
                        f"a mapping with keys among {SPLIT_ROLES} and a 'train' split")
         for metric in self.metrics:
-            if metric not in METRICS:
+            if metric not in METRICS and not metric.startswith(EVALUATE_PREFIX):
                 self._fail("metrics", self.metrics,
-                           f"names among {sorted(METRICS)}.{suggest(metric, METRICS)}")
+                           f"names among {sorted(METRICS)}, or '{EVALUATE_PREFIX}<name or path>' "
+                           f"for a metric of the evaluate library.{suggest(metric, METRICS)}")
         if self.main_metric not in self.metrics:
             self._fail("main_metric", self.main_metric, f"one of the task's metrics {self.metrics}")
         if not isinstance(self.max_length, int) or self.max_length < 8:

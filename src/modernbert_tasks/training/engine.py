@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import hardware, modeling
 from ..artifacts.saving import save_final_model
 from ..errors import ConfigError, DataError, hint
+from ..metrics import load_evaluate_metrics
 from ..options import (
     AUTO,
     DEFAULT_MODEL,
@@ -191,6 +192,7 @@ def prepare(
     # without network, one quick error names every download the run needs (before the
     # seconds of importing the Trainer, and the minute of retries that loading would take)
     _require_hub(model_name, task, opts)
+    load_evaluate_metrics(task.metrics)  # an evaluate metric that cannot load fails now
 
     from transformers import set_seed
 
