@@ -135,9 +135,9 @@ def test_no_evaluation_turns_off_best_model_loading():
 @pytest.mark.parametrize("args", [{"eval_strategy": "no"}, {"save_strategy": "no"},
                                   {"save_strategy": "epoch"}, {"eval_steps": 50}])
 def test_schedules_a_caller_changes_still_build(args, tmp_path):
-    from modernbert_tasks.training.engine import _training_args
+    from modernbert_tasks.training.engine import training_arguments
 
-    _training_args(resolve_options(SST2, args), hw.detect(precision="fp32", use_cpu=True),
+    training_arguments(resolve_options(SST2, args), hw.detect(precision="fp32", use_cpu=True),
                    tmp_path)
 
 
@@ -152,11 +152,11 @@ def test_bf16_fp16_flags_become_the_precision_option():
 
 
 def test_resolved_defaults_build_valid_training_arguments(tmp_path):
-    from modernbert_tasks.training.engine import _training_args
+    from modernbert_tasks.training.engine import training_arguments
 
     resolved = resolve_options(SST2, {"eval_steps": 50})
     cpu = hw.detect(precision="fp32", use_cpu=True)
-    args = _training_args(resolved, cpu, tmp_path)
+    args = training_arguments(resolved, cpu, tmp_path)
     assert (args.eval_steps, args.save_steps, args.save_total_limit) == (50, 50, 2)
     assert args.load_best_model_at_end and args.metric_for_best_model == "accuracy"
     assert args.train_sampling_strategy == "group_by_length" and args.report_to == ["tensorboard"]
@@ -164,19 +164,19 @@ def test_resolved_defaults_build_valid_training_arguments(tmp_path):
 
 
 def test_auto_intervals_build_valid_training_arguments(tmp_path):
-    from modernbert_tasks.training.engine import _training_args
+    from modernbert_tasks.training.engine import training_arguments
 
     resolved = resolve_options(SST2, {})
-    args = _training_args(resolved, hw.detect(precision="fp32", use_cpu=True), tmp_path)
+    args = training_arguments(resolved, hw.detect(precision="fp32", use_cpu=True), tmp_path)
     assert args.eval_steps == args.save_steps  # a stand-in until the data size is known
 
 
 def test_incompatible_training_arguments_become_a_config_error(tmp_path):
-    from modernbert_tasks.training.engine import _training_args
+    from modernbert_tasks.training.engine import training_arguments
 
     resolved = resolve_options(SST2, {"eval_steps": 30, "save_steps": 50})
     with pytest.raises(ConfigError, match="save_steps"):
-        _training_args(resolved, hw.detect(precision="fp32", use_cpu=True), tmp_path)
+        training_arguments(resolved, hw.detect(precision="fp32", use_cpu=True), tmp_path)
 
 
 # --- describing -------------------------------------------------------------------------------

@@ -24,11 +24,8 @@ from modernbert_tasks.plugins import PluginWarning, registry
 def clean_registry(monkeypatch):
     for var in ("MODERNBERT_TASKS_STRICT_PLUGINS", "MODERNBERT_TASKS_DISABLE_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
-    saved = list(registry._in_process)
-    registry.reset()
-    yield
-    registry._in_process = saved
-    registry.reset()
+    with registry.isolated():
+        yield
 
 
 def _plugin_module(name: str, *task_names: str) -> types.ModuleType:

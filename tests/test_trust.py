@@ -130,7 +130,7 @@ def test_balanced_class_weights_weight_the_loss(tiny_model_dir, tmp_path, caplog
     import torch
     import torch.nn.functional as F
 
-    from modernbert_tasks.training.engine import _manifest, prepare
+    from modernbert_tasks.training.engine import prepare
 
     data = _imbalanced_dir(tmp_path / "data", positives=5, negatives=55)
     with caplog.at_level("INFO", logger="modernbert_tasks"):
@@ -151,7 +151,7 @@ def test_balanced_class_weights_weight_the_loss(tiny_model_dir, tmp_path, caplog
         labels)
     assert float(loss) == pytest.approx(float(by_hand), rel=1e-5)
     assert abs(float(loss) - float(F.cross_entropy(logits, labels))) > 1e-3  # it changed
-    training = _manifest(run, {})["training"]
+    training = run.manifest({})["training"]
     assert training["class_weights"] == "balanced"
     assert training["class_weight_values"] == pytest.approx({"negative": 60 / 110,
                                                              "positive": 60 / 10})

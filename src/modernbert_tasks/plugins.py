@@ -16,9 +16,11 @@ and pluggy blocks the name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -88,6 +90,18 @@ class Registry:
         self._in_process.append((plugin, name))
         if self._loaded:
             self._add_plugin(plugin, PluginInfo(name=name, module=_module_of(plugin)))
+
+    @contextlib.contextmanager
+    def isolated(self) -> Iterator[Registry]:
+        """For tests: plugins registered in-process inside the block are forgotten after it,
+        and discovery starts afresh on both sides."""
+        saved = list(self._in_process)
+        self.reset()
+        try:
+            yield self
+        finally:
+            self._in_process = saved
+            self.reset()
 
     def unregister_plugin(self, name: str) -> None:
         self._in_process = [(p, n) for p, n in self._in_process if n != name]

@@ -108,6 +108,11 @@ class PreparedRun:
     def model_path(self) -> Path:
         return self.output_dir / MODEL_SUBDIR
 
+    def manifest(self, metrics: dict[str, float]) -> dict[str, Any]:
+        """The manifest the final model is saved with (see artifacts/manifest.py)."""
+        return _manifest(self, metrics)
+
+
 
 # --- the one call -------------------------------------------------------------------------
 def fine_tune(
@@ -165,7 +170,7 @@ def fine_tune(
         metrics = _final_metrics(run) | _train_metrics(train_output.metrics)
         calibration, calibration_metrics = calibrate_run(run)  # temperature, threshold
         metrics |= calibration_metrics
-        manifest = _manifest(run, metrics)
+        manifest = run.manifest(metrics)
         if calibration is not None:
             manifest["calibration"] = calibration
         save_final_model(trainer, run.model_path, manifest)
@@ -220,7 +225,7 @@ def prepare(
     # "auto" is read from the training texts once they are loaded (training/lengths.py)
     max_length = None if opts.max_length == AUTO else _max_length(opts, task, config, model_name)
     checkpoint = _find_checkpoint(out, opts)
-    training_args = _training_args(resolved, hw, out)  # starts torch.distributed when launched
+    training_args = training_arguments(resolved, hw, out)  # starts torch.distributed when launched
     _warn_if_one_of_many(training_args.world_size)
 
     with training_args.main_process_first(desc="preparing the output folder and data"):
@@ -322,8 +327,9 @@ def _warn_if_one_of_many(world_size: int) -> None:
             "`torchrun --nproc-per-node N -m modernbert_tasks ...` (docs/distributed.md).")
 
 
-def _training_args(resolved: ResolvedOptions, hw: hardware.Hardware, out: Path
-                   ) -> TrainingArguments:
+def training_arguments(resolved: ResolvedOptions, hw: hardware.Hardware, out: Path
+                       ) -> TrainingArguments:
+    """The Trainer's arguments from the resolved options and the hardware's choices."""
     from transformers import TrainingArguments
 
     kwargs = dict(resolved.trainer_kwargs)
