@@ -33,6 +33,7 @@ from .task import Task
 if TYPE_CHECKING:
     from .inference.predictor import FineTunedModel, load_finetuned
     from .training.engine import FineTuneResult, fine_tune
+    from .training.search import SearchResult, search
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,8 @@ __all__ = [
     # training and inference (imported lazily: they pull in torch)
     "fine_tune",
     "FineTuneResult",
+    "search",
+    "SearchResult",
     "load_finetuned",
     "FineTunedModel",
     # errors
@@ -66,6 +69,8 @@ __all__ = [
 _LAZY = {
     "fine_tune": "training.engine",
     "FineTuneResult": "training.engine",
+    "search": "training.search",
+    "SearchResult": "training.search",
     "load_finetuned": "inference.predictor",
     "FineTunedModel": "inference.predictor",
 }
