@@ -318,7 +318,9 @@ def _matches(value: Any, hint: Any) -> bool:
         (item,) = typing.get_args(hint)[:1] or (Any,)
         return isinstance(value, list | tuple) and all(_matches(v, item) for v in value)
     if origin in (dict, Mapping) or hint in (dict, Mapping):
-        return isinstance(value, Mapping)
+        args = typing.get_args(hint)
+        return isinstance(value, Mapping) and (len(args) != 2 or all(
+            _matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items()))
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return isinstance(value, hint) or (isinstance(value, str) and value in
                                            {m.value for m in hint})

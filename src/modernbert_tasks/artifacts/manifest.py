@@ -15,12 +15,15 @@ execute code when read.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
-from dataclasses import fields
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from enum import Enum
 from importlib import metadata
@@ -28,12 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError, TaskDefinitionError
+from ..options import _matches, _type_name
 from ..task import Task
 
 __all__ = [
     "MANIFEST_NAME",
     "MANIFEST_VERSION",
     "ManifestError",
+    "Manifest",
+    "TaskRecord",
     "build_manifest",
     "write_manifest",
     "read_manifest",
@@ -62,69 +68,83 @@ class ManifestError(ModelLoadError):
 
 
 # --- schema -------------------------------------------------------------------------------
-# (dotted field, required, expected type description, check). Small on purpose: required keys
-# and their types. The Task's own validation checks the values when the task is rebuilt.
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+# The manifest's shape as dataclasses, checked field by field with the same type checker the
+# options use (`options._matches`). The Task's own validation checks the definition's values
+# when the task is rebuilt; here only the types, against Task's own field types.
+@dataclass(frozen=True)
+class TaskRecord:
+    name: str
+    version: str
+    plugin: str | None
+    plugin_version: str | None
+    definition: dict[str, Any]  # Task.to_dict(), checked against Task's fields
 
 
-def _is_number_or_null(v: Any) -> bool:
-    return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+@dataclass(frozen=True)
+class Manifest:
+    manifest_version: int
+    created_at: str  # ISO-8601
+    task: TaskRecord
+    max_length: int
+    text_prefix: str
+    metrics: dict[str, float | None]  # JSON has no NaN: a non-finite value is null
+    base_model: str
+    training: dict[str, Any]
+    versions: dict[str, str | None]
+    calibration: dict[str, Any] | None = None  # temperature, threshold (training/calibrating)
 
 
-def _list_of_str(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+# the definition keys a manifest must have; Task's other fields are optional there
+_DEFINITION_REQUIRED = ("name", "text_columns", "label_column", "labels", "problem_type",
+                        "metrics", "main_metric", "max_length", "text_prefix")
 
 
-def _dict_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, dict) and all(
-        isinstance(k, str) and check(x) for k, x in v.items())
+def _describe(hint: Any) -> str:
+    """'an integer', 'a list of strings', 'a string or null', ...: for the error message."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if hint is type(None):
+        return "null"
+    if origin in (list, tuple):
+        return f"a list of {_describe(args[0]).split(' ', 1)[-1]}s" if args else "a list"
+    if origin is dict or hint is dict:
+        return (f"an object of {_describe(args[1]).split(' ', 1)[-1]}s"
+                if args and args[1] is not Any else "an object")
+    if dataclasses.is_dataclass(hint):
+        return "an object"
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    return names.get(hint, _type_name(hint))
 
 
-def _type(*types: type) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, types)
+def _problems(data: Mapping[str, Any], shape: Mapping[str, tuple[Any, bool]],
+              prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted field, what is wrong) for `data` against {field: (type hint, required)}."""
+    found = []
+    for name, (hint, required) in shape.items():
+        dotted = f"{prefix}{name}"
+        if name not in data:
+            if required:
+                found.append((dotted, f"missing (expected {_describe(hint)})"))
+        elif dataclasses.is_dataclass(hint):
+            if not isinstance(data[name], Mapping):
+                found.append((dotted, f"is {_short(data[name])}; expected an object"))
+            else:
+                found += _problems(data[name], _shape_of(hint), f"{dotted}.")
+        elif not _matches(data[name], hint):
+            found.append((dotted, f"is {_short(data[name])}; expected {_describe(hint)}"))
+    if prefix == "task." and isinstance(data.get("definition"), Mapping):
+        task_hints = typing.get_type_hints(Task)
+        definition = {f.name: (task_hints[f.name], f.name in _DEFINITION_REQUIRED)
+                      for f in dataclasses.fields(Task)}
+        found += _problems(data["definition"], definition, f"{prefix}definition.")
+    return found
 
 
-_STR_OR_NULL = _type(str, type(None))
-SCHEMA: tuple[tuple[str, bool, str, Callable[[Any], bool]], ...] = (
-    ("manifest_version", True, "an integer", _is_int),
-    ("created_at", True, "an ISO-8601 timestamp string", _type(str)),
-    ("task", True, "an object", _type(dict)),
-    ("task.name", True, "a string", _type(str)),
-    ("task.version", True, "a string", _type(str)),
-    ("task.plugin", True, "a string or null", _STR_OR_NULL),
-    ("task.plugin_version", True, "a string or null", _STR_OR_NULL),
-    ("task.definition", True, "an object (Task.to_dict())", _type(dict)),
-    ("task.definition.name", True, "a string", _type(str)),
-    ("task.definition.text_columns", True, "a list of strings", _list_of_str),
-    ("task.definition.label_column", True, "a string", _type(str)),
-    ("task.definition.labels", True, "a list of strings", _list_of_str),
-    ("task.definition.problem_type", True, "a string", _type(str)),
-    ("task.definition.metrics", True, "a list of strings", _list_of_str),
-    ("task.definition.main_metric", True, "a string", _type(str)),
-    ("task.definition.max_length", True, "an integer", _is_int),
-    ("task.definition.text_prefix", True, "a string", _type(str)),
-    ("task.definition.splits", False, "an object of strings or nulls", _dict_of(_STR_OR_NULL)),
-    ("task.definition.hyperparameters", False, "an object", _type(dict)),
-    ("task.definition.hub_id", False, "a string or null", _STR_OR_NULL),
-    ("task.definition.greater_is_better", False, "true or false", _type(bool)),
-    ("max_length", True, "an integer", _is_int),
-    ("text_prefix", True, "a string", _type(str)),
-    ("metrics", True, "an object of numbers (or null)", _dict_of(_is_number_or_null)),
-    ("base_model", True, "a string", _type(str)),
-    ("training", True, "an object", _type(dict)),
-    ("versions", True, "an object of strings (or null)", _dict_of(_STR_OR_NULL)),
-)
-_MISSING = object()
-
-
-def _lookup(manifest: Mapping[str, Any], dotted: str) -> Any:
-    value: Any = manifest
-    for part in dotted.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
+def _shape_of(cls: type) -> dict[str, tuple[Any, bool]]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: (hints[f.name], f.default is dataclasses.MISSING)
+            for f in dataclasses.fields(cls)}
 
 
 def validate_manifest(manifest: Any, source: str = "manifest") -> dict[str, Any]:
@@ -133,31 +153,23 @@ def validate_manifest(manifest: Any, source: str = "manifest") -> dict[str, Any]
         raise ManifestError(f"{source} must hold a JSON object, got {type(manifest).__name__}. "
                             "Re-save the model with modernbert-tasks, or delete the file to load "
                             "the folder as a plain Hugging Face model.")
-    version = manifest.get("manifest_version", _MISSING)
-    if _is_int(version) and version > MANIFEST_VERSION:
+    version = manifest.get("manifest_version")
+    is_int = isinstance(version, int) and not isinstance(version, bool)
+    if is_int and version > MANIFEST_VERSION:
         raise ManifestError(
             f"{source} has manifest_version {version}, written by a newer modernbert-tasks; this "
             f"version reads manifest_version {MANIFEST_VERSION}. Upgrade: "
             "pip install -U modernbert-tasks.", ["manifest_version"])
-    if _is_int(version) and version < 1:
+    if is_int and version < 1:
         raise ManifestError(f"{source} has manifest_version {version}; expected "
                             f"{MANIFEST_VERSION}.", ["manifest_version"])
-    problems: list[tuple[str, str]] = []
-    for dotted, required, expected, check in SCHEMA:
-        parent = dotted.rpartition(".")[0]
-        if parent and _lookup(manifest, parent) is _MISSING:
-            continue  # the parent is already reported as missing
-        value = _lookup(manifest, dotted)
-        if value is _MISSING:
-            if required:
-                problems.append((dotted, f"missing (expected {expected})"))
-        elif not check(value):
-            problems.append((dotted, f"is {_short(value)}; expected {expected}"))
+    problems = _problems(manifest, _shape_of(Manifest))
     if problems:
         lines = "; ".join(f"{name!r} {what}" for name, what in problems)
         raise ManifestError(
-            f"{source} is invalid: {lines}. Fix these fields (the schema is "
-            "modernbert_tasks.manifest.SCHEMA), or re-save the model with modernbert-tasks.",
+            f"{source} is invalid: {lines}. Fix these fields (the schema is the Manifest "
+            "dataclass in modernbert_tasks.artifacts.manifest), or re-save the model with "
+            "modernbert-tasks.",
             [name for name, _ in problems])
     return manifest
 

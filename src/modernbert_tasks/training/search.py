@@ -8,9 +8,9 @@ parameters are written to ``<output_dir>/best_params.json``, a file `fine_tune(*
 ``modernbert-tasks train --config best_params.json`` both take.
 
 The default space (`DEFAULT_SPACE`) brackets the recipe: learning rate 1e-5..1e-4 (log), 1-4
-epochs, batch 8/16/32, weight decay 0-0.1. A space is a mapping {option: spec}, where a spec is
-a list of choices, ``[low, high]`` (uniform; integers when both are ints) or
-``[low, high, "log"]``.
+epochs, warmup 0-10% of the steps, batch 8/16/32, weight decay 0-0.1. A space is a mapping
+{option: spec}, where a spec is a list of choices, ``[low, high]`` (uniform; integers when
+both are ints) or ``[low, high, "log"]``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ logger = logging.getLogger("modernbert_tasks")
 DEFAULT_SPACE: dict[str, list] = {
     "learning_rate": [1e-5, 1e-4, "log"],
     "num_train_epochs": [1, 4],
+    "warmup_steps": [0.0, 0.1],  # a float below 1 is a share of the steps (recipe: 0.06)
     "per_device_train_batch_size": [8, 16, 32],
     "weight_decay": [0.0, 0.1],
 }

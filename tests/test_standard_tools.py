@@ -1,0 +1,66 @@
+"""The saved folder is a standard Hugging Face classification folder: transformers.pipeline and
+sentence-transformers' CrossEncoder load it and give our labels and probabilities."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from modernbert_tasks import fine_tune, load_finetuned
+from modernbert_tasks.testing import make_sentiment_rows
+
+TEXTS = [t for t, _ in make_sentiment_rows(200, seed=11)]
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["raw", "temperature"])
+def trained(request, tiny_model_dir, sentiment_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("standard") / "run"
+    result = fine_tune("sst2", model_name=tiny_model_dir, output_dir=out, data_dir=sentiment_dir,
+                       learning_rate=1e-3, num_train_epochs=2, report_to="none",
+                       disable_tqdm=True, temperature_scaling=request.param)
+    model = load_finetuned(result.model_path)
+    ours = model.predict(TEXTS)
+    manifest = json.loads((result.model_path / "modernbert_tasks.json").read_text())
+    temperature = (manifest.get("calibration") or {}).get("temperature", 1.0)
+    return result.model_path, model.labels, ours, temperature
+
+
+def _expected(raw: np.ndarray, temperature: float) -> np.ndarray:
+    """Our probabilities from a tool's raw softmax: softmax(log(p) / T)."""
+    z = np.log(raw) / temperature
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def test_transformers_pipeline_gives_the_same_labels_and_probabilities(trained):
+    from transformers import pipeline
+
+    path, labels, ours, temperature = trained
+    classify = pipeline("text-classification", model=str(path), device="cpu", top_k=None)
+    theirs = classify(TEXTS, batch_size=32)
+    raw = np.array([[next(s["score"] for s in row if s["label"] == name) for name in labels]
+                    for row in theirs])
+    assert [labels[i] for i in raw.argmax(axis=1)] == [o["label"] for o in ours]  # 200/200
+    ours_probs = np.array([[o["probabilities"][name] for name in labels] for o in ours])
+    # the pipeline knows nothing of the manifest's temperature: its softmax is uncalibrated
+    assert np.abs(_expected(raw, temperature) - ours_probs).max() < 1e-5
+    if temperature == 1.0:
+        assert np.abs(raw - ours_probs).max() < 1e-5
+
+
+def test_sentence_transformers_cross_encoder_loads_it(trained):
+    st = pytest.importorskip("sentence_transformers", reason="sentence-transformers is not "
+                             "installed (it is in the dev extra)")
+    import torch
+
+    path, labels, ours, temperature = trained
+    encoder = st.CrossEncoder(str(path), device="cpu", activation_fn=torch.nn.Identity())
+    logits = np.asarray(encoder.predict(TEXTS, batch_size=32, convert_to_numpy=True))
+    assert logits.shape == (len(TEXTS), len(labels))
+    raw = np.exp(logits - logits.max(axis=1, keepdims=True))
+    raw /= raw.sum(axis=1, keepdims=True)
+    assert [labels[i] for i in raw.argmax(axis=1)] == [o["label"] for o in ours]
+    ours_probs = np.array([[o["probabilities"][name] for name in labels] for o in ours])
+    assert np.abs(_expected(raw, temperature) - ours_probs).max() < 1e-5
