@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
           f"fp32 {flops.measure_matmul(torch.float32) / 1e9:.0f} GFLOP/s, "
           f"bf16 {flops.measure_matmul(torch.bfloat16) / 1e9:.0f} GFLOP/s")
     ours_bf16 = load_finetuned(model_dir, device="cpu", precision="bf16") if args.bf16 else None
+    # the default is "mixed" (bf16 + fp32 for close calls) where bf16 is fast, else fp32
+    ours_fp32 = (load_finetuned(model_dir, device="cpu", precision="fp32")
+                 if ours.precision != "fp32" else None)
+    print(f"predict default precision here: {ours.precision!r}")
     pipe = transformers.pipeline("text-classification", model=str(model_dir), device="cpu")
     labels: dict[str, list[str]] = {}
 
@@ -91,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
             timed("ours", lambda: ours.predict(texts, batch_size=args.batch_size,
                                                show_progress=False)),
     }
+    if ours_fp32 is not None:
+        runs["predict, precision='fp32'"] = timed(
+            "ours_fp32", lambda: ours_fp32.predict(texts, batch_size=args.batch_size,
+                                                   show_progress=False))
     if ours_bf16 is not None:
         runs["predict, precision='bf16'"] = timed(
             "ours_bf16", lambda: ours_bf16.predict(texts, batch_size=args.batch_size,
@@ -112,9 +120,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nlabels: predict vs pipeline identical on {agree}/{len(texts)} texts; "
           f"batched pipeline vs pipeline {_agreement(labels['pipe_batched'], labels['pipe'])}"
           f"/{len(texts)}")
+    fp32_labels = labels.get("ours_fp32", labels["ours"])
+    if ours_fp32 is not None:
+        rescored, total = ours.last_rescored
+        print(f"labels: predict default ({ours.precision}) vs fp32 identical on "
+              f"{_agreement(labels['ours'], fp32_labels)}/{len(texts)} texts; "
+              f"{rescored}/{total} ({100 * rescored / max(total, 1):.1f}%) re-scored in fp32")
     if ours_bf16 is not None:
         print(f"labels: predict bf16 vs fp32 identical on "
-              f"{_agreement(labels['ours_bf16'], labels['ours'])}/{len(texts)} texts")
+              f"{_agreement(labels['ours_bf16'], fp32_labels)}/{len(texts)} texts")
     print(f"end: {common.load_line()}")
     if agree != len(texts):
         raise SystemExit("FAIL: predict() and the pipeline disagree on some labels (see above).")

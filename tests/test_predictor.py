@@ -268,12 +268,47 @@ def test_plain_folder_evaluates_a_sentence_label_file(tiny_model_dir, sentiment_
 
 
 # --- precision and progress ------------------------------------------------------------------
-def test_precision_auto_is_fp32_and_bf16_is_opt_in(sentiment_model, monkeypatch):
-    assert load_finetuned(sentiment_model).precision == "fp32"
+def test_precision_auto_is_mixed_where_bf16_is_fast_and_fp32_elsewhere(sentiment_model,
+                                                                         monkeypatch):
     monkeypatch.setattr("modernbert_tasks.hardware.cpu_supports_bf16",
                         lambda: (False, "CPU lacks AVX512-BF16/AMX"))
+    assert load_finetuned(sentiment_model).precision == "fp32"
     with pytest.warns(RuntimeWarning, match="lacks AVX512-BF16"):
         assert load_finetuned(sentiment_model, precision="bf16").precision == "bf16"
+    monkeypatch.setattr("modernbert_tasks.hardware.cpu_supports_bf16",
+                        lambda: (True, "CPU has amx_bf16"))
+    assert load_finetuned(sentiment_model).precision == "mixed"
+    assert load_finetuned(sentiment_model, precision="fp32").precision == "fp32"
+
+
+@pytest.fixture(scope="module")
+def fine_tuned_model(tiny_model_dir, sentiment_dir, tmp_path_factory):
+    from modernbert_tasks import fine_tune
+
+    out = tmp_path_factory.mktemp("mixed") / "run"
+    return fine_tune("sst2", model_name=tiny_model_dir, output_dir=out, data_dir=sentiment_dir,
+                     learning_rate=1e-3, num_train_epochs=2, report_to="none",
+                     disable_tqdm=True).model_path
+
+
+@pytest.mark.parametrize("which", ["untrained head", "fine-tuned"])
+def test_mixed_precision_gives_fp32_labels(which, sentiment_model, fine_tuned_model):
+    """bf16, then fp32 for every close call: the labels are fp32's, on the hard case (an
+    untrained head, where nearly every call is close) as on a trained model."""
+    path = sentiment_model if which == "untrained head" else fine_tuned_model
+    texts = [t for t, _ in make_sentiment_rows(300, seed=21)]
+    fp32 = load_finetuned(path, precision="fp32").predict(texts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a CPU without native bf16 warns
+        mixed = load_finetuned(path, precision="mixed")
+    got = mixed.predict(texts)
+    assert [r["label"] for r in got] == [r["label"] for r in fp32]
+    rescored, total = mixed.last_rescored
+    assert total == len(texts) and 0 <= rescored <= total
+    if which == "fine-tuned":
+        assert rescored < total / 2  # most calls are clear: bf16 stands for them
+    else:
+        assert rescored > total / 2  # a random head is unsure of nearly everything
 
 
 def test_bf16_predictions_stay_close_to_fp32(sentiment_model):

@@ -148,6 +148,24 @@ def calibrate(logits: np.ndarray, manifest: Mapping[str, Any] | None,
     return probabilities(logits, problem_type, float(_entry(manifest).get("temperature", 1.0)))
 
 
+def close_calls(logits: np.ndarray, manifest: Mapping[str, Any] | None, problem_type: str,
+                margin: float) -> np.ndarray:
+    """Rows whose decision is within `margin` (probability) of going the other way: the top-2
+    gap (single-label), the distance to the decision threshold (binary with a threshold, and
+    every label of a multi-label task). Regression has no decision: every row is close."""
+    if problem_type == "regression":
+        return np.ones(len(logits), dtype=bool)
+    probs = calibrate(logits, manifest, problem_type)
+    threshold = _entry(manifest).get("decision_threshold")
+    if problem_type == MULTI:
+        t = 0.5 if threshold is None else float(threshold)
+        return (np.abs(probs - t) < margin).any(axis=-1)
+    if threshold is not None and _is_binary(problem_type, probs):
+        return np.abs(probs[:, 1] - float(threshold)) < margin
+    top2 = np.sort(probs, axis=-1)[:, -2:]
+    return (top2[:, 1] - top2[:, 0]) < margin
+
+
 def decide(probs: np.ndarray, manifest: Mapping[str, Any] | None,
            problem_type: str) -> np.ndarray:
     """Decisions with the manifest's decision threshold (argmax / 0.5 when there is none)."""

@@ -32,7 +32,12 @@ __all__ = ["load_finetuned", "FineTunedModel", "PRECISIONS"]
 
 logger = logging.getLogger("modernbert_tasks")
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "mixed")
+# "mixed": bf16, then fp32 again for every decision closer than this (in probability) to going
+# the other way. bf16 moved a probability by at most 0.0137 in bench/predict_precision.py (see
+# docs/deploying.md), so a label can only flip inside a top-2 gap of 0.0274: 0.05 covers that
+# with margin, and re-scores about 2% of texts on a fine-tuned model.
+RESCORE_MARGIN = 0.05
 CHUNK_SIZE = 8192  # texts tokenized at a time: bounds memory for very long inputs
 PROGRESS_MIN_TEXTS = 1000  # show_progress=None shows a bar from this many texts on
 DEFAULT_MAX_LENGTH = 512
@@ -53,9 +58,9 @@ def load_finetuned(
     Args:
         path: the model folder, or a Hugging Face Hub id (needs network or the HF cache).
         device: 'cpu', 'cuda', 'cuda:1', an index or a torch.device; None picks CUDA if present.
-        precision: 'auto' (= 'fp32': labels match fp32 evaluation exactly) or 'bf16'
-            (autocast: faster on CPUs with AVX512-BF16/AMX and on GPUs with long texts, but
-            close calls can flip; see `_choose_precision` for the measurements).
+        precision: 'auto' ('mixed' where bf16 is fast, else 'fp32': either way the labels
+            are fp32's), 'fp32', 'mixed' (bf16, close calls re-scored in fp32) or 'bf16'
+            (fastest; close calls can flip). See `_choose_precision`.
         trust_remote_code: run model code shipped in the folder. Off unless you trust it.
         allow_pickle: also load pickle weights (pytorch_model.bin). Unpickling can run
             arbitrary code, so only do this for files you trust.
@@ -145,31 +150,35 @@ def _check_labels_match(task: Task, config: Any, source: str) -> None:
 
 
 def _choose_precision(device: torch.device, precision: str) -> str:
-    """'fp32' or 'bf16' (the autocast dtype; weights stay fp32). 'auto' is fp32.
+    """'fp32', 'bf16' or 'mixed' (the autocast dtype; weights stay fp32).
 
-    Measured on all-MiniLM-L6-v2 fine-tuned on SST-2 (2,693 validation+test sentences):
-    bf16 autocast changed 2 labels on a CPU and 1 on an H200 (probabilities moved by up to
-    0.014). bf16 results also depend on how texts are batched (padding changes the kernel
-    shapes), so even a bf16 evaluation is not reproduced by a bf16 predict: 3 of 872 labels
-    differed, as many as against fp32, while fp32 gave identical labels under any batching.
-    bf16 pays on CPUs with AVX512-BF16/AMX (1.7x here) and on GPUs with long texts or large
-    batches (on an H200 it was slower than fp32 for short texts): opt in with 'bf16'.
+    'auto' is 'mixed' where bf16 is fast (CPUs with AVX512-BF16/AMX, GPUs with bf16) and 'fp32'
+    elsewhere. 'mixed' computes in bf16 and re-scores every close call in fp32 (see
+    RESCORE_MARGIN), so its labels are fp32's. Plain 'bf16' can flip close calls: on
+    all-MiniLM-L6-v2 fine-tuned on SST-2 (2,693 validation+test sentences) it changed 2 labels
+    on a CPU and 1 on an H200, and bf16 results also depend on how texts are batched.
     """
-    if precision != "bf16":
-        return "fp32"
     import torch
 
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"precision='bf16' but the GPU {device} does not support bf16 (it "
-                          "needs an Ampere or newer GPU). Use precision='fp32'.")
-    if device.type == "cpu":
-        from ..hardware import cpu_supports_bf16
+    from ..hardware import cpu_supports_bf16
 
+    if precision == "fp32":
+        return "fp32"
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported()
+        reason = "" if supported else f"the GPU {device} does not support bf16 (pre-Ampere)"
+    elif device.type == "cpu":
         supported, reason = cpu_supports_bf16()
-        if not supported:
-            warnings.warn(f"precision='bf16' on this CPU: {reason}. Use precision='fp32'.",
-                          RuntimeWarning, stacklevel=3)
-    return "bf16"
+    else:
+        supported, reason = False, f"bf16 autocast is not used on {device.type}"
+    if precision == "auto":
+        return "mixed" if supported else "fp32"
+    if device.type == "cuda" and not supported:
+        raise ConfigError(f"precision={precision!r} but {reason}. Use precision='fp32'.")
+    if not supported:
+        warnings.warn(f"precision={precision!r} on this CPU: {reason}. Use precision='fp32'.",
+                      RuntimeWarning, stacklevel=3)
+    return precision
 
 
 # --- the model ----------------------------------------------------------------------------
@@ -178,7 +187,7 @@ class FineTunedModel:
 
     Attributes: model, tokenizer, task (the rebuilt `Task`, or None for a folder without
     manifest), manifest, labels (output names in id order), max_length, text_prefix,
-    problem_type, device, precision ('fp32' or 'bf16'), path.
+    problem_type, device, precision ('fp32', 'mixed' or 'bf16'), path, last_rescored.
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, task: Task | None,
@@ -193,6 +202,7 @@ class FineTunedModel:
         self.device = device
         self.precision = precision
         self.path = path
+        self.last_rescored = (0, 0)  # (texts re-scored in fp32, texts) of the last call
         config = model.config
         if task is not None:
             self.problem_type = task.problem_type
@@ -233,8 +243,28 @@ class FineTunedModel:
         Regression: {"score": value}.
         """
         first, second = self._split_inputs(texts_or_pairs)
-        logits = self._logits(first, second, batch_size, show_progress)
+        logits = self._scores(first, second, batch_size, show_progress)
         return self._decode(logits)
+
+    def _scores(self, first: list[str], second: list[str] | None, batch_size: int,
+                show_progress: bool | None) -> np.ndarray:
+        """The logits in this model's precision; with "mixed", bf16 and then fp32 for every
+        close call, so the decisions are fp32's. `last_rescored` says how many were redone."""
+        import numpy as np
+
+        mixed = self.precision == "mixed"
+        logits = self._logits(first, second, batch_size, show_progress, bf16=self.precision in (
+            "bf16", "mixed"))
+        self.last_rescored = (0, len(first))
+        if mixed and len(first):
+            idx = np.flatnonzero(calibration.close_calls(logits, self.manifest,
+                                                         self.problem_type, RESCORE_MARGIN))
+            if len(idx):
+                logits[idx] = self._logits(
+                    [first[i] for i in idx], [second[i] for i in idx] if second else None,
+                    batch_size, False, bf16=False)
+            self.last_rescored = (len(idx), len(first))
+        return logits
 
     def _split_inputs(self, inputs: Any) -> tuple[list[str], list[str] | None]:
         pair_task = self.is_pair
@@ -284,8 +314,9 @@ class FineTunedModel:
         return [self.text_prefix + t for t in texts] if self.text_prefix else texts
 
     def _logits(self, first: list[str], second: list[str] | None, batch_size: int,
-                show_progress: bool | None) -> np.ndarray:
-        """Model outputs for every input, float32, in input order."""
+                show_progress: bool | None, bf16: bool | None = None) -> np.ndarray:
+        """Model outputs for every input, float32, in input order (`bf16`: under bf16
+        autocast; default: as `precision` says)."""
         import numpy as np
         import torch
         from tqdm.auto import tqdm
@@ -296,8 +327,9 @@ class FineTunedModel:
         out = np.empty((n, self.model.config.num_labels), dtype=np.float32)
         show = n >= PROGRESS_MIN_TEXTS if show_progress is None else bool(show_progress)
         bar = tqdm(total=n, unit="text", desc="predict", disable=not show or n == 0)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                  enabled=self.precision == "bf16")
+        if bf16 is None:
+            bf16 = self.precision == "bf16"
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
         with torch.inference_mode(), autocast, bar:
             for start in range(0, n, CHUNK_SIZE):
                 stop = min(start + CHUNK_SIZE, n)
@@ -369,7 +401,7 @@ class FineTunedModel:
                             "evaluate needs labelled data. Use predict() for unlabelled texts.")
         first = list(ds[task.text_columns[0]])
         second = list(ds[task.text_columns[1]]) if task.is_pair else None
-        logits = self._logits(first, second, batch_size, show_progress)
+        logits = self._scores(first, second, batch_size, show_progress)
         labels = _label_array(ds["label"], self.problem_type)
         results: dict[str, Any] = dict(task.compute_metrics(logits, labels))
         results["loss"] = _loss(logits, labels, self.problem_type)

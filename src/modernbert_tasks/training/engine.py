@@ -538,10 +538,14 @@ def _final_metrics(run: PreparedRun) -> dict[str, float]:
     periodic evaluations are there already, and the Trainer closed its writer at the end of
     training, so one more log would open a second event file for the same step."""
     from accelerate.utils import extract_model_from_parallel
+    from transformers import EarlyStoppingCallback
     from transformers.integrations import TensorBoardCallback
 
     trainer = run.trainer
     trainer.remove_callback(TensorBoardCallback)
+    # it would read the test split's "test_accuracy" as a missing "eval_accuracy" and warn
+    # that early stopping is disabled; training is over anyway
+    trainer.remove_callback(EarlyStoppingCallback)
     if run.hardware.precision != "fp32":
         # undo accelerate's autocast wrapper on forward (training is over); weights are fp32
         extract_model_from_parallel(trainer.model, keep_fp32_wrapper=False)
