@@ -36,7 +36,8 @@ __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 PROG = "modernbert-tasks"
-COMMANDS = ("train", "evaluate", "predict", "export", "push", "options", "tasks", "plugins")
+COMMANDS = ("train", "search", "evaluate", "predict", "export", "push", "options", "tasks",
+            "plugins")
 # errors caused by what the user typed: usage (2), not a failed run (1)
 USAGE_ERRORS = (ConfigError, UnknownTaskError)
 # TrainingArguments.debug would clash with our --debug (show tracebacks)
@@ -191,6 +192,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         _add_train_arguments(train)
     else:  # enough for the top-level --help; the real flags are added for `train` itself
         train.add_argument("task", nargs="?", metavar="TASK")
+
+    search = sub.add_parser(
+        "search", help="hyperparameter search (Optuna) with the train flags",
+        description="Search hyperparameters for TASK with Optuna through "
+                    "Trainer.hyperparameter_search. Takes every train flag; the searched "
+                    "options vary per trial. Writes search.json (every trial) and "
+                    "best_params.json (for train --config) into --output-dir.")
+    if command == "search":
+        _add_train_arguments(search)
+        search.add_argument("--n-trials", "--n_trials", type=int, default=10, dest="n_trials",
+                            help="number of trials (default 10)")
+        search.add_argument("--space", type=Path, default=None, metavar="FILE",
+                            help="JSON or YAML {option: [choices] | [low, high] | [low, high, "
+                                 "\"log\"]} (default: the documented space)")
+    else:
+        search.add_argument("task", nargs="?", metavar="TASK")
 
     evaluate = sub.add_parser("evaluate", help="metrics of a fine-tuned model on labelled data",
                               description="Evaluate a fine-tuned model: the task's metrics, a "
@@ -508,8 +525,9 @@ def _json_object_of(cls: type) -> Callable[[str], Any]:
 
 
 # --- train --------------------------------------------------------------------------------
-def read_config_file(path: str | os.PathLike, allowed: set[str]) -> dict[str, Any]:
-    """A YAML or JSON mapping of option names (dashes or underscores) to values."""
+def read_config_file(path: str | os.PathLike, allowed: set[str] | None) -> dict[str, Any]:
+    """A YAML or JSON mapping of option names (dashes or underscores) to values; `allowed`
+    None: any keys (a --space file, checked by search itself)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(f"--config file {str(file)!r} not found. Pass a YAML (.yaml/.yml) or "
@@ -543,7 +561,7 @@ def read_config_file(path: str | os.PathLike, allowed: set[str]) -> dict[str, An
     config = {}
     for key, value in data.items():
         name = "model_name" if key == "model" else str(key).replace("-", "_")
-        if name not in allowed:
+        if allowed is not None and name not in allowed:
             raise ConfigError(f"--config {str(file)!r}: unknown option {key!r}."
                               f"{suggest(name, allowed)} Valid keys are the train flags without "
                               "the leading dashes (see `modernbert-tasks train --help`).")
@@ -552,6 +570,45 @@ def read_config_file(path: str | os.PathLike, allowed: set[str]) -> dict[str, An
 
 
 def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    task, options = _train_options(args, parser)
+    from .training.engine import fine_tune
+
+    start = time.perf_counter()
+    result = fine_tune(task or None, **options)
+    if _is_main_process():
+        from .training.seeds import format_seed_table
+
+        name = result.model_path.parent.name if task is None else task
+        if getattr(result, "seeds", None):
+            print(format_seed_table(result))
+        print(format_train_summary(result, name, options, time.perf_counter() - start))
+    return EXIT_OK
+
+
+def _run_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    task, options = _train_options(args, parser)
+    space = read_config_file(args.space, None) if args.space else None
+    from .training.search import search
+
+    result = search(task or None, n_trials=args.n_trials, space=space, **options)
+    if _is_main_process():
+        rows = [{"trial": t["trial"], **t["params"], result.metric: t["objective"]}
+                for t in result.trials]
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        width = {c: max(len(c), *(len(f"{r.get(c, '')}") for r in rows)) for c in columns}
+        print("  ".join(c.ljust(width[c]) for c in columns))
+        for row in rows:
+            print("  ".join(f"{row.get(c, '')}".ljust(width[c]) for c in columns))
+        best = result.output_dir / "best_params.json"
+        print(f"\nBest: {result.metric} {result.best_objective:.4f} with "
+              f"{json.dumps(result.best_params)}\nAll trials: {result.output_dir / 'search.json'}"
+              f"\nTrain with them: {PROG} train ... --config {best}")
+    return EXIT_OK
+
+
+def _train_options(args: argparse.Namespace, parser: argparse.ArgumentParser
+                   ) -> tuple[str | None, dict[str, Any]]:
+    """The task and the options of a train (or search) command line, checked."""
     from .plugins import get_task
     from .training.task_source import DATA_OPTIONS, is_data_path
 
@@ -573,19 +630,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if task and not is_data_path(task):
         get_task(task)  # an unknown task fails here, before torch is imported
     _show_library_logs()
-
-    from .training.engine import fine_tune
-
-    start = time.perf_counter()
-    result = fine_tune(task or None, **options)
-    if _is_main_process():
-        from .training.seeds import format_seed_table
-
-        name = result.model_path.parent.name if task is None else task
-        if getattr(result, "seeds", None):
-            print(format_seed_table(result))
-        print(format_train_summary(result, name, options, time.perf_counter() - start))
-    return EXIT_OK
+    return task, options
 
 
 def _show_library_logs() -> None:
@@ -943,6 +988,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, argparse.ArgumentParser], int]]
     "export": _run_export,
     "push": _run_push,
     "train": _run_train,
+    "search": _run_search,
     "evaluate": _run_evaluate,
     "predict": _run_predict,
     "options": _run_options,
