@@ -28,6 +28,8 @@ COLUMNS = ["model", "precision", "sentences/s", "ratio", "max |dp|", "p99.9 |dp|
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--subset", type=int, default=2000, help="training rows for the fine-tune")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use only the first N texts (bf16 emulated on AVX2-only CPUs is slow)")
     p.add_argument("--output-dir", type=Path, default=None)
     return p.parse_args(argv)
 
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     out = common.scratch_dir(args.output_dir, "bench-precision-")
     texts = [t for t, _ in common.read_tsv(common.SST2_DIR / "validation.tsv")]
     texts += [t for t, _ in common.read_tsv(common.SST2_DIR / "test.tsv")]
+    texts = texts[: args.limit]
     untrained = common.prepare_model(common.MINILM, out)
     trained = fine_tune("sst2", model_name=str(common.minilm_dir()), data_dir=common.SST2_DIR,
                         output_dir=out / "trained", max_train_samples=args.subset,

@@ -57,7 +57,9 @@ def test_sentence_transformers_cross_encoder_loads_it(trained):
 
     path, labels, ours, temperature = trained
     encoder = st.CrossEncoder(str(path), device="cpu", activation_fn=torch.nn.Identity())
-    logits = np.asarray(encoder.predict(TEXTS, batch_size=32, convert_to_numpy=True))
+    # sentence-transformers 6 reads a list of two strings as one pair: single texts go one by one
+    logits = np.stack([np.asarray(encoder.predict(text, convert_to_numpy=True))
+                       for text in TEXTS])
     assert logits.shape == (len(TEXTS), len(labels))
     raw = np.exp(logits - logits.max(axis=1, keepdims=True))
     raw /= raw.sum(axis=1, keepdims=True)
