@@ -89,3 +89,33 @@ def test_bad_folder_and_repo_id_are_named(model_folder, tiny_model_dir, tmp_path
         push_to_hub(tmp_path / "nope", "someone/x", dry_run=True)
     with pytest.raises(ModelLoadError, match="lacks modernbert_tasks.json"):
         push_to_hub(tiny_model_dir, "someone/x", dry_run=True)
+
+
+# --- fine_tune(push_to_hub=True): checked before training, pushed by us after saving ---------
+def test_fine_tune_push_needs_a_repo_id_before_training(tiny_model_dir, sentiment_dir,
+                                                        tmp_path):
+    from modernbert_tasks import fine_tune
+
+    with pytest.raises(ConfigError, match=r"push_to_hub=True needs .*hub_model_id='user/name'"):
+        fine_tune("sst2", model_name=tiny_model_dir, data_dir=sentiment_dir,
+                  output_dir=tmp_path / "run", push_to_hub=True)
+    with pytest.raises(ConfigError, match=r"hub_model_id='not a repo'"):
+        fine_tune("sst2", model_name=tiny_model_dir, data_dir=sentiment_dir,
+                  output_dir=tmp_path / "run", push_to_hub=True, hub_model_id="not a repo")
+    assert not (tmp_path / "run").exists()  # nothing trained, nothing written
+
+
+def test_fine_tune_push_without_token_or_hub_fails_before_training(tiny_model_dir,
+                                                                   sentiment_dir, tmp_path,
+                                                                   monkeypatch, no_network):
+    from modernbert_tasks import fine_tune
+
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with pytest.raises(PublishError, match="no Hugging Face token.*before training"):
+        fine_tune("sst2", model_name=tiny_model_dir, data_dir=sentiment_dir,
+                  output_dir=tmp_path / "run", push_to_hub=True, hub_model_id="someone/tiny")
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: "hf_test")
+    with pytest.raises(PublishError, match="Cannot reach the Hugging Face Hub"):
+        fine_tune("sst2", model_name=tiny_model_dir, data_dir=sentiment_dir,
+                  output_dir=tmp_path / "run", push_to_hub=True, hub_model_id="someone/tiny")
+    assert not (tmp_path / "run").exists()

@@ -13,12 +13,14 @@ import functools
 import logging
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from .errors import DataError, ModelLoadError
 
-__all__ = ["HubSource", "hub_reachable", "require_hub", "HubUnreachableError"]
+__all__ = ["HubSource", "hub_reachable", "probe", "require_hub", "HubUnreachableError"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,21 +65,35 @@ def hub_reachable() -> tuple[bool, str]:
 
     if constants.HF_HUB_OFFLINE:
         return False, "HF_HUB_OFFLINE=1 is set"
-    if any(os.environ.get(v) for v in _PROXY_VARS):
-        return True, "a proxy is configured; not probed"  # the proxy decides, not DNS here
-    return _probe(constants.ENDPOINT)
+    return probe(constants.ENDPOINT)
 
 
 @functools.lru_cache(maxsize=8)
 def _probe(endpoint: str) -> tuple[bool, str]:
-    """One TCP connection per endpoint and process: enough to tell "no network" apart."""
+    """One TCP connection per endpoint and process: enough to tell "no network" apart. In a
+    thread, because a DNS lookup ignores socket time-outs."""
     url = urlparse(endpoint)
+    if not url.hostname:
+        return False, f"{endpoint!r} is not a URL (expected e.g. https://huggingface.co)"
     port = url.port or (443 if url.scheme == "https" else 80)
+    pool = ThreadPoolExecutor(max_workers=1)
     try:
-        socket.create_connection((url.hostname, port), timeout=PROBE_TIMEOUT).close()
-    except OSError as exc:
-        return False, f"{url.scheme}://{url.netloc} is unreachable ({exc})"
+        pool.submit(lambda: socket.create_connection((url.hostname, port),
+                                                     timeout=PROBE_TIMEOUT).close()
+                    ).result(timeout=PROBE_TIMEOUT)
+    except (OSError, FutureTimeout) as exc:
+        reason = "timed out" if isinstance(exc, FutureTimeout) else str(exc)
+        return False, f"{url.scheme}://{url.netloc} is unreachable ({reason})"
+    finally:
+        pool.shutdown(wait=False)
     return True, f"{url.netloc} answered"
+
+
+def probe(endpoint: str) -> tuple[bool, str]:
+    """(reachable, why) for one endpoint, ignoring HF_HUB_OFFLINE; a proxy is trusted."""
+    if any(os.environ.get(v) for v in _PROXY_VARS):
+        return True, "a proxy is configured; not probed"
+    return _probe(endpoint)
 
 
 def _set_offline(value: bool) -> tuple[bool, bool]:

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +19,12 @@ from urllib.parse import urlparse
 
 from ..errors import ConfigError, ModelLoadError, ModernBertTasksError
 
-__all__ = ["push_to_hub", "push_command", "PushPlan", "PublishError", "IGNORE_PATTERNS"]
+__all__ = ["push_to_hub", "check_push", "push_command", "PushPlan", "PublishError", "IGNORE_PATTERNS"]
 
 # Never uploaded: pickles (save only safetensors), hidden files and staging folders
 # (.model.partial, .onnx.partial), editor and OS leftovers.
 IGNORE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", ".*", "**/.*",
                    "**/.*/**", "__pycache__/**", "**/__pycache__/**"]
-CONNECT_TIMEOUT_S = 5.0
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.\-]{0,95}/)?[A-Za-z0-9][\w.\-]{0,95}$")
 
 
@@ -72,6 +68,28 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n} B"
+
+
+def check_push(repo_id: str, *, private: bool = False, token: str | None = None
+               ) -> dict[str, Any]:
+    """Before training with push_to_hub=True: the repo id, a token and the Hub, all checked;
+    returns push_to_hub's keyword arguments."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id):
+        raise ConfigError(f"hub_model_id={repo_id!r} is not a Hub repo id; expected 'user/name' "
+                          "or 'org/name' (letters, digits, '-', '_', '.').")
+    if constants.HF_HUB_OFFLINE:
+        raise PublishError("push_to_hub=True, but HF_HUB_OFFLINE is set, so the model could not "
+                           "be uploaded after training. Unset it, or drop push_to_hub and push "
+                           "the saved folder later with `modernbert-tasks push`.")
+    if not (token or huggingface_hub.get_token()):
+        raise PublishError("push_to_hub=True, but there is no Hugging Face token: log in with "
+                           "`hf auth login` or set HF_TOKEN before training (it needs write "
+                           f"access to {repo_id.split('/')[0]!r}).")
+    _check_reachable(constants.ENDPOINT)
+    return {"repo_id": repo_id, "private": private, "token": token}
 
 
 def push_to_hub(model_path: str | os.PathLike, repo_id: str, *, dry_run: bool = False,
@@ -179,24 +197,15 @@ def _planned_files(folder: Path, card_missing: bool) -> list[tuple[str, int]]:
 
 def _check_reachable(endpoint: str) -> None:
     """Fail in seconds when the Hub cannot be reached, rather than after upload retries."""
-    url = urlparse(endpoint)
-    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
-    if not host:
+    from ..hub import probe
+
+    if not urlparse(endpoint).hostname:
         raise ConfigError(f"Hub endpoint {endpoint!r} is not a URL; expected e.g. "
                           "https://huggingface.co.")
-    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
-        return  # through a proxy a direct connection says nothing; let the upload try
-    pool = ThreadPoolExecutor(max_workers=1)  # DNS lookups ignore socket timeouts
-    try:
-        pool.submit(lambda: socket.create_connection((host, port),
-                                                     timeout=CONNECT_TIMEOUT_S).close()
-                    ).result(timeout=CONNECT_TIMEOUT_S)
-    except (OSError, FutureTimeout) as exc:
-        reason = "timed out" if isinstance(exc, FutureTimeout) else f"{type(exc).__name__}: {exc}"
+    reachable, why = probe(endpoint)
+    if not reachable:
         raise PublishError(
-            f"Cannot reach the Hugging Face Hub at {endpoint} ({reason}), so nothing was "
-            "uploaded. Connect to the network (or set HF_ENDPOINT to a reachable Hub mirror) "
-            "and run the push again; dry_run=True (CLI: --dry-run) shows what would be "
-            "uploaded without a network.") from None
-    finally:
-        pool.shutdown(wait=False)
+            f"Cannot reach the Hugging Face Hub ({why}), so nothing was uploaded. Connect to "
+            "the network (or set HF_ENDPOINT to a reachable Hub mirror) and run the push "
+            "again; dry_run=True (CLI: --dry-run) shows what would be uploaded without a "
+            "network.")

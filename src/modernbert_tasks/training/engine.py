@@ -103,6 +103,7 @@ class PreparedRun:
     test_dataset: datasets.Dataset | None = None  # a labelled test split, scored at the end
     num_examples: dict[str, int] = field(default_factory=dict)
     held_out: dict[str, Any] | None = None  # the eval rows taken from train, when no eval split
+    push: dict[str, Any] | None = None  # push_to_hub=True: repo_id, private, token
 
     @property
     def model_path(self) -> Path:
@@ -174,6 +175,12 @@ def fine_tune(
         if calibration is not None:
             manifest["calibration"] = calibration
         save_final_model(trainer, run.model_path, manifest)
+        if run.push is not None and training_is_main(trainer):
+            from ..artifacts.publish import push_to_hub
+
+            plan = push_to_hub(run.model_path, **run.push)
+            logger.info("Pushed the model to %s (%d files)", plan.url or run.push["repo_id"],
+                        len(plan.files))
     best = trainer.state.best_model_checkpoint
     return FineTuneResult(metrics=metrics, model_path=run.model_path,
                           best_checkpoint=Path(best) if best else None,
@@ -194,6 +201,7 @@ def prepare(
     if opts.text_prefix is not None:
         task = dataclasses.replace(task, text_prefix=opts.text_prefix)
     model_name = os.fspath(model_name)
+    push = _push_settings(resolved)  # checked now: a push must not fail after hours of training
     # without network, one quick error names every download the run needs (before the
     # seconds of importing the Trainer, and the minute of retries that loading would take)
     _require_hub(model_name, task, opts)
@@ -279,7 +287,7 @@ def prepare(
                        options=opts, resolved=resolved, hardware=hw, max_length=max_length,
                        trainer=trainer, checkpoint=checkpoint, test_dataset=tokenized.get("test"),
                        num_examples={role: len(ds) for role, ds in tokenized.items()},
-                       held_out=held_out)
+                       held_out=held_out, push=push)
 
 
 # --- step 1: options ----------------------------------------------------------------------
@@ -438,6 +446,32 @@ def _require_hub(model_name: str, task: Task, opts: TrainOptions) -> None:
                                  local_hint="use local files: " + task.local_hint(),
                                  cache_dir=cache_dir))
     require_hub(sources)
+
+
+def training_is_main(trainer: Trainer) -> bool:
+    return trainer.args.process_index == 0
+
+
+_PUSH_KEYS = ("push_to_hub", "hub_model_id", "hub_private_repo", "hub_token", "hub_strategy",
+              "hub_always_push", "hub_revision")
+
+
+def _push_settings(resolved: ResolvedOptions) -> dict[str, Any] | None:
+    """push_to_hub=True uploads the final model folder (safetensors, manifest, card) with
+    artifacts.publish once training is done; the Trainer's own push, which uploads pickled
+    checkpoints during training, is never used. Checked before training starts."""
+    from ..artifacts.publish import check_push
+
+    kwargs = resolved.trainer_kwargs
+    asked = {k: kwargs.pop(k) for k in _PUSH_KEYS if k in kwargs}
+    if not asked.get("push_to_hub"):
+        return None
+    repo_id = asked.get("hub_model_id")
+    if not repo_id:
+        raise ConfigError("push_to_hub=True needs the repo to push to: hub_model_id='user/name' "
+                          "(CLI: --hub-model-id user/name).")
+    return check_push(repo_id, private=bool(asked.get("hub_private_repo")),
+                      token=asked.get("hub_token"))
 
 
 def _load_config(model_name: str, task: Task, opts: TrainOptions) -> PretrainedConfig:
