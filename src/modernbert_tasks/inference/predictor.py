@@ -34,9 +34,10 @@ logger = logging.getLogger("modernbert_tasks")
 
 PRECISIONS = ("auto", "fp32", "bf16", "mixed")
 # "mixed": bf16, then fp32 again for every decision closer than this (in probability) to going
-# the other way. bf16 moved a probability by at most 0.0137 in bench/predict_precision.py (see
-# docs/deploying.md), so a label can only flip inside a top-2 gap of 0.0274: 0.05 covers that
-# with margin, and re-scores about 2% of texts on a fine-tuned model.
+# the other way. bf16 moved a probability by at most 0.014 (MiniLM on SST-2, AMX Xeon and H200;
+# 0.0077 in bench/predict_precision.py, docs/deploying.md), so a label can only flip inside a
+# top-2 gap of 0.028: 0.05 covers that with margin and re-scored 1.8% of a fine-tuned model's
+# texts.
 RESCORE_MARGIN = 0.05
 CHUNK_SIZE = 8192  # texts tokenized at a time: bounds memory for very long inputs
 PROGRESS_MIN_TEXTS = 1000  # show_progress=None shows a bar from this many texts on
