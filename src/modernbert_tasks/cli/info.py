@@ -27,6 +27,10 @@ recipe's defaults > transformers.TrainingArguments defaults. docs/configuration.
 same list with each option's help.
 """
 
+OPTIONS_DESCRIPTION = ("List every option `train` accepts (the library's own and every "
+                       "TrainingArguments field) with its default and where that default "
+                       "comes from.")
+
 PLUGINS_EPILOG = """\
 examples:
   modernbert-tasks plugins          # a failed plugin is listed with its error
@@ -36,10 +40,7 @@ examples:
 
 def add_parsers(sub: Any) -> None:
     options = sub.add_parser("options", help="list every train option, its default and source",
-                             description="List every option `train` accepts (the library's own "
-                                         "and every TrainingArguments field) with its default "
-                                         "and where that default comes from.",
-                             epilog=OPTIONS_EPILOG)
+                             description=OPTIONS_DESCRIPTION, epilog=OPTIONS_EPILOG)
     options.add_argument("--task", metavar="TASK", help="show the defaults for this task")
     options.add_argument("--all", action="store_true",
                          help="also list the TrainingArguments fields left at their defaults")
