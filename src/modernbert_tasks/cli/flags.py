@@ -99,8 +99,7 @@ def _add_fields(group: Any, fields: Fields) -> None:
             for key in ("choices", "nargs", "const"):  # as HfArgumentParser passes metadata on
                 if key in field.metadata:
                     explicit[key] = field.metadata[key]
-            main, negations = argparse.ArgumentParser(add_help=False).add_argument(
-                f"--{flag}", dest=field.name, **explicit), []
+            main, negations = _detached(f"--{flag}", dest=field.name, **explicit), []
         main.option_strings[:] = _option_strings(field.name, flag)
         main.default = argparse.SUPPRESS  # unset unless typed: fine_tune applies the defaults
         if main.type is string_to_bool:  # our words, our message; a bare --flag means true
@@ -120,11 +119,16 @@ def _add_fields(group: Any, fields: Fields) -> None:
         if main.const is True and default is True and not negations:
             # HfArgumentParser adds --no-x when the *field* defaults to true; the recipe's
             # defaults (load_best_model_at_end) count too
-            negations = [argparse._StoreFalseAction([], dest=field.name)]
+            negations = [_detached(f"--no-{flag}", dest=field.name, action="store_false")]
         for negation in negations:
             negation.option_strings[:] = [f"--no-{flag}"]
             negation.default, negation.help = argparse.SUPPRESS, f"same as --{flag} false"
             group._add_action(negation)
+
+
+def _detached(*names: str, **kwargs: Any) -> argparse.Action:
+    """An argparse action made but not yet added (`_add_fields` adds it to its group)."""
+    return argparse.ArgumentParser(add_help=False).add_argument(*names, **kwargs)
 
 
 def _option_strings(name: str, flag: str) -> list[str]:
