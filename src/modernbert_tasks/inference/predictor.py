@@ -224,6 +224,32 @@ class FineTunedModel:
         """True/False from the task; None (either form accepted) without a manifest."""
         return self.task.is_pair if self.task is not None else None
 
+    def set_task(self, name: str) -> None:
+        """Give a folder without manifest its registered task (columns, splits, metrics).
+
+        A model with a manifest keeps its own task: `name` must be that task's. The task's
+        labels must fit the model's outputs (config.json's LABEL_0, LABEL_1, ... take the
+        task's names)."""
+        from ..plugins import get_task
+
+        task = get_task(name)
+        given = hint(f"task={name!r}", f"--task {name!r}")
+        if self.task is not None:
+            if self.task.name != name:
+                raise ConfigError(f"{given} does not match the model: its manifest says it was "
+                                  f"trained on {self.task.name!r}. "
+                                  + hint("Leave out task=.", "Drop --task."))
+            return
+        expected = [task.id2label[i] for i in range(task.num_labels)]
+        found = list(self.labels)
+        generic = found == [f"LABEL_{i}" for i in range(len(found))]
+        if task.problem_type != self.problem_type or len(expected) != len(found) or (
+                task.problem_type != "regression" and not generic and expected != found):
+            raise ConfigError(f"{given} has labels {expected} ({task.problem_type}) but the "
+                              f"model at {self.path!r} predicts {found} ({self.problem_type}). "
+                              "Pass the task the model was trained on.")
+        self.task, self.labels = task, tuple(expected)
+
     def export_onnx(self, output: str | os.PathLike | None = None, **kwargs: Any) -> Any:
         """Export to ONNX with a parity check; see `artifacts.export.export_onnx`."""
         from ..artifacts.export import export_onnx

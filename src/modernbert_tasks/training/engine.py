@@ -49,6 +49,9 @@ logger = logging.getLogger("modernbert_tasks")
 
 MODEL_SUBDIR = modeling.MODEL_SUBDIR  # the final model: <output_dir>/model
 LOGS_SUBDIR = "logs"  # TensorBoard: <output_dir>/logs
+# keys of FineTuneResult.metrics that describe the training run rather than the model
+RUN_METRICS = ("train_runtime", "train_samples_per_second", "train_steps_per_second",
+               "train_loss", "epoch", "total_flos")
 
 
 @dataclass
@@ -597,9 +600,7 @@ def _final_metrics(run: PreparedRun) -> dict[str, float]:
 
 
 def _train_metrics(metrics: dict[str, float]) -> dict[str, float]:
-    keys = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss",
-            "epoch", "total_flos")
-    return {k: metrics[k] for k in keys if k in metrics}
+    return {k: metrics[k] for k in RUN_METRICS if k in metrics}
 
 
 def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:

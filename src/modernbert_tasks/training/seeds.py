@@ -181,7 +181,7 @@ def _promote(source: Path, target: Path, summary: dict[str, Any]) -> None:
 
 # --- for the command line --------------------------------------------------------------------
 _SKIP = ("epoch", "total_flos")
-_SPEED = ("_runtime", "_per_second")  # timings: in seeds.json, left out of the table
+TIMING_SUFFIXES = ("_runtime", "_per_second")  # timings: in seeds.json, left out of the table
 
 
 def format_seed_table(result: FineTuneResult) -> str:
@@ -195,7 +195,7 @@ def format_seed_table(result: FineTuneResult) -> str:
     rows = [["metric", "mean ± std", "min", "max"]
             + [f"seed {s}{'*' if s == info['best_seed'] else ''}" for s in seeds]]
     for key, stats in info["summary"].items():
-        if key in _SKIP or (key.endswith(_SPEED) and key != "train_runtime"):
+        if key in _SKIP or (key.endswith(TIMING_SUFFIXES) and key != "train_runtime"):
             continue
         rows.append([key, f"{_fmt(stats['mean'])} ± {_fmt(stats['std'])}", _fmt(stats["min"]),
                      _fmt(stats["max"])] + [_fmt(info["per_seed"][str(s)][key]) for s in seeds])
