@@ -433,8 +433,7 @@ LOAD = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     from modernbert_tasks import load_finetuned
-    sys.path.insert(0, sys.argv[2])
-    from conftest import make_sentiment_rows
+    from modernbert_tasks.testing import make_sentiment_rows
 
     def peak_mib():  # the process's peak resident set size (VmHWM), in MiB
         status = open("/proc/self/status").read()
