@@ -7,6 +7,7 @@ a small BPE tokenizer trained here, so the suite also runs from an outside clone
 from __future__ import annotations
 
 import os
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -33,10 +34,13 @@ def installed_packages():
 
 @pytest.fixture(autouse=True, scope="session")
 def environment_untouched():
-    """Testing must never change the user's environment (installs, upgrades, removals)."""
-    before = _installed_packages()
+    """Testing must never change the user's environment (installs, upgrades, removals).
+    Both looks use the session's starting sys.path: an import that appends to sys.path (e.g.
+    setuptools' vendored packages) is not an install."""
+    path = list(sys.path)
+    before = _installed_packages(path)
     yield
-    after = _installed_packages()
+    after = _installed_packages(path)
     changed = sorted(f"{name}: {before.get(name, '(absent)')} -> {after.get(name, '(absent)')}"
                      for name in before.keys() | after.keys() if before.get(name) != after.get(name))
     assert not changed, "the test suite changed the installed packages: " + "; ".join(changed)
