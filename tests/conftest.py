@@ -58,12 +58,43 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(params=["bf16 CPU", "CPU without bf16"])
+def cpu_kind(request, monkeypatch) -> bool:
+    """Run a test as on a CPU with fast bf16 (AVX512-BF16/AMX) and as on an AVX2-only one,
+    whatever this machine is: "auto" takes the same code paths as there. True for bf16."""
+    from modernbert_tasks.hardware import FORCE_BF16_ENV
+
+    fast = request.param == "bf16 CPU"
+    monkeypatch.setenv(FORCE_BF16_ENV, "1" if fast else "0")
+    return fast
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """modernbert_tasks.testing's tiny ModernBERT, with the real ModernBERT tokenizer from
     ../shared when present (overrides the plugin's fixture of the same name)."""
     tokenizer = TOKENIZER_DIR if TOKENIZER_DIR.is_dir() else None
     return build_tiny_modernbert(tmp_path_factory.mktemp("tiny-modernbert"), tokenizer=tokenizer)
+
+
+@pytest.fixture(scope="session")
+def file_trained_model(tiny_model_dir, tmp_path_factory) -> Path:
+    """A model trained from a CSV of two-word tickets (text,team): no plugin, no data_dir,
+    and a short max_length='auto'. Trained once for the session."""
+    import random
+
+    from modernbert_tasks import fine_tune
+
+    words = ["invoice", "refund", "crash", "login", "demo", "quote"]
+    rng = random.Random(0)
+    folder = tmp_path_factory.mktemp("tickets")
+    lines = ["text,team"] + [f"{w} {rng.choice(words)},{'billing' if w in words[:2] else 'tech'}"
+                             for w in (rng.choice(words) for _ in range(60))]
+    (folder / "train.csv").write_text("\n".join(lines) + "\n")
+    result = fine_tune(train_file=folder / "train.csv", model_name=tiny_model_dir,
+                       output_dir=folder / "run", num_train_epochs=1, report_to="none",
+                       disable_tqdm=True, precision="fp32")
+    return result.model_path
 
 
 @pytest.fixture(scope="session")

@@ -153,6 +153,7 @@ def test_gpu_script_on_cpu(config_only_model):
     """gpu.sh's whole code path on the CPU: package check, random init from a config-only
     folder, synthetic sentences, the table."""
     out = run_script("bench/gpu.sh", env={
+        "PYTHON": sys.executable,  # the suite's interpreter, not whichever `python` PATH has
         "DEVICE": "cpu", "SKIP_INSTALL": "1", "MODEL_DIR": str(config_only_model),
         "DATA_DIR": "/nonexistent", "BATCH_SIZES": "4", "SAMPLES": "48", "STEPS": "2",
         "RECIPE_STEPS": "1", "WARMUP": "1", "ROUNDS": "1", "CONFIGS": "recipe,ours"})

@@ -73,7 +73,9 @@ def test_the_saved_folder_is_complete_and_safe(trained, tiny_model_dir):
 def test_the_manifest_records_task_metrics_and_settings(trained, tiny_model_dir):
     manifest = json.loads((trained.model_path / "modernbert_tasks.json").read_text())
     assert manifest["task"]["name"] == "sst2" and manifest["task"]["plugin"] == "builtin"
-    assert manifest["max_length"] == 128 and manifest["base_model"] == str(tiny_model_dir)
+    # the folder's name, not its local path (the card and push show it)
+    assert manifest["max_length"] == 128 and manifest["base_model"] == tiny_model_dir.name
+    assert manifest["prediction"] == {"max_length": 512}  # the tiny model's positions
     assert manifest["metrics"]["accuracy"] == trained.metrics["accuracy"]
     training = manifest["training"]
     assert training["learning_rate"] == 1e-3 and training["per_device_train_batch_size"] == 16

@@ -173,3 +173,10 @@ def test_export_refuses_to_replace_a_folder_of_other_files(trained_tiny, tmp_pat
         export_onnx(trained_tiny, other, verbose=False)
     assert (other / "notes.txt").read_text() == "keep me"
     shutil.rmtree(other)
+
+
+def test_parity_of_a_model_trained_from_a_file_reads_that_file(file_trained_model, tmp_path):
+    result = export_onnx(file_trained_model, tmp_path / "onnx", verbose=False)
+    assert "of 60 eval-split texts from train_file" in result.source
+    assert "train.csv" in result.source and "fixed texts" not in result.source
+    assert result.parity[0].label_agreement == 1.0

@@ -488,3 +488,60 @@ def test_predicting_50k_texts_keeps_memory_bounded_and_order(reference):
     # ... and each sampled text's prediction equals predicting it in a small separate call
     assert result["max_diff"] < 1e-4
 
+
+
+# --- a diverging run -----------------------------------------------------------------------------
+class PoisonAt(TrainerCallback):
+    """Makes the weights NaN after step `step`, as a learning rate far too high does."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == self.step:
+            import torch
+
+            with torch.no_grad():
+                for param in model.parameters():
+                    param.fill_(float("nan"))
+
+
+def _checkpoints(out: Path) -> list[str]:
+    return sorted(p.name for p in out.glob("checkpoint-*")) if out.is_dir() else []
+
+
+def test_a_nan_loss_stops_training_at_the_first_logging_step(tiny_model_dir, data_dir, tmp_path):
+    from modernbert_tasks import TrainingDiverged
+
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"the loss became nan at step 5; the last finite "
+                       r"loss was .* at step 4\. learning_rate=0\.001 is probably too high: pass "
+                       r"a lower one, e\.g\. learning_rate=3e-5\. No checkpoint"):
+        _train(tiny_model_dir, data_dir, out, callbacks=[PoisonAt(4)])
+    assert _checkpoints(out) == [] and not (out / "model").exists()
+
+
+def test_no_checkpoint_of_non_finite_weights_and_the_earlier_model_survives(
+        reference, tiny_model_dir, data_dir, tmp_path):
+    from modernbert_tasks import TrainingDiverged
+
+    out = Path(shutil.copytree(reference.output_dir, tmp_path / "run"))
+    before = {p.name: p.read_bytes() for p in (out / "model").iterdir()}
+    # no logging step sees it (every 100 steps): the check before the step-6 save does
+    with pytest.raises(TrainingDiverged, match=r"parameter '.*' became non-finite at step 6"):
+        _train(tiny_model_dir, data_dir, out, overwrite=True, logging_steps=100,
+               callbacks=[PoisonAt(6)])
+    assert _checkpoints(out) == []  # overwrite removed the earlier ones; none was written
+    assert {p.name: p.read_bytes() for p in (out / "model").iterdir()} == before
+
+
+def test_cli_learning_rate_above_one_is_refused_before_anything(tiny_model_dir, data_dir,
+                                                                tmp_path, capsys, caplog):
+    from modernbert_tasks.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "sst2", "--model", str(tiny_model_dir), "--data-dir", str(data_dir),
+                 "--output-dir", str(out), "--learning-rate", "1e9"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--learning-rate 1000000000.0 is out of range" in err
+    assert "Fine-tuning uses 1e-5 to 1e-4" in err and not out.exists()

@@ -108,7 +108,8 @@ def test_unknown_manifest_version_is_refused_with_upgrade_hint(tmp_path):
 
 
 @pytest.mark.parametrize("content, match", [
-    ("{not json", "not valid JSON: .* line 1"),
+    ("{not json", r"not valid JSON: .* \(line 1, column 2\)"),
+    ('{"task": "cut', r"Unterminated string starting at \(line 1, column 10\)"),
     ("[1, 2]", "must hold a JSON object"),
     ('{"manifest_version": 0}', "manifest_version 0"),
     ('{"manifest_version": "1"}', "'manifest_version' is \"1\"; expected an integer"),

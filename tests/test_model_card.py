@@ -63,7 +63,8 @@ def test_front_matter_follows_the_hub_conventions():
 def test_body_has_labels_setup_data_use_and_loading():
     card = render_model_card(manifest())
     for needle in ("| 0 | negative |", "| 1 | positive |", "| learning rate | 3e-05 |",
-                   "| per device train batch size | 32 |", "| max length (tokens) | 128 |",
+                   "| per device train batch size | 32 |",
+                   "| max length (tokens) | 128 in training, the model's limit at prediction |",
                    "https://huggingface.co/datasets/nyu-mll/glue", "train 67349",
                    "## Intended use and limits", 'pipeline("text-classification"',
                    "load_finetuned(", "| eval (validation) | accuracy | 0.9312 |",
@@ -91,7 +92,8 @@ def test_local_base_model_and_no_hub_dataset_are_left_out_of_the_metadata():
     m["task"]["definition"]["hub_id"] = None
     meta = front_matter(render_model_card(m))
     assert "base_model" not in meta and "datasets" not in meta
-    assert "`/models/modernbert-base`" in render_model_card(m)
+    assert "`modernbert-base`" in render_model_card(m)  # the folder name, never its path
+    assert "/models/" not in render_model_card(m)
 
 
 def test_every_saved_model_has_a_card_that_matches_its_manifest(tiny_model_dir, sentiment_dir,
@@ -107,3 +109,21 @@ def test_every_saved_model_has_a_card_that_matches_its_manifest(tiny_model_dir, 
     assert expected[("eval", "accuracy")] == saved["metrics"]["accuracy"]
     assert expected[("test", "accuracy")] == saved["metrics"]["test_accuracy"]
     assert index_values(meta) == expected
+
+
+def test_a_local_base_model_and_data_files_appear_by_name_only(tiny_model_dir, tmp_path):
+    from modernbert_tasks.modeling import public_name
+
+    m = manifest(base_model=public_name(str(tiny_model_dir)))
+    m["training"] |= {"train_file": "/home/alice/private/tickets.csv",
+                      "data_dir": str(tmp_path / "data")}
+    card = render_model_card(m)
+    assert "/home/alice" not in card and str(tmp_path) not in card
+    assert f"`{tiny_model_dir.name}` fine-tuned with" in card
+    assert "`tickets.csv`" in card and "`data`" in card
+    assert "base_model" not in front_matter(card)  # a folder name is no hub id
+    # a folder inside a Hugging Face cache is named by its hub id
+    cached = tmp_path / "hub" / "models--org--my-model" / "snapshots" / "abc123"
+    cached.mkdir(parents=True)
+    assert public_name(str(cached)) == "org/my-model"
+    assert public_name("org/other-model") == "org/other-model"

@@ -201,15 +201,27 @@ def test_describe_options_lists_every_option_once_with_its_source():
 
 
 # --- hardware ---------------------------------------------------------------------------------
-def test_cpu_bf16_is_read_from_torchs_cpu_capabilities():
+def test_cpu_bf16_is_read_from_torchs_cpu_capabilities(monkeypatch):
     import torch
 
+    monkeypatch.delenv(hw.FORCE_BF16_ENV, raising=False)
     assert hw.cpu_supports_bf16({"avx512_bf16": True, "amx_bf16": False}) == (
         True, "CPU has avx512_bf16")
     assert hw.cpu_supports_bf16({"avx512_bf16": False, "amx_bf16": True})[0] is True
     assert hw.cpu_supports_bf16({"avx512_bf16": False, "avx2": True})[0] is False
     caps = torch.cpu.get_capabilities()  # this machine: the answer follows its flags
     assert hw.cpu_supports_bf16()[0] is bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+
+
+def test_the_bf16_decision_can_be_forced_either_way(monkeypatch):
+    monkeypatch.setenv(hw.FORCE_BF16_ENV, "1")
+    assert hw.cpu_supports_bf16() == (True, f"{hw.FORCE_BF16_ENV}=1")
+    assert hw.detect(use_cpu=True).precision == "bf16"
+    monkeypatch.setenv(hw.FORCE_BF16_ENV, "0")
+    assert hw.detect(use_cpu=True).precision == "fp32"
+    monkeypatch.setenv(hw.FORCE_BF16_ENV, "yes")
+    with pytest.raises(ConfigError, match=f"{hw.FORCE_BF16_ENV}='yes'; expected 1"):
+        hw.cpu_supports_bf16()
 
 
 def test_auto_precision_on_cpu_follows_the_flags(monkeypatch):
@@ -226,3 +238,35 @@ def test_auto_precision_on_cpu_follows_the_flags(monkeypatch):
 def test_fp16_on_cpu_is_refused():
     with pytest.raises(ConfigError, match="fp16.*CUDA"):
         hw.detect(precision="fp16", use_cpu=True)
+
+
+# --- numbers that cannot be right --------------------------------------------------------------
+@pytest.mark.parametrize("name", ["num_train_epochs", "learning_rate", "weight_decay",
+                                  "warmup_steps"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_inf_are_refused_up_front(name, value):
+    with pytest.raises(ConfigError, match=rf"{name}={value!r} is not a finite number; expected "
+                                          "a number, e.g."):
+        resolve_options(SST2, {name: value})
+
+
+def test_learning_rates_far_above_fine_tuning_warn_and_above_one_fail(caplog):
+    with pytest.raises(ConfigError, match=r"learning_rate=2\.0 is out of range: .* Fine-tuning "
+                                          r"uses 1e-5 to 1e-4 .* Nothing was changed on disk"):
+        resolve_options(SST2, {"learning_rate": 2.0})
+    with caplog.at_level("WARNING", logger="modernbert_tasks"):
+        resolve_options(SST2, {"learning_rate": 0.05})
+    assert "learning_rate=0.05 is far above the usual 1e-5 to 1e-4" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="modernbert_tasks"):
+        resolve_options(SST2, {"learning_rate": 5e-5})
+    assert "far above" not in caplog.text
+
+
+def test_cli_nan_epochs_exit_2_before_any_data_is_read(tmp_path, capsys):
+    from modernbert_tasks.cli import main
+
+    code = main(["train", "sst2", "--data-dir", str(tmp_path / "absent"), "--model",
+                 str(tmp_path / "absent-model"), "--num-train-epochs", "nan"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--num-train-epochs nan is not a finite number" in err

@@ -316,3 +316,51 @@ def test_a_config_task_mapping_is_a_clear_usage_error(tmp_path):
     assert proc.returncode == 2
     assert "task must be a registered task's name" in proc.stderr
     assert "train_file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- columns that are easy to get wrong ------------------------------------------------------
+def test_a_duplicated_column_name_is_refused_not_renamed(tmp_path):
+    path = write_csv(tmp_path / "dup.csv", [("a b", "c", "billing")], header=("text", "text", "team"))
+    with pytest.raises(DataError, match=r"dup\.csv' names column 'text' more than once in its "
+                                        r"header \['text', 'text', 'team'\]\. Rename"):
+        Task.from_data({"train": path})
+
+
+def test_the_only_column_besides_the_text_is_the_label(tmp_path, caplog):
+    path = write_csv(tmp_path / "t.csv", ticket_rows(12, 3), header=("text", "team"))
+    with caplog.at_level("INFO", logger="modernbert_tasks"):
+        task = Task.from_data({"train": path})
+    assert task.text_columns == ("text",) and task.label_column == "team"
+    assert "label column 'team', the only column besides the text column 'text'" in caplog.text
+    # named text column, any name for the other
+    path = write_csv(tmp_path / "u.csv", ticket_rows(12, 3), header=("ticket", "owner"))
+    task = Task.from_data({"train": path}, text_columns="ticket")
+    assert task.label_column == "owner"
+
+
+def test_one_hot_columns_get_a_message_naming_the_multi_label_forms(tmp_path):
+    path = write_csv(tmp_path / "oh.csv", [("bad words", 1, 0, 1), ("fine", 0, 0, 0)],
+                     header=("text", "toxic", "obscene", "insult"))
+    with pytest.raises(DataError) as info:
+        Task.from_data({"train": path})
+    message = str(info.value)
+    assert "label_column='insult'" in message and "'...'" not in message
+    assert "['toxic', 'obscene', 'insult'] hold only 0/1" in message
+    assert "JSON list" in message and "label_separator='|'" in message
+
+
+def test_a_task_name_that_is_also_a_folder_means_the_task_and_says_so(tmp_path, monkeypatch,
+                                                                      caplog):
+    from modernbert_tasks.training.task_source import resolve_task
+
+    (tmp_path / "sst2").mkdir()
+    write_csv(tmp_path / "sst2" / "train.csv", ticket_rows(12, 3))
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING", logger="modernbert_tasks"):
+        task, _, args = resolve_task("sst2", {"data_dir": "elsewhere"})
+    assert task.name == "sst2" and args["data_dir"] == "elsewhere"
+    assert "'sst2' is a registered task and also a folder in this folder: training the " \
+           "registered task. For the folder, pass './sst2' instead." in caplog.text
+    task, _, args = resolve_task("./sst2", {})
+    assert args["data_dir"] == "./sst2" and task.name == "sst2" and task.labels == (
+        "billing", "sales", "tech")

@@ -115,7 +115,50 @@ def test_fine_tune_push_without_token_or_hub_fails_before_training(tiny_model_di
         fine_tune("sst2", model_name=tiny_model_dir, data_dir=sentiment_dir,
                   output_dir=tmp_path / "run", push_to_hub=True, hub_model_id="someone/tiny")
     monkeypatch.setattr("huggingface_hub.get_token", lambda: "hf_test")
+    # unreachable whatever an earlier test left in the probe's per-process cache
+    monkeypatch.setattr("modernbert_tasks.hub.probe", lambda endpoint: (False, "no network"))
     with pytest.raises(PublishError, match="Cannot reach the Hugging Face Hub"):
         fine_tune("sst2", model_name=tiny_model_dir, data_dir=sentiment_dir,
                   output_dir=tmp_path / "run", push_to_hub=True, hub_model_id="someone/tiny")
     assert not (tmp_path / "run").exists()
+
+
+def test_what_push_uploads_names_no_local_path(model_folder, monkeypatch, tmp_path):
+    """The manifest on disk keeps the data paths (export's parity check reads them); the copy
+    that is uploaded, like the card, names files and folders only."""
+    import json
+
+    import huggingface_hub
+
+    from modernbert_tasks.artifacts.manifest import MANIFEST_NAME, write_manifest
+
+    manifest = read_manifest(model_folder)
+    data = tmp_path / "private" / "alice" / "tickets.csv"
+    manifest["training"].update(train_file=str(data), data_files={"train": str(data)},
+                                output_dir=str(tmp_path / "runs" / "x"), seed=3)
+    manifest["base_model"] = "answerdotai/ModernBERT-base"
+    write_manifest(model_folder, manifest)
+    write_model_card(model_folder, manifest)
+    sent = {}
+    monkeypatch.setattr("modernbert_tasks.hub.probe", lambda endpoint: (True, "test"))
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, *a, **k: None)
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        for op in operations:
+            source = op.path_or_fileobj
+            sent[op.path_in_repo] = source if isinstance(source, bytes) else open(
+                source, "rb").read()
+        return type("Info", (), {"commit_url": f"https://hub/{repo_id}/commit/1"})()
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
+    plan = push_to_hub(model_folder, "me/model", token="hf_test")
+    assert plan.url == "https://hub/me/model/commit/1"
+    assert sorted(sent) == sorted(name for name, _ in plan.files)
+    text = b"".join(sent.values()).decode("utf-8", "replace")
+    assert str(tmp_path) not in text  # no local path in any uploaded file
+    uploaded = json.loads(sent[MANIFEST_NAME])
+    assert uploaded["training"]["train_file"] == "tickets.csv"
+    assert uploaded["training"]["data_files"] == {"train": "tickets.csv"}
+    assert uploaded["training"]["seed"] == 3
+    assert "tickets.csv" in sent["README.md"].decode()
+    assert read_manifest(model_folder)["training"]["train_file"] == str(data)  # kept locally

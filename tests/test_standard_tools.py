@@ -4,6 +4,7 @@ sentence-transformers' CrossEncoder load it and give our labels and probabilitie
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -14,17 +15,33 @@ from modernbert_tasks.testing import make_sentiment_rows
 TEXTS = [t for t, _ in make_sentiment_rows(200, seed=11)]
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["raw", "temperature"])
-def trained(request, tiny_model_dir, sentiment_dir, tmp_path_factory):
+@pytest.fixture(scope="module")
+def trained_with_temperature(tiny_model_dir, sentiment_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("standard") / "run"
     result = fine_tune("sst2", model_name=tiny_model_dir, output_dir=out, data_dir=sentiment_dir,
                        learning_rate=1e-3, num_train_epochs=2, report_to="none",
-                       disable_tqdm=True, temperature_scaling=request.param)
-    model = load_finetuned(result.model_path)
+                       disable_tqdm=True, temperature_scaling=True)
+    return result.model_path
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["raw", "temperature"])
+def trained(request, trained_with_temperature, tmp_path_factory):
+    """One training; the "raw" folder is the same weights with the fitted temperature taken out
+    of the manifest (the only thing temperature_scaling changes)."""
+    path = trained_with_temperature
+    if not request.param:
+        path = shutil.copytree(path, tmp_path_factory.mktemp("raw") / "model")
+        manifest_file = path / "modernbert_tasks.json"
+        manifest = json.loads(manifest_file.read_text())
+        manifest.pop("calibration")
+        manifest_file.write_text(json.dumps(manifest))
+    # fp32: the tools below compute in fp32, and so must the probabilities they are held to
+    model = load_finetuned(path, precision="fp32")
     ours = model.predict(TEXTS)
-    manifest = json.loads((result.model_path / "modernbert_tasks.json").read_text())
+    manifest = json.loads((path / "modernbert_tasks.json").read_text())
     temperature = (manifest.get("calibration") or {}).get("temperature", 1.0)
-    return result.model_path, model.labels, ours, temperature
+    assert (temperature != 1.0) is request.param
+    return path, model.labels, ours, temperature
 
 
 def _expected(raw: np.ndarray, temperature: float) -> np.ndarray:

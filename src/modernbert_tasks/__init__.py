@@ -23,6 +23,7 @@ from .errors import (
     PluginLoadError,
     RunLockedError,
     TaskDefinitionError,
+    TrainingDiverged,
     TrainingInterrupted,
     UnknownTaskError,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "PluginLoadError",
     "RunLockedError",
     "TaskDefinitionError",
+    "TrainingDiverged",
     "TrainingInterrupted",
     "UnknownTaskError",
 ]

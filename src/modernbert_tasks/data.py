@@ -134,6 +134,8 @@ def read_data_file(path: str | Path, cache_dir: str | None = None) -> datasets.D
             # GLUE TSVs hold bare quote characters: only quote-aware for other delimiters
             options["quoting"] = csv.QUOTE_NONE if options["sep"] == "\t" else csv.QUOTE_MINIMAL
             options["encoding"] = "utf-8-sig" if bom else "utf-8"
+            _refuse_duplicate_columns(path, options["sep"], options["quoting"],
+                                      options["encoding"])
     try:
         ds = datasets.load_dataset(builder, data_files={"train": str(path)}, split="train",
                                    cache_dir=cache_dir, **options)
@@ -146,6 +148,17 @@ def read_data_file(path: str | Path, cache_dir: str | None = None) -> datasets.D
     if len(ds) == 0:
         raise DataError(f"Data file {str(path)!r} has a header but no rows.")
     return ds
+
+
+def _refuse_duplicate_columns(path: Path, sep: str, quoting: int, encoding: str) -> None:
+    """pandas would rename a second 'text' column to 'text.1' without a word."""
+    with open(path, encoding=encoding, newline="") as fh:
+        header = next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
+    seen: set[str] = set()
+    duplicated = [n for n in header if n and (n in seen or seen.add(n))]
+    if duplicated:
+        raise DataError(f"Data file {str(path)!r} names column {duplicated[0]!r} more than once in "
+                        f"its header {header}. Rename the columns so that each name is unique.")
 
 
 def _sniff_delimiter(path: Path, default: str, bom: bool) -> str:
@@ -285,11 +298,10 @@ def infer_columns(ds: datasets.Dataset, source: str, text_columns: Sequence[str]
     if label_column is None:
         by_lower = {n.lower(): n for n in names}
         label_column = next((by_lower[c] for c in LABEL_COLUMN_NAMES if c in by_lower), None)
+    if label_column is None:
+        label_column = _only_other_column(names, text_columns, source)
         if label_column is None:
-            raise DataError(
-                f"{source}: no label column found among {names} (looked for "
-                f"{', '.join(LABEL_COLUMN_NAMES)}). Choose it: label_column='...' "
-                "(CLI: --label-column NAME).")
+            raise DataError(_no_label_column(ds, names, text_columns, source))
     elif label_column not in names:
         raise DataError(f"{source} has no label column {label_column!r}; its columns are "
                         f"{names}.{suggest(label_column, names)} Pass label_column='...' "
@@ -305,6 +317,46 @@ def infer_columns(ds: datasets.Dataset, source: str, text_columns: Sequence[str]
             f"column {label_column!r} (columns: {names}). Choose it: text_columns='...' or "
             "text_columns=['a', 'b'] for pairs (CLI: --text-column NAME, --text-columns A,B).")
     return (strings[0],), label_column
+
+
+# a text column is found by these names when the label column must be inferred from it
+TEXT_COLUMN_NAMES = ("text", "sentence", "content", "review", "body", "document", "message",
+                     "comment", "question", "title", "description")
+
+
+def _only_other_column(names: Sequence[str], text_columns: Sequence[str] | None,
+                       source: str) -> str | None:
+    """The label column when it is the only column left besides the text column(s)."""
+    if text_columns:
+        text = [n for n in names if n in text_columns]
+    else:
+        by_lower = {n.lower(): n for n in names}
+        text = [by_lower[c] for c in TEXT_COLUMN_NAMES if c in by_lower][:1]
+    rest = [n for n in names if n not in text]
+    if not text or len(rest) != 1:
+        return None
+    logger.info("%s: label column %r, the only column besides the text column %r (pass "
+                "label_column=... to choose another).", source, rest[0], text[0])
+    return rest[0]
+
+
+def _no_label_column(ds: datasets.Dataset, names: Sequence[str],
+                     text_columns: Sequence[str] | None, source: str) -> str:
+    message = (f"{source}: no label column found among {names} (looked for "
+               f"{', '.join(LABEL_COLUMN_NAMES)}). Choose it, e.g. "
+               f"label_column={names[-1]!r} (CLI: --label-column NAME).")
+    binary = [n for n in names if n not in (text_columns or ()) and _is_zero_one(ds[n])]
+    if len(binary) >= 2:
+        message += (f" Columns {binary} hold only 0/1, as one-hot multi-label data does: for "
+                    "multi-label, put the labels of each row in one column, as a JSON list "
+                    "(e.g. [\"toxic\", \"insult\"]) or as names joined by a separator with "
+                    "label_separator='|' (CLI: --label-separator '|').")
+    return message
+
+
+def _is_zero_one(values: Sequence[Any]) -> bool:
+    return len(values) > 0 and all(str(v) in ("0", "1", "0.0", "1.0", "True", "False")
+                                   for v in values)
 
 
 # --- labels -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ __all__ = [
     "ModelLoadError",
     "RunLockedError",
     "OutputWriteError",
+    "TrainingDiverged",
     "TrainingInterrupted",
     "suggest",
     "hint",
@@ -70,6 +71,11 @@ class OutputWriteError(ModernBertTasksError, OSError):
 
     def __str__(self) -> str:  # OSError would format a second argument as strerror
         return str(self.args[0]) if self.args else ""
+
+
+class TrainingDiverged(ModernBertTasksError, ArithmeticError):
+    """The loss or the weights became NaN/inf: training stopped, and nothing non-finite was
+    saved."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -7,18 +7,28 @@ says why it is fast (or why not).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Hardware", "detect", "best_device", "cpu_supports_bf16"]
+__all__ = ["Hardware", "detect", "best_device", "cpu_supports_bf16", "bf16_support", "FORCE_BF16_ENV",
+           "PREDICT_PRECISIONS", "EVALUATE_PRECISIONS"]
 
 logger = logging.getLogger("modernbert_tasks")
 
 # CPU flags with native bf16 matrix math; without them bf16 is emulated and slower than fp32.
 _BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+# "1" or "0" overrides the CPU detection: the suite runs the bf16-CPU code paths on any CPU
+# (bf16 is emulated on AVX2: slower, same code), and a user can opt out on a bf16 CPU.
+FORCE_BF16_ENV = "MODERNBERT_TASKS_CPU_BF16"
+# load_finetuned(precision=...): "mixed" is bf16 with close calls re-scored in fp32
+PREDICT_PRECISIONS = ("auto", "fp32", "mixed", "bf16")
+# evaluate(precision=...) has no "auto": its figures go into reports, so fp32 by default on
+# every machine
+EVALUATE_PRECISIONS = ("fp32", "mixed", "bf16")
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,12 @@ def cpu_supports_bf16(capabilities: Mapping[str, Any] | None = None) -> tuple[bo
     """(supported, reason), from the flags PyTorch detected (`torch.cpu.get_capabilities`, on
     every OS, unlike /proc/cpuinfo); `capabilities` stands in for it in tests."""
     if capabilities is None:
+        forced = os.environ.get(FORCE_BF16_ENV, "").strip()
+        if forced in ("0", "1"):
+            return forced == "1", f"{FORCE_BF16_ENV}={forced}"
+        if forced:
+            raise ConfigError(f"{FORCE_BF16_ENV}={forced!r}; expected 1 (treat the CPU as having "
+                              "fast bf16), 0 (as not having it), or unset to detect it.")
         import torch
 
         capabilities = torch.cpu.get_capabilities()
@@ -66,7 +82,8 @@ def best_device(use_cpu: bool = False) -> str:
     return "cpu"
 
 
-def _bf16_support(device: str) -> tuple[bool, str]:
+def bf16_support(device: str) -> tuple[bool, str]:
+    """(fast bf16 on this device type, reason): what every "auto" precision decides on."""
     import torch
 
     if device == "cuda":
@@ -78,7 +95,7 @@ def _bf16_support(device: str) -> tuple[bool, str]:
 
 
 def _precision(requested: str, device: str) -> tuple[str, str]:
-    bf16_ok, why = _bf16_support(device)
+    bf16_ok, why = bf16_support(device)
     if requested == "fp16" and device != "cuda":
         raise ConfigError(f"precision='fp16' needs a CUDA GPU; this run uses the {device}. Use "
                           "precision='bf16' or 'fp32' (or 'auto').")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-__all__ = ["resolve_source", "resolve_device", "load_config", "load_tokenizer",
+__all__ = ["resolve_source", "resolve_device", "position_limit", "public_name", "load_config", "load_tokenizer",
            "load_for_training", "load_for_prediction", "looks_like_path", "weight_files",
            "MODEL_SUBDIR"]
 
@@ -53,6 +53,18 @@ def looks_like_path(name: str) -> bool:
     """Hub ids are 'name' or 'org/name' and never start with '.' or '~'."""
     return (os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1
             or "\\" in name or not _HUB_ID.match(name))
+
+
+def public_name(source: str) -> str:
+    """How a model card and a manifest name a model source without leaking a local path: a hub
+    id as it is; a folder inside a Hugging Face cache (models--org--name/snapshots/...) by its
+    hub id; any other folder by its name only."""
+    if not Path(source).exists() and not looks_like_path(source):
+        return source
+    for part in reversed(Path(source).resolve().parts):
+        if part.startswith("models--") and part.count("--") >= 2:
+            return part.removeprefix("models--").replace("--", "/", 1)
+    return Path(source).resolve().name
 
 
 # --- where the model comes from -----------------------------------------------------------
@@ -171,6 +183,17 @@ def one_line(exc: BaseException) -> str:
 
 
 # --- device --------------------------------------------------------------------------------
+def position_limit(config: Any, tokenizer: Any = None) -> int | None:
+    """The most tokens the model reads in one pass: its position embeddings (ModernBERT 8,192,
+    BERT 512), lowered to the tokenizer's model_max_length when that is a real value (RoBERTa's
+    positions include 2 offsets; its tokenizer says 512)."""
+    limits = [getattr(config, "max_position_embeddings", None)]
+    if tokenizer is not None:
+        limits.append(getattr(tokenizer, "model_max_length", None))
+    real = [int(n) for n in limits if isinstance(n, int) and 0 < n < 1_000_000]
+    return min(real) if real else None
+
+
 def resolve_device(device: Any = None) -> torch.device:
     """`device` checked, or the best available one (CUDA, then MPS, then the CPU)."""
     import torch

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import logging
 import math
 import numbers
 import os
@@ -30,6 +31,8 @@ from .errors import ConfigError, suggest
 
 if TYPE_CHECKING:
     from .task import Task
+
+logger = logging.getLogger("modernbert_tasks")
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -390,6 +393,9 @@ def _validate(args: Mapping[str, Any], where: str) -> dict[str, Any]:
         value = _coerce(value, hint)
         if not (value == AUTO and name in _AUTO_FIELDS):
             _check(name, value, hint, where)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}{name}={value!r} is not a finite number; expected a "
+                              f"number, e.g. {name}={_example(hint, _default_of(name))}.")
         out[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
     return out
 
@@ -444,9 +450,28 @@ def _check_ranges(trainer_kwargs: Mapping[str, Any], sources: Mapping[str, str])
             where = f" (from {origin})" if origin.startswith("task") else ""
             raise ConfigError(f"{name}={value!r}{where} is out of range; expected {expected}. "
                               "Nothing was changed on disk.")
+    _check_learning_rate(trainer_kwargs.get("learning_rate"))
     if isinstance(max_steps, int) and max_steps == 0:
         raise ConfigError("max_steps=0 would train nothing; expected a positive number of steps, "
                           "or -1 (the default) to train for num_train_epochs.")
+
+
+# fine-tuning a pretrained encoder: 1e-5 to 1e-4 (the recipe: 3e-5; LoRA up to about 1e-3)
+USUAL_LEARNING_RATES = "1e-5 to 1e-4"
+
+
+def _check_learning_rate(value: Any) -> None:
+    """Above 1 every run diverges to NaN weights; above 1e-2 most fine-tuning runs do."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    if value > 1:
+        raise ConfigError(f"learning_rate={value!r} is out of range: a step that large makes the "
+                          f"weights NaN. Fine-tuning uses {USUAL_LEARNING_RATES} (the recipe: "
+                          "3e-5); pass e.g. learning_rate=3e-5. Nothing was changed on disk.")
+    if value > 1e-2:
+        logger.warning("learning_rate=%g is far above the usual %s for fine-tuning; training "
+                       "may diverge (it stops with an error if the loss becomes NaN).", value,
+                       USUAL_LEARNING_RATES)
 
 
 def _check_trust_options(opts: TrainOptions) -> None:

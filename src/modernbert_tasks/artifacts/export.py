@@ -325,28 +325,26 @@ def _write_companions(reference: FineTunedModel, folder: Path) -> None:
 def _parity_texts(reference: FineTunedModel, sample: int | None, data: Any, data_dir: Any
                   ) -> tuple[list[str], list[str] | None, np.ndarray | None, str]:
     """Texts (and labels) from the eval split; the fixed texts when it cannot be read."""
-    from ..inference.predictor import _label_array
+    from ..inference.predictor import label_array
 
     training = (reference.manifest or {}).get("training", {})
+    data_files = None
+    named = ""  # which data the texts come from, for the report
     if data is None and data_dir is None and reference.task is not None:
-        recorded = training.get("data_dir")
-        data_dir = recorded if recorded and Path(recorded).is_dir() else None
-        data_files = training.get("data_files") if data_dir is None else None
-    else:
-        data_files = None
+        data, data_dir, data_files, named = _recorded_data(training)
     reason = "no task recorded in the model folder and no data given"
     if reference.task is not None or data is not None or data_dir is not None:
         try:
-            task = reference._eval_task()
-            ds = reference._eval_dataset(task, data, "eval", data_dir, data_files)
+            task = reference.evaluation_task
+            ds = reference.labelled_data(data, data_dir=data_dir, data_files=data_files)
             total = len(ds)
             if sample is not None and total > sample:
                 ds = ds.shuffle(seed=0).select(range(sample))
             first = list(ds[task.text_columns[0]])
             second = list(ds[task.text_columns[1]]) if task.is_pair else None
-            labels = (_label_array(ds["label"], reference.problem_type)
+            labels = (label_array(ds["label"], reference.problem_type)
                       if "label" in ds.column_names else None)
-            return first, second, labels, f"{len(first)} of {total} eval-split texts"
+            return first, second, labels, f"{len(first)} of {total} eval-split texts{named}"
         except Exception as exc:  # reported: the check still runs, on the fixed texts
             reason = f"the eval split could not be read ({type(exc).__name__}: " \
                      f"{' '.join(str(exc).split())[:200]})"
@@ -356,6 +354,23 @@ def _parity_texts(reference: FineTunedModel, sample: int | None, data: Any, data
                                 f"({reason})"
 
 
+def _recorded_data(training: dict[str, Any]) -> tuple[Any, Any, Any, str]:
+    """(data file, data_dir, data_files, " from ...") for the data training read, from the
+    manifest, where it still exists: the validation file, else the training file (a held-out
+    share of it was the eval split), else data_dir or data_files."""
+    for key in ("validation_file", "train_file"):
+        path = training.get(key)
+        if isinstance(path, str) and Path(path).is_file():
+            return path, None, None, f" from {key} {path!r}"
+    recorded = training.get("data_dir")
+    if isinstance(recorded, str) and Path(recorded).is_dir():
+        return None, recorded, None, f" from data_dir {recorded!r}"
+    files = training.get("data_files")
+    if files:
+        return None, None, files, " from the recorded data_files"
+    return None, None, None, ""
+
+
 def _check_parity(reference: FineTunedModel, folder: Path, files: dict[str, Path],
                   first: list[str], second: list[str] | None, labels: Any, source: str,
                   tolerance: float) -> list[ParityReport]:
@@ -363,14 +378,14 @@ def _check_parity(reference: FineTunedModel, folder: Path, files: dict[str, Path
 
     from ..inference.onnx_model import load_onnx
 
-    expected = reference._logits(first, second, 64, False)
-    task = reference._eval_task()
+    expected = reference.logits(first, second)
+    task = reference.evaluation_task
     main = task.main_metric if labels is not None else None
     torch_value = _main_metric(task, expected, labels)
     reports = []
     for quantization, file in files.items():
         onnx_model = load_onnx(folder, quantization=quantization)
-        got = onnx_model._logits(first, second, 64, False)
+        got = onnx_model.logits(first, second)
         diff = float(np.abs(got - expected).max()) if len(first) else 0.0
         agreement = _label_agreement(reference.problem_type, expected, got)
         report = ParityReport(

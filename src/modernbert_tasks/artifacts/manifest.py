@@ -35,6 +35,8 @@ from ..options import _matches, _type_name
 from ..task import Task
 
 __all__ = [
+    "json_ready",
+    "shareable_manifest",
     "MANIFEST_NAME",
     "MANIFEST_VERSION",
     "ManifestError",
@@ -85,13 +87,16 @@ class Manifest:
     manifest_version: int
     created_at: str  # ISO-8601
     task: TaskRecord
-    max_length: int
+    max_length: int  # what training tokenized to (a speed choice)
     text_prefix: str
     metrics: dict[str, float | None]  # JSON has no NaN: a non-finite value is null
     base_model: str
     training: dict[str, Any]
     versions: dict[str, str | None]
     calibration: dict[str, Any] | None = None  # temperature, threshold (training/calibrating)
+    # how prediction reads texts: {"max_length": the model's position limit}; absent in
+    # manifests from before 0.2 (prediction then reads up to the model's limit too)
+    prediction: dict[str, Any] | None = None
 
 
 # the definition keys a manifest must have; Task's other fields are optional there
@@ -212,7 +217,9 @@ def _metric_value(value: Any) -> Any:
     return value  # anything else that is not a number is reported by the schema check
 
 
-def _to_json(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """`value` as plain JSON: enums, paths and numpy scalars converted, NaN/inf as null (JSON
+    has neither; Python's json would write them and other readers reject the file)."""
     return json.loads(json.dumps(value, default=_json_default, allow_nan=True),
                       parse_constant=lambda _: None)
 
@@ -226,6 +233,7 @@ def build_manifest(
     metrics: Mapping[str, float],
     base_model: str,
     training: Mapping[str, Any],
+    prediction: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything needed to reload and use a fine-tuned model, as a JSON-ready dict."""
     manifest = {
@@ -236,15 +244,17 @@ def build_manifest(
             "version": task.version,
             "plugin": plugin,
             "plugin_version": plugin_version,
-            "definition": _to_json(task.to_dict()),
+            "definition": json_ready(task.to_dict()),
         },
         "max_length": int(max_length),
         "text_prefix": task.text_prefix,
         "metrics": {str(k): _metric_value(v) for k, v in metrics.items()},
         "base_model": str(base_model),
-        "training": _to_json(dict(training)),
+        "training": json_ready(dict(training)),
         "versions": {name: _package_version(name) for name in _VERSIONED_PACKAGES},
     }
+    if prediction is not None:
+        manifest["prediction"] = json_ready(dict(prediction))
     return validate_manifest(manifest, source="the new manifest")
 
 
@@ -269,6 +279,30 @@ def write_manifest(folder: str | Path, manifest: Mapping[str, Any]) -> Path:
     return target
 
 
+def _local_path(value: str) -> bool:
+    return os.path.isabs(value) or value.startswith(("./", "../", "~")) or (
+        os.sep in value and os.path.exists(value))
+
+
+def _names_only(value: Any) -> Any:
+    if isinstance(value, str):
+        return Path(value).name if _local_path(value) else value
+    if isinstance(value, Mapping):
+        return {k: _names_only(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_names_only(v) for v in value]
+    return value
+
+
+def shareable_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest as it may leave this machine (push, the model card): every local path it
+    records (data files, output and cache folders) reduced to its last component."""
+    out = dict(manifest)
+    out["training"] = _names_only(dict(manifest.get("training") or {}))
+    out["base_model"] = _names_only(manifest["base_model"])
+    return out
+
+
 # --- reading ------------------------------------------------------------------------------
 def read_manifest(folder: str | Path) -> dict[str, Any] | None:
     """The validated manifest in `folder`, or None when the folder has none."""
@@ -282,8 +316,8 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
         raise ManifestError(f"{source} is not UTF-8 text ({exc}). Re-save the model with "
                             "modernbert-tasks.") from None
     except json.JSONDecodeError as exc:
-        raise ManifestError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column "
-                            f"{exc.colno}. Fix the file, or re-save the model with "
+        raise ManifestError(f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column "
+                            f"{exc.colno}). Fix the file, or re-save the model with "
                             "modernbert-tasks.") from None
     return validate_manifest(manifest, source=source)
 

@@ -156,7 +156,10 @@ def _fmt(value: Any) -> str:
 
 
 def render_model_card(manifest: Mapping[str, Any], name: str | None = None) -> str:
-    """The README.md text for a model folder with this manifest."""
+    """The README.md text for a model folder with this manifest (local paths as names only)."""
+    from .manifest import shareable_manifest
+
+    manifest = shareable_manifest(manifest)
     task = manifest["task"]
     definition = task["definition"]
     training = manifest.get("training") or {}
@@ -167,6 +170,7 @@ def render_model_card(manifest: Mapping[str, Any], name: str | None = None) -> s
     runs, seed_stats = _seed_stats(manifest)
     hub_id = definition.get("hub_id")
     columns = list(definition["text_columns"])
+    predict_length = (manifest.get("prediction") or {}).get("max_length") or "the model's limit"
     out = ["---", *_yaml(_metadata(manifest, name)), "---", "", f"# {name}", ""]
     out += [f"`{manifest['base_model']}` fine-tuned with "
             f"[modernbert-tasks](https://pypi.org/project/modernbert-tasks/) on the task "
@@ -216,7 +220,8 @@ def render_model_card(manifest: Mapping[str, Any], name: str | None = None) -> s
             f"`{definition['label_column']}`.", ""]
     out += ["## Training setup", "", "| setting | value |", "|---|---|",
             f"| base model | `{manifest['base_model']}` |",
-            f"| max length (tokens) | {manifest['max_length']} |"]
+            f"| max length (tokens) | {manifest['max_length']} in training, {predict_length} at "
+            "prediction |"]
     if manifest.get("text_prefix"):
         out.append(f"| text prefix | `{json.dumps(manifest['text_prefix'])}` |")
     out += [f"| {key.replace('_', ' ')} | {_fmt(training[key])} |" for key in _SETUP
@@ -228,8 +233,9 @@ def render_model_card(manifest: Mapping[str, Any], name: str | None = None) -> s
             f"- Intended for the task it was trained on: "
             f"{(definition.get('description') or task['name']).rstrip('.')}. Inputs are "
             f"{' + '.join(columns)} text"
-            + (" pairs" if len(columns) == 2 else "") + f", truncated to {manifest['max_length']} "
-            "tokens: anything beyond is not seen.",
+            + (" pairs" if len(columns) == 2 else "") + f", read up to {predict_length} tokens "
+            "at prediction (training read " f"{manifest['max_length']}): anything beyond is not "
+            "seen, and `modernbert-tasks predict` marks such a text `truncated`.",
             "- It only knows the labels above; inputs from another domain, language or label "
             "scheme get a confident-looking answer that may be wrong. Check it on your data "
             "first (`load_finetuned(path).evaluate(your_file)`).",

@@ -137,8 +137,8 @@ def push_to_hub(model_path: str | os.PathLike, repo_id: str, *, dry_run: bool = 
     api = huggingface_hub.HfApi(endpoint=endpoint, token=token)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                                 ignore_patterns=IGNORE_PATTERNS,
+        info = api.create_commit(repo_id=repo_id, repo_type="model",
+                                 operations=_upload_operations(folder, plan.files),
                                  commit_message=commit_message or "Upload model from "
                                  "modernbert-tasks")
     except Exception as exc:
@@ -193,6 +193,25 @@ def _planned_files(folder: Path, card_missing: bool) -> list[tuple[str, int]]:
         size = len(render_model_card(read_manifest(folder)).encode("utf-8"))
         files = sorted(files + [("README.md", size)])
     return files
+
+
+def _upload_operations(folder: Path, files: list[tuple[str, int]]) -> list[Any]:
+    """One upload per planned file; the manifest goes up with its local paths reduced to names
+    (the copy on disk keeps them: export's parity check reads the data files they name)."""
+    import json
+
+    from huggingface_hub import CommitOperationAdd
+
+    from .manifest import MANIFEST_NAME, read_manifest, shareable_manifest
+
+    operations = []
+    for name, _ in files:
+        content: Any = str(folder / name)
+        if name == MANIFEST_NAME:
+            shared = shareable_manifest(read_manifest(folder))
+            content = (json.dumps(shared, indent=2) + "\n").encode("utf-8")
+        operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
+    return operations
 
 
 def _check_reachable(endpoint: str) -> None:

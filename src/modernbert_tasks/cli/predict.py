@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..hardware import EVALUATE_PRECISIONS, PREDICT_PRECISIONS
 from .common import EXIT_OK, metric_lines, table
 
 EVALUATE_EPILOG = """\
@@ -56,16 +57,27 @@ def add_parsers(sub: Any) -> None:
     _add_predict_arguments(predict)
 
 
-def _add_model_loading_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_model_loading_arguments(parser: argparse.ArgumentParser, evaluate: bool) -> None:
     parser.add_argument("path", metavar="PATH",
                         help="the model folder saved by `train` (e.g. runs/sst2/model)")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N",
                         help="texts per forward pass (default: 64)")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda, cuda:1, ... (default: CUDA if available, else CPU)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="auto: bf16 on a GPU that supports it, fp32 elsewhere "
-                             "(default: auto)")
+    if evaluate:
+        parser.add_argument("--precision", choices=EVALUATE_PRECISIONS, default="fp32",
+                            help="fp32: the figures training printed, on every machine; mixed "
+                                 "or bf16: faster, with bf16 probabilities and loss "
+                                 "(default: fp32)")
+    else:
+        parser.add_argument("--precision", choices=PREDICT_PRECISIONS,
+                            default="auto",
+                            help="auto: mixed where bf16 is fast (bf16 GPUs, CPUs with "
+                                 "AVX512-BF16/AMX), else fp32; mixed keeps fp32's labels; fp32 "
+                                 "for fp32 probabilities (default: auto)")
+    parser.add_argument("--max-length", type=int, default=None, metavar="N",
+                        help="the most tokens read of a text; a longer one is truncated and its "
+                             "record says so (default: the model's position limit)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="run model code shipped inside the folder (only if you trust it)")
     parser.add_argument("--allow-pickle", action="store_true",
@@ -74,7 +86,7 @@ def _add_model_loading_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_model_loading_arguments(parser)
+    _add_model_loading_arguments(parser, evaluate=True)
     parser.add_argument("--task", metavar="TASK",
                         help="the task the model was trained on; only needed for a model "
                              "folder without a modernbert_tasks.json manifest")
@@ -94,7 +106,7 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_model_loading_arguments(parser)
+    _add_model_loading_arguments(parser, evaluate=False)
     parser.add_argument("texts", nargs="*", default=[], metavar="TEXT",
                         help="texts to classify (put `--` before a text that starts with -)")
     parser.add_argument("--pair", nargs=2, action="append", metavar=("TEXT_A", "TEXT_B"),
@@ -114,9 +126,20 @@ def _load_model(args: argparse.Namespace) -> Any:
     # loading bars ("Loading weights", "Generating split") would bury the output
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
-    return load_finetuned(args.path, args.device, precision=args.precision,
-                          trust_remote_code=args.trust_remote_code,
-                          allow_pickle=args.allow_pickle)
+    # evaluate computes in --precision whatever the model loads with
+    precision = "auto" if args.command == "evaluate" else args.precision
+    model = load_finetuned(args.path, args.device, precision=precision,
+                           trust_remote_code=args.trust_remote_code,
+                           allow_pickle=args.allow_pickle, max_length=args.max_length)
+    model.warn_truncation = False  # said once by _say_truncation, whatever logging is set up
+    return model
+
+
+def _say_truncation(model: Any) -> None:
+    summary = model.truncation_summary()
+    if summary:
+        print(summary, file=sys.stderr)
+
 
 
 def run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -137,10 +160,12 @@ def run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         for path in written.values():
             print(f"wrote {path}", file=sys.stderr)
     if args.data_file:
-        results = model.evaluate(args.data_file, batch_size=args.batch_size)
+        results = model.evaluate(data_file=args.data_file, batch_size=args.batch_size,
+                                 precision=args.precision)
     else:
         results = model.evaluate(split=args.split, data_dir=args.data_dir,
-                                 batch_size=args.batch_size)
+                                 batch_size=args.batch_size, precision=args.precision)
+    _say_truncation(model)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -188,6 +213,7 @@ def run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     else:
         inputs, lines, blanks = read_numbered_inputs(args.file, model.task)
     predictions = model.predict(inputs, batch_size=args.batch_size)
+    _say_truncation(model)
     records = prediction_records(inputs, predictions, lines, blanks)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:

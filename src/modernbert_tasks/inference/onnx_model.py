@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..errors import ConfigError, ModelLoadError
-from .predictor import DEFAULT_MAX_LENGTH, FineTunedModel, _check_labels_match, _task_for
+from .predictor import FineTunedModel, model_settings
 
 __all__ = ["load_backend", "load_onnx", "BACKENDS", "OnnxFineTunedModel", "OnnxForward",
            "ONNX_FILES", "INSTALL_HINT", "require_onnxruntime"]
@@ -117,7 +117,7 @@ def _find_onnx_file(path: str | os.PathLike, quantization: str) -> Path:
 
 
 def load_backend(path: str | os.PathLike, backend: str, *, device: Any = None,
-                 precision: str = "auto") -> OnnxFineTunedModel:
+                 precision: str = "auto", max_length: int | None = None) -> OnnxFineTunedModel:
     """`load_finetuned(path, backend=...)` for the ONNX backends; checks the torch-only options."""
     if backend not in BACKENDS or backend == "torch":
         raise ConfigError(f"backend={backend!r} is not supported; expected one of "
@@ -129,11 +129,12 @@ def load_backend(path: str | os.PathLike, backend: str, *, device: Any = None,
         raise ConfigError(f"precision={precision!r} with backend={backend!r}: ONNX runs the "
                           "exported fp32 (or int8) weights. Use precision='auto', or "
                           "backend='onnx-int8' for the quantized model.")
-    return load_onnx(path, quantization=BACKENDS[backend])
+    return load_onnx(path, quantization=BACKENDS[backend], max_length=max_length)
 
 
 def load_onnx(path: str | os.PathLike, *, quantization: str = "fp32",
-              num_threads: int | None = None) -> OnnxFineTunedModel:
+              num_threads: int | None = None, max_length: int | None = None
+              ) -> OnnxFineTunedModel:
     """Load an exported model for onnxruntime on the CPU.
 
     Args:
@@ -165,16 +166,10 @@ def load_onnx(path: str | os.PathLike, *, quantization: str = "fp32",
                              f"{type(exc).__name__}: {' '.join(str(exc).split())}. Re-export it "
                              "with export_onnx.") from None
     manifest = read_manifest(folder)
-    task = _task_for(manifest) if manifest else None
-    if task is not None:
-        _check_labels_match(task, config, str(folder))
-        max_length, prefix = manifest["max_length"], manifest["text_prefix"]
-    else:
-        max_length = min(tokenizer.model_max_length or DEFAULT_MAX_LENGTH, DEFAULT_MAX_LENGTH)
-        prefix = ""
+    settings = model_settings(manifest, config, tokenizer, str(folder), max_length)
     import torch
 
     return OnnxFineTunedModel(
         OnnxForward(session, config, str(file)), tokenizer, quantization=quantization,
-        task=task, manifest=manifest, max_length=max_length, text_prefix=prefix,
-        device=torch.device("cpu"), precision="fp32", path=str(folder))
+        manifest=manifest, device=torch.device("cpu"), precision="fp32", path=str(folder),
+        **settings)

@@ -109,11 +109,12 @@ def write_evaluation_plots(model: FineTunedModel, folder: str | os.PathLike, dat
     require_matplotlib()  # fail before any work
     if model.problem_type == "regression":
         raise ConfigError("Plots show classification results; this model does regression.")
-    task = model._eval_task()
-    ds = model._eval_dataset(task, data, split, data_dir, data_files)
+    task = model.evaluation_task
+    ds = model.labelled_data(data, split=split, data_dir=data_dir, data_files=data_files)
     first = list(ds[task.text_columns[0]])
     second = list(ds[task.text_columns[1]]) if task.is_pair else None
-    logits = model._logits(first, second, batch_size, None)
+    # fp32, as evaluate() scores: the plots show the figures it prints
+    logits = model.logits(first, second, batch_size=batch_size, show_progress=None)
     labels = np.asarray(ds["label"])
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .. import modeling
 from ..artifacts.manifest import MANIFEST_NAME, ManifestError, read_manifest, task_from_manifest
 from ..errors import ConfigError, DataError, hint
+from ..hardware import EVALUATE_PRECISIONS, PREDICT_PRECISIONS
 from ..task import Task
 from . import calibration
 
@@ -28,11 +29,11 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-__all__ = ["load_finetuned", "FineTunedModel", "PRECISIONS"]
+__all__ = ["load_finetuned", "FineTunedModel", "PRECISIONS", "EVALUATE_PRECISIONS", "label_array"]
 
 logger = logging.getLogger("modernbert_tasks")
 
-PRECISIONS = ("auto", "fp32", "bf16", "mixed")
+PRECISIONS = PREDICT_PRECISIONS
 # "mixed": bf16, then fp32 again for every decision closer than this (in probability) to going
 # the other way. bf16 moved a probability by at most 0.014 (MiniLM on SST-2, AMX Xeon and H200;
 # 0.0077 in bench/predict_precision.py, docs/deploying.md), so a label can only flip inside a
@@ -41,7 +42,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "mixed")
 RESCORE_MARGIN = 0.05
 CHUNK_SIZE = 8192  # texts tokenized at a time: bounds memory for very long inputs
 PROGRESS_MIN_TEXTS = 1000  # show_progress=None shows a bar from this many texts on
-DEFAULT_MAX_LENGTH = 512
+DEFAULT_MAX_LENGTH = 512  # a model whose config names no position limit
+# padded tokens in one forward pass: 64 texts of 512 tokens, or 4 of 8,192 (ModernBERT's limit)
+TOKENS_PER_BATCH = 64 * 512
+EMPTY = "empty text"  # the "skipped" reason of an input with no text to classify
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -53,6 +57,7 @@ def load_finetuned(
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
     backend: str = "torch",
+    max_length: int | None = None,
 ) -> FineTunedModel:
     """Load a model saved by `fine_tune` (or any HF sequence-classification folder).
 
@@ -67,11 +72,15 @@ def load_finetuned(
             arbitrary code, so only do this for files you trust.
         backend: 'torch', or 'onnx' / 'onnx-int8' for onnxruntime on a folder written by
             export_onnx (same predict/evaluate; see inference/onnx_model.py).
+        max_length: the most tokens predict and evaluate read of a text. Default: the model's
+            position limit (ModernBERT 8,192), not the shorter length training used for speed;
+            a longer text is truncated, and its record says so.
     """
     if backend != "torch":  # onnxruntime: an optional extra, loaded only when asked for
         from .onnx_model import load_backend
 
-        return load_backend(path, backend, device=device, precision=precision)
+        return load_backend(path, backend, device=device, precision=precision,
+                            max_length=max_length)
     if precision not in PRECISIONS:
         raise ConfigError(f"precision={precision!r} is not supported; expected one of "
                           f"{', '.join(PRECISIONS)}.")
@@ -81,21 +90,39 @@ def load_finetuned(
     chosen = _choose_precision(torch_device, precision)
     model, tokenizer = modeling.load_for_prediction(source, allow_pickle=allow_pickle,
                                                     trust_remote_code=trust_remote_code)
-    task = _task_for(manifest) if manifest else None
-    if task is not None:
-        _check_labels_match(task, model.config, source)
-        max_length = manifest["max_length"]
-        prefix = manifest["text_prefix"]
-    else:
-        max_length = min(tokenizer.model_max_length or DEFAULT_MAX_LENGTH, DEFAULT_MAX_LENGTH)
-        prefix = ""
+    settings = model_settings(manifest, model.config, tokenizer, source, max_length)
     model.to(torch_device).eval()
-    return FineTunedModel(model, tokenizer, task=task, manifest=manifest, max_length=max_length,
-                          text_prefix=prefix, device=torch_device, precision=chosen,
-                          path=source)
+    return FineTunedModel(model, tokenizer, manifest=manifest, device=torch_device,
+                          precision=chosen, path=source, **settings)
 
 
-def _task_for(manifest: dict[str, Any]) -> Task:
+def model_settings(manifest: dict[str, Any] | None, config: Any, tokenizer: Any, source: str,
+                   max_length: int | None = None) -> dict[str, Any]:
+    """What predicting with a saved folder needs beyond its weights, for every backend: the
+    task (checked against config.json's labels), the text prefix, and the two lengths.
+
+    max_length (what prediction reads) is `max_length` if given, else the manifest's
+    prediction length, else the model's position limit; training_max_length is the shorter
+    length training tokenized to for speed (None without a manifest)."""
+    from ..modeling import position_limit
+
+    limit = position_limit(config, tokenizer) or DEFAULT_MAX_LENGTH
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(
+            max_length, int) or not 8 <= max_length <= limit):
+        raise ConfigError(f"max_length={max_length!r}; expected an integer from 8 to {limit} "
+                          f"(the most tokens this model reads). "
+                          + hint("Leave it out to read up to the model's limit.",
+                                 "Leave out --max-length to read up to the model's limit."))
+    task = task_for_manifest(manifest) if manifest else None
+    if task is not None:
+        _check_labels_match(task, config, source)
+    recorded = ((manifest or {}).get("prediction") or {}).get("max_length")
+    return {"task": task, "text_prefix": manifest["text_prefix"] if manifest else "",
+            "max_length": int(max_length or recorded or limit),
+            "training_max_length": manifest["max_length"] if manifest else None}
+
+
+def task_for_manifest(manifest: dict[str, Any]) -> Task:
     """The manifest's task; the installed plugin's own object when it is the same definition,
     so that its overridden `load_dataset`/`format_text`/`compute_metrics` apply too."""
     task = task_from_manifest(manifest)
@@ -159,26 +186,18 @@ def _choose_precision(device: torch.device, precision: str) -> str:
     all-MiniLM-L6-v2 fine-tuned on SST-2 (2,693 validation+test sentences) it changed 2 labels
     on a CPU and 1 on an H200, and bf16 results also depend on how texts are batched.
     """
-    import torch
-
-    from ..hardware import cpu_supports_bf16
+    from ..hardware import bf16_support
 
     if precision == "fp32":
         return "fp32"
-    if device.type == "cuda":
-        supported = torch.cuda.is_bf16_supported()
-        reason = "" if supported else f"the GPU {device} does not support bf16 (pre-Ampere)"
-    elif device.type == "cpu":
-        supported, reason = cpu_supports_bf16()
-    else:
-        supported, reason = False, f"bf16 autocast is not used on {device.type}"
+    supported, reason = bf16_support(device.type)
     if precision == "auto":
         return "mixed" if supported else "fp32"
     if device.type == "cuda" and not supported:
         raise ConfigError(f"precision={precision!r} but {reason}. Use precision='fp32'.")
     if not supported:
-        warnings.warn(f"precision={precision!r} on this CPU: {reason}. Use precision='fp32'.",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(f"precision={precision!r} on this {device.type}: {reason}. Use "
+                      "precision='fp32'.", RuntimeWarning, stacklevel=3)
     return precision
 
 
@@ -188,17 +207,24 @@ class FineTunedModel:
 
     Attributes: model, tokenizer, task (the rebuilt `Task`, or None for a folder without
     manifest), manifest, labels (output names in id order), max_length, text_prefix,
-    problem_type, device, precision ('fp32', 'mixed' or 'bf16'), path, last_rescored.
+    problem_type, device, precision ('fp32', 'mixed' or 'bf16'), path, last_rescored,
+    last_truncation; max_length is what prediction reads of a text (the model's limit by
+    default), training_max_length what training tokenized to.
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, task: Task | None,
                  manifest: dict[str, Any] | None, max_length: int, text_prefix: str,
-                 device: torch.device, precision: str, path: str) -> None:
+                 device: torch.device, precision: str, path: str,
+                 training_max_length: int | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.task = task
         self.manifest = manifest
         self.max_length = int(max_length)
+        self.training_max_length = training_max_length
+        # (texts truncated, texts, the longest one's tokens) of the last predict/evaluate call
+        self.last_truncation = (0, 0, 0)
+        self.warn_truncation = True  # log truncation_summary(); the CLI prints it itself
         self.text_prefix = text_prefix
         self.device = device
         self.precision = precision
@@ -268,20 +294,52 @@ class FineTunedModel:
         Single-label: {"label", "score" (its probability), "probabilities": {label: p}}.
         Multi-label: the same (sigmoid probabilities) plus "labels": every label over 0.5.
         Regression: {"score": value}.
+        A text longer than `max_length` tokens is read up to it, and its dict adds
+        "truncated": {"tokens_read", "tokens"}; `last_truncation` sums the call up. An empty
+        (or whitespace-only) text, or a pair of them, gets no label: {"skipped": "empty text"}.
         """
         first, second = self._split_inputs(texts_or_pairs)
-        logits = self._scores(first, second, batch_size, show_progress)
-        return self._decode(logits)
+        keep = [i for i in range(len(first))
+                if first[i].strip() or (second is not None and second[i].strip())]
+        full: dict[int, int] = {}
+        logits = self._scores([first[i] for i in keep],
+                              [second[i] for i in keep] if second is not None else None,
+                              batch_size, show_progress, full_lengths=full)
+        decoded = self._decode(logits)
+        results: list[dict[str, Any]] = [{"skipped": EMPTY} for _ in first]
+        for row, i in enumerate(keep):
+            results[i] = decoded[row]
+            if row in full:
+                results[i]["truncated"] = {"tokens_read": self.max_length, "tokens": full[row]}
+        self._report_truncation(full, len(keep))
+        return results
+
+    def _report_truncation(self, full: dict[int, int], total: int) -> None:
+        self.last_truncation = (len(full), total, max(full.values(), default=0))
+        if full and self.warn_truncation:
+            logger.warning("%s", self.truncation_summary())
+
+    def truncation_summary(self) -> str | None:
+        """One line on the last call's truncated texts, or None when none was cut."""
+        cut, total, longest = self.last_truncation
+        if not cut:
+            return None
+        return (f"{cut} of {total} texts were longer than max_length={self.max_length} tokens "
+                f"and were truncated (the longest has {longest:,} tokens): their labels come "
+                f"from their first {self.max_length} tokens.")
 
     def _scores(self, first: list[str], second: list[str] | None, batch_size: int,
-                show_progress: bool | None) -> np.ndarray:
-        """The logits in this model's precision; with "mixed", bf16 and then fp32 for every
-        close call, so the decisions are fp32's. `last_rescored` says how many were redone."""
+                show_progress: bool | None, precision: str | None = None,
+                full_lengths: dict[int, int] | None = None) -> np.ndarray:
+        """The logits in `precision` (default: this model's); with "mixed", bf16 and then fp32
+        for every close call, so the decisions are fp32's. `last_rescored` says how many were
+        redone."""
         import numpy as np
 
-        mixed = self.precision == "mixed"
-        logits = self._logits(first, second, batch_size, show_progress, bf16=self.precision in (
-            "bf16", "mixed"))
+        precision = precision or self.precision
+        mixed = precision == "mixed"
+        logits = self._logits(first, second, batch_size, show_progress, bf16=precision in (
+            "bf16", "mixed"), full_lengths=full_lengths)
         self.last_rescored = (0, len(first))
         if mixed and len(first):
             idx = np.flatnonzero(calibration.close_calls(logits, self.manifest,
@@ -341,9 +399,11 @@ class FineTunedModel:
         return [self.text_prefix + t for t in texts] if self.text_prefix else texts
 
     def _logits(self, first: list[str], second: list[str] | None, batch_size: int,
-                show_progress: bool | None, bf16: bool | None = None) -> np.ndarray:
+                show_progress: bool | None, bf16: bool | None = None,
+                full_lengths: dict[int, int] | None = None) -> np.ndarray:
         """Model outputs for every input, float32, in input order (`bf16`: under bf16
-        autocast; default: as `precision` says)."""
+        autocast; default: as `precision` says). `full_lengths` gets {input index: its
+        untruncated token count} for every input longer than max_length."""
         import numpy as np
         import torch
         from tqdm.auto import tqdm
@@ -360,18 +420,16 @@ class FineTunedModel:
         with torch.inference_mode(), autocast, bar:
             for start in range(0, n, CHUNK_SIZE):
                 stop = min(start + CHUNK_SIZE, n)
-                encoded = self.tokenizer(
-                    self._format(first[start:stop]),
-                    self._format(second[start:stop]) if second is not None else None,
-                    truncation=True, max_length=self.max_length, padding=False,
-                    return_attention_mask=False)
+                texts = [self._format(first[start:stop]),
+                         self._format(second[start:stop]) if second is not None else None]
+                encoded = self.tokenizer(*texts, truncation=True, max_length=self.max_length,
+                                         padding=False, return_attention_mask=False)
                 # only what the model takes, as in training (ModernBERT: no token_type_ids)
                 encoded = {k: encoded[k] for k in self.tokenizer.model_input_names if k in encoded}
-                # longest first: each batch pads only to its own longest text, and an
-                # out-of-memory error shows up on the first batch rather than the last
-                order = sorted(range(stop - start), key=lambda i: -len(encoded["input_ids"][i]))
-                for b in range(0, len(order), batch_size):
-                    idx = order[b:b + batch_size]
+                if full_lengths is not None:
+                    full_lengths.update({start + i: n for i, n in self._cut(
+                        texts, encoded["input_ids"]).items()})
+                for idx in _batches([len(ids) for ids in encoded["input_ids"]], batch_size):
                     batch = self.tokenizer.pad(
                         {key: [values[i] for i in idx] for key, values in encoded.items()},
                         return_tensors="pt")
@@ -380,6 +438,18 @@ class FineTunedModel:
                     out[[start + i for i in idx]] = logits.float().cpu().numpy()
                     bar.update(len(idx))
         return out
+
+    def _cut(self, texts: list[list[str] | None], ids: list[list[int]]) -> dict[int, int]:
+        """{row: untruncated token count} for the rows truncation shortened: only rows that
+        reached max_length are tokenized again, without truncation."""
+        full = [i for i, row in enumerate(ids) if len(row) >= self.max_length]
+        if not full:
+            return {}
+        again = self.tokenizer(*[[t[i] for i in full] if t is not None else None for t in texts],
+                               truncation=False, padding=False, return_attention_mask=False,
+                               verbose=False)["input_ids"]
+        return {i: len(row) for i, row in zip(full, again, strict=True)
+                if len(row) > self.max_length}
 
     def _decode(self, logits: np.ndarray) -> list[dict[str, Any]]:
         if self.problem_type == "regression":
@@ -408,8 +478,10 @@ class FineTunedModel:
         split: str = "eval",
         data_dir: str | os.PathLike | None = None,
         data_files: Mapping[str, Any] | None = None,
+        data_file: str | os.PathLike | None = None,
         batch_size: int = 64,
         show_progress: bool | None = None,
+        precision: str = "fp32",
     ) -> dict[str, Any]:
         """The task's metrics on labelled data, plus loss and num_examples.
 
@@ -420,16 +492,31 @@ class FineTunedModel:
         'sentence' and 'label' (or label names from config.json). Classification adds "per_class"
         ({label: {precision, recall, f1, support}}); single-label adds "confusion_matrix"
         (rows: true label, columns: predicted, both in `labels` order).
+
+        `data_file` is `data` under the CLI's name (`--data-file`). `precision` is "fp32" by
+        default whatever the model was loaded with, so the figures are the ones training
+        printed, on every machine; "mixed" (labels as fp32, probabilities and loss from bf16)
+        or "bf16" trade that for speed.
         """
-        task = self._eval_task()
-        ds = self._eval_dataset(task, data, split, data_dir, data_files)
+        if data_file is not None:
+            if data is not None:
+                raise ConfigError("Pass the evaluation file once: data= or data_file=, not both.")
+            data = data_file
+        if precision not in EVALUATE_PRECISIONS:
+            raise ConfigError(f"precision={precision!r} is not supported by evaluate(); expected "
+                              f"one of {', '.join(EVALUATE_PRECISIONS)} (default fp32: the "
+                              "figures training printed).")
+        task = self.evaluation_task
+        ds = self.labelled_data(data, split=split, data_dir=data_dir, data_files=data_files)
         if "label" not in ds.column_names:
             raise DataError(f"The evaluation data has no labels (column {task.label_column!r}); "
                             "evaluate needs labelled data. Use predict() for unlabelled texts.")
         first = list(ds[task.text_columns[0]])
         second = list(ds[task.text_columns[1]]) if task.is_pair else None
-        logits = self._scores(first, second, batch_size, show_progress)
-        labels = _label_array(ds["label"], self.problem_type)
+        full: dict[int, int] = {}
+        logits = self._scores(first, second, batch_size, show_progress, precision, full)
+        self._report_truncation(full, len(first))
+        labels = label_array(ds["label"], self.problem_type)
         results: dict[str, Any] = dict(task.compute_metrics(logits, labels))
         results["loss"] = _loss(logits, labels, self.problem_type)
         results["num_examples"] = len(first)
@@ -441,7 +528,20 @@ class FineTunedModel:
                                                          self.problem_type, task.metrics))
         return results
 
-    def _eval_task(self) -> Task:
+    def logits(self, first: Sequence[str], second: Sequence[str] | None = None, *,
+               batch_size: int = 64, show_progress: bool | None = False,
+               precision: str = "fp32") -> np.ndarray:
+        """Raw model outputs (float32, input order) for texts, or pairs split into `first` and
+        `second`: no calibration, no decisions. fp32 by default; "bf16" under autocast."""
+        if precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision={precision!r}; logits() takes 'fp32' or 'bf16'.")
+        return self._logits(list(first), None if second is None else list(second), batch_size,
+                            show_progress, bf16=precision == "bf16")
+
+    @property
+    def evaluation_task(self) -> Task:
+        """The task whose columns and metrics labelled data is read and scored with: the
+        model's own, or (no manifest) a stand-in reading 'sentence' and 'label'."""
         if self.task is not None:
             return self.task
         # no manifest: a stand-in task so files are read and checked the same way
@@ -452,11 +552,15 @@ class FineTunedModel:
             metrics=("pearson", "spearman", "mse") if regression else ("accuracy", "macro_f1"),
             main_metric="pearson" if regression else "accuracy")
 
-    def _eval_dataset(self, task: Task, data: Any, split: str, data_dir: Any,
-                      data_files: Any) -> datasets.Dataset:
+    def labelled_data(self, data: Any = None, *, split: str = "eval", data_dir: Any = None,
+                      data_files: Any = None) -> datasets.Dataset:
+        """The data `evaluate` would score (same arguments), checked against the task: the
+        task's text columns and a "label" column of label ids."""
         import datasets
 
         from ..data import read_data_file
+
+        task = self.evaluation_task
 
         if data is None:
             return self._task_split(task, split, data_dir, data_files)
@@ -490,6 +594,19 @@ class FineTunedModel:
 
 
 # --- helpers ------------------------------------------------------------------------------
+def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Row indices in batches, longest first: each batch pads only to its own longest text, an
+    out-of-memory error shows on the first batch rather than the last, and a batch of long
+    texts holds fewer of them (at most TOKENS_PER_BATCH padded tokens, one text at least)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches, at = [], 0
+    while at < len(order):
+        size = max(1, min(batch_size, TOKENS_PER_BATCH // max(lengths[order[at]], 1)))
+        batches.append(order[at:at + size])
+        at += size
+    return batches
+
+
 _ROLE_ALIASES = {"validation": "eval", "dev": "eval", "valid": "eval"}
 
 
@@ -528,7 +645,9 @@ def _rows_to_dataset(rows: Sequence[Any], task: Task) -> datasets.Dataset:
     return datasets.Dataset.from_dict(columns)
 
 
-def _label_array(values: Any, problem_type: str) -> np.ndarray:
+def label_array(values: Any, problem_type: str) -> np.ndarray:
+    """Labels as the loss and the metrics take them: float32 for regression and multi-label
+    (one-hot rows), int64 ids otherwise."""
     import numpy as np
 
     if problem_type == "regression":

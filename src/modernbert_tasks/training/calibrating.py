@@ -57,13 +57,14 @@ def calibrate_run(run: PreparedRun) -> tuple[dict[str, Any] | None, dict[str, fl
     wanted = opts.temperature_scaling or opts.decision_threshold is not None
     if task.problem_type == "regression" or not wanted:
         return None, {}
-    if trainer.eval_dataset is None:
+    eval_split, test_split = run.final_splits.get("eval"), run.final_splits.get("test")
+    if eval_split is None:
         if opts.decision_threshold is None:
             logger.info("No evaluation split: temperature scaling skipped.")
             return None, {}
         entry = {"temperature": 1.0, "decision_threshold": opts.decision_threshold}
         return entry, {"decision_threshold": float(opts.decision_threshold)}
-    logits, labels = _logits_and_labels(run, trainer.eval_dataset)
+    logits, labels = _logits_and_labels(run, eval_split)
     entry = cal.fit_calibration(logits, labels, task, temperature_scaling=opts.temperature_scaling,
                                 decision_threshold=opts.decision_threshold)
     temperature, threshold = entry["temperature"], entry["decision_threshold"]
@@ -71,8 +72,8 @@ def calibrate_run(run: PreparedRun) -> tuple[dict[str, Any] | None, dict[str, fl
     metrics |= {k: entry[k] for k in ("ece", "brier", "ece_calibrated", "brier_calibrated")
                 if k in entry}
     splits = [("", logits, labels)]
-    if run.test_dataset is not None:  # held out from the fit: the honest calibration figures
-        test_logits, test_labels = _logits_and_labels(run, run.test_dataset)
+    if test_split is not None:  # held out from the fit: the honest calibration figures
+        test_logits, test_labels = _logits_and_labels(run, test_split)
         metrics |= cal.calibration_metrics(test_logits, test_labels, task.problem_type,
                                            temperature, prefix="test_")
         splits.append(("test_", test_logits, test_labels))

@@ -104,6 +104,10 @@ class PreparedRun:
     trainer: Trainer
     checkpoint: str | None  # what training resumes from
     test_dataset: datasets.Dataset | None = None  # a labelled test split, scored at the end
+    # what prediction reads of a text (the model's position limit), and the eval/test splits
+    # tokenized to it for the final metrics (the training-length ones when nothing was cut)
+    predict_max_length: int | None = None
+    final_splits: dict[str, datasets.Dataset] = field(default_factory=dict)
     num_examples: dict[str, int] = field(default_factory=dict)
     held_out: dict[str, Any] | None = None  # the eval rows taken from train, when no eval split
     push: dict[str, Any] | None = None  # push_to_hub=True: repo_id, private, token
@@ -219,6 +223,7 @@ def prepare(
         log_label_distribution,
         resolve_class_weights,
     )
+    from .divergence import StopOnDivergence
     from .eta import TimeEstimate
     from .stopping import early_stopping_callback
     from .trainer import TaskTrainer
@@ -248,6 +253,10 @@ def prepare(
                 config, "max_position_embeddings", None), opts.seed)
         tokenized = tokenize_splits(splits, task, tokenizer, max_length, opts.padding,
                                     opts.cache_dir and os.fspath(opts.cache_dir))
+        predict_max_length = max(modeling.position_limit(config, tokenizer) or max_length,
+                                 max_length)
+        final_splits = _final_splits(splits, tokenized, task, tokenizer, max_length,
+                                     predict_max_length, opts)
     stopper = early_stopping_callback(opts, training_args, "eval" in tokenized)
     check_calibration_options(opts, task, "eval" in tokenized)
     if "eval" not in tokenized:
@@ -278,7 +287,8 @@ def prepare(
         data_collator=make_collator(tokenizer, hw.pad_to_multiple_of, speed.bucket_widths(
             opts.shape_buckets, opts.compile, max_length)),
         compute_metrics=_metrics_fn(task),
-        callbacks=[*(opts.callbacks or []), TimeEstimate(), *([stopper] if stopper else [])],
+        callbacks=[*(opts.callbacks or []), TimeEstimate(),
+                   StopOnDivergence(training_args.learning_rate), *([stopper] if stopper else [])],
         compute_loss_func=WeightedLoss(weights, task.problem_type) if weights else None,
     )
     _send_tensorboard_to(trainer, Path(opts.logging_dir) if opts.logging_dir else out / LOGS_SUBDIR)
@@ -289,6 +299,7 @@ def prepare(
     return PreparedRun(task=task, plugin=plugin, model_name=model_name, output_dir=out,
                        options=opts, resolved=resolved, hardware=hw, max_length=max_length,
                        trainer=trainer, checkpoint=checkpoint, test_dataset=tokenized.get("test"),
+                       predict_max_length=predict_max_length, final_splits=final_splits,
                        num_examples={role: len(ds) for role, ds in tokenized.items()},
                        held_out=held_out, push=push)
 
@@ -426,6 +437,32 @@ def _max_length(opts: TrainOptions, task: Task, config: PretrainedConfig, model_
         raise ConfigError(f"max_length={max_length} exceeds what {model_name!r} supports "
                           f"({limit} positions). Pass max_length={limit} or less.")
     return max_length
+
+
+def _final_splits(splits: datasets.DatasetDict, tokenized: datasets.DatasetDict, task: Task,
+                  tokenizer: Any, max_length: int, predict_max_length: int,
+                  opts: TrainOptions) -> dict[str, datasets.Dataset]:
+    """The eval and test splits as prediction reads them: max_length is a speed choice for
+    training, so a text it cut is scored at the end up to the model's limit, as predict and
+    evaluate read it, and the printed figures are the ones they reproduce."""
+    import datasets
+
+    from .truncation import count_truncated
+
+    out = {}
+    for role in ("eval", "test"):
+        if role not in tokenized:
+            continue
+        out[role] = tokenized[role]
+        if predict_max_length > max_length and count_truncated(
+                splits[role], tokenized[role], task, tokenizer, max_length).truncated:
+            out[role] = tokenize_splits(datasets.DatasetDict({role: splits[role]}), task,
+                                        tokenizer, predict_max_length, "longest",
+                                        opts.cache_dir and os.fspath(opts.cache_dir))[role]
+            logger.info("The final %s metrics read each text up to %d tokens, as predict and "
+                        "evaluate do (training and its periodic evaluations: %d).",
+                        role, predict_max_length, max_length)
+    return out
 
 
 # --- step 3: model ------------------------------------------------------------------------
@@ -570,11 +607,10 @@ def _clear_previous_run(out: Path, opts: TrainOptions) -> None:
 def _final_metrics(run: PreparedRun) -> dict[str, float]:
     """The final (best) model on the eval split, and on the test split when it has labels.
 
-    Scored in fp32, the precision `load_finetuned(...).predict` uses, so the figures printed at
-    the end of training are the ones `evaluate` reproduces. Not sent to TensorBoard: the
+    Scored in fp32 (TaskTrainer.evaluate), as `load_finetuned(...).evaluate` scores, so the
+    figures printed at the end of training are the ones `evaluate` reproduces. Not sent to TensorBoard: the
     periodic evaluations are there already, and the Trainer closed its writer at the end of
     training, so one more log would open a second event file for the same step."""
-    from accelerate.utils import extract_model_from_parallel
     from transformers import EarlyStoppingCallback
     from transformers.integrations import TensorBoardCallback
 
@@ -583,12 +619,10 @@ def _final_metrics(run: PreparedRun) -> dict[str, float]:
     # it would read the test split's "test_accuracy" as a missing "eval_accuracy" and warn
     # that early stopping is disabled; training is over anyway
     trainer.remove_callback(EarlyStoppingCallback)
-    if run.hardware.precision != "fp32":
-        # undo accelerate's autocast wrapper on forward (training is over); weights are fp32
-        extract_model_from_parallel(trainer.model, keep_fp32_wrapper=False)
     keep = set(run.task.metrics) | {"loss"}
     metrics: dict[str, float] = {}
-    for role, dataset in (("eval", trainer.eval_dataset), ("test", run.test_dataset)):
+    for role in ("eval", "test"):
+        dataset = run.final_splits.get(role)
         if dataset is None:
             continue
         result = trainer.evaluate(eval_dataset=dataset, metric_key_prefix=role)
@@ -625,8 +659,10 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
                      "class_weight_values": _class_weight_values(run),
                      "global_step": run.trainer.state.global_step})
     return build_manifest(run.task, plugin=run.plugin[0], plugin_version=run.plugin[1],
-                          max_length=run.max_length, metrics=metrics, base_model=run.model_name,
-                          training=training)
+                          max_length=run.max_length, metrics=metrics,
+                          base_model=modeling.public_name(run.model_name),
+                          training=training,
+                          prediction={"max_length": run.predict_max_length or run.max_length})
 
 
 def _class_weight_values(run: PreparedRun) -> dict[str, float] | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..artifacts.manifest import json_ready
 from ..errors import ConfigError
 from ..options import DEFAULT_MODEL
 from ..task import Task
@@ -144,9 +145,10 @@ def search(
             if current:
                 values = best_in_trial or [float("nan")]
                 trials.append({**current, "objective": max(values) if greater else min(values)})
-                (out / "search.json").write_text(json.dumps(
+                (out / "search.json").write_text(json.dumps(json_ready(
                     {"metric": main, "direction": "maximize" if greater else "minimize",
-                     "space": chosen, "trials": trials}, indent=2), encoding="utf-8")
+                     "space": chosen, "trials": trials}), indent=2, allow_nan=False),
+                    encoding="utf-8")
             current.clear()
             best_in_trial.clear()
 
@@ -170,7 +172,8 @@ def search(
             n_trials=n_trials, direction="maximize" if greater else "minimize",
             backend="optuna", sampler=optuna.samplers.TPESampler(seed=run.options.seed))
         finish_trial()
-        (out / "best_params.json").write_text(json.dumps(best.hyperparameters, indent=2),
+        (out / "best_params.json").write_text(json.dumps(json_ready(best.hyperparameters),
+                                                         indent=2, allow_nan=False),
                                               encoding="utf-8")
     logger.info("Best of %d trials: %s = %.4f with %s (saved to %s)", n_trials, main,
                 best.objective, best.hyperparameters, out / "best_params.json")

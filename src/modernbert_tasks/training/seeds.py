@@ -127,7 +127,10 @@ def _finished(folder: Path, model_subdir: str) -> FineTuneResult | None:
 
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    from ..artifacts.manifest import json_ready
+
+    tmp.write_text(json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n",
+                   encoding="utf-8")
     os.replace(tmp, path)
 
 

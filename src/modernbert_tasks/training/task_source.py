@@ -13,6 +13,7 @@ differ from the files at hand.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,12 +35,15 @@ DATA_OPTIONS = (*_SOURCES, "validation_file", "test_file", "text_columns", "labe
 
 Plugin = tuple[str | None, str | None]
 
+logger = logging.getLogger("modernbert_tasks")
+
 
 def resolve_task(task: str | Task | os.PathLike | None, args: Mapping[str, Any]
                  ) -> tuple[Task, Plugin, dict[str, Any]]:
     """(the Task, (plugin name, version), args with a path-as-task folded into them)."""
     args = dict(args)
-    if isinstance(task, str | os.PathLike) and not isinstance(task, Task) and is_data_path(task):
+    if isinstance(task, str | os.PathLike) and not isinstance(task, Task) and is_data_path(task) \
+            and not _registered_name_first(task):
         key = "data_dir" if Path(task).is_dir() else "train_file"
         if args.get(key) is not None:
             raise ConfigError(f"task={os.fspath(task)!r} is a data path and {key}= is also given; "
@@ -77,6 +81,23 @@ def data_files_of(args: Mapping[str, Any]) -> dict[str, Any] | None:
                                   f"data; pass it once.")
             files[role] = args[key]
     return files or None
+
+
+def _registered_name_first(task: str | os.PathLike) -> bool:
+    """A bare name that is both a registered task and a file or folder here (e.g. a folder
+    sst2/ holding a copy of SST-2) means the task; './sst2' means the path. Said in one line,
+    never switched silently."""
+    if not isinstance(task, str) or os.sep in task or "/" in task or task.startswith((".", "~")):
+        return False
+    from ..plugins import registry
+
+    if task not in registry.tasks():
+        return False
+    logger.warning("%r is a registered task and also a %s in this folder: training the "
+                   "registered task. For the %s, pass %r instead.", task,
+                   "folder" if Path(task).is_dir() else "file",
+                   "folder" if Path(task).is_dir() else "file", f"./{task}")
+    return True
 
 
 def is_data_path(task: str | os.PathLike) -> bool:

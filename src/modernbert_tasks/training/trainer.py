@@ -1,15 +1,23 @@
-"""The transformers `Trainer` with one fix: length-grouped batches that resume exactly.
+"""The transformers `Trainer` with two changes: length-grouped batches that resume exactly, and
+evaluation in fp32 whatever the training precision.
 
 transformers' `LengthGroupedSampler` draws each epoch's order from the global RNG. A run
 resumed mid-epoch builds that order *before* the checkpoint's RNG state is restored, so the
 rest of the epoch follows another order than the original run: some examples are seen twice and
 others not at all. Here each epoch's order depends only on (seed, epoch), as with accelerate's
 seedable random sampler, so resume=True continues exactly where the run stopped.
+
+Under bf16 training, accelerate wraps the model's forward in autocast, so the periodic
+evaluations (best checkpoint, early stopping), the final metrics and the calibration fit would
+all be bf16 figures on a bf16 machine and fp32 ones elsewhere. Every evaluation and prediction
+here runs the unwrapped forward instead: the figures are the fp32 ones `evaluate` reproduces.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import Trainer
@@ -18,7 +26,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_group
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["TaskTrainer", "SeededLengthGroupedSampler", "token_lengths"]
+__all__ = ["TaskTrainer", "SeededLengthGroupedSampler", "token_lengths", "fp32_forward"]
 
 
 class SeededLengthGroupedSampler(LengthGroupedSampler):
@@ -44,7 +52,33 @@ def token_lengths(dataset: datasets.Dataset, column: str) -> list[int]:
     return pc.list_value_length(dataset.with_format("arrow")[column]).to_pylist()
 
 
+@contextlib.contextmanager
+def fp32_forward(model: torch.nn.Module) -> Iterator[None]:
+    """Run `model` without accelerate's autocast wrapper inside the block (weights are fp32
+    under mixed precision), and put the wrapper back after it."""
+    from accelerate.utils import extract_model_from_parallel
+
+    inner = extract_model_from_parallel(model)  # the module under DDP/compile wrappers
+    saved = {k: inner.__dict__[k] for k in ("forward", "_original_forward") if k in inner.__dict__}
+    if "_original_forward" not in saved:  # not wrapped: fp32 already
+        yield
+        return
+    extract_model_from_parallel(inner, keep_fp32_wrapper=False)
+    try:
+        yield
+    finally:
+        inner.__dict__.update(saved)
+
+
 class TaskTrainer(Trainer):
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        with fp32_forward(self.model):
+            return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        with fp32_forward(self.model):
+            return super().predict(*args, **kwargs)
+
     def _get_train_sampler(self, train_dataset=None):
         import datasets
 
