@@ -17,9 +17,9 @@ from modernbert_tasks import ConfigError, ModelLoadError, Task, fine_tune, load_
 from modernbert_tasks.artifacts.export import (  # noqa: E402
     FALLBACK_TEXTS,
     ParityError,
-    export_command,
     export_onnx,
 )
+from modernbert_tasks.cli.ship import export_command  # noqa: E402
 from modernbert_tasks.artifacts.manifest import build_manifest, write_manifest  # noqa: E402
 
 TEXTS = ["the film was wonderful and charming", "a dull , boring mess", "i found the cast superb",

@@ -112,7 +112,7 @@ def test_every_saved_model_has_a_card_that_matches_its_manifest(tiny_model_dir, 
 
 
 def test_a_local_base_model_and_data_files_appear_by_name_only(tiny_model_dir, tmp_path):
-    from modernbert_tasks.modeling import public_name
+    from modernbert_tasks.model_sources import public_name
 
     m = manifest(base_model=public_name(str(tiny_model_dir)))
     m["training"] |= {"train_file": "/home/alice/private/tickets.csv",

@@ -112,7 +112,7 @@ def test_device_choice_is_shared():
     import torch
 
     from modernbert_tasks.hardware import best_device
-    from modernbert_tasks.modeling import resolve_device
+    from modernbert_tasks.model_sources import resolve_device
 
     assert resolve_device(None) == torch.device(best_device())
     with pytest.raises(mt.ConfigError, match="device='tpu9'"):

@@ -13,7 +13,8 @@ from test_predictor import SENTIMENT, save_with_manifest
 from modernbert_tasks import ConfigError, ModelLoadError
 from modernbert_tasks.artifacts.manifest import read_manifest
 from modernbert_tasks.artifacts.model_card import write_model_card
-from modernbert_tasks.artifacts.publish import PublishError, push_command, push_to_hub
+from modernbert_tasks.artifacts.publish import PublishError, push_to_hub
+from modernbert_tasks.cli.ship import push_command
 
 
 @pytest.fixture

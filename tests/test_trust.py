@@ -65,7 +65,7 @@ def test_the_better_seed_is_promoted_with_a_manifest_naming_all_seeds(two_seeds)
 
 
 def test_the_seed_table_lists_every_seed(two_seeds):
-    from modernbert_tasks.training.seeds import format_seed_table
+    from modernbert_tasks.cli.train import format_seed_table
 
     table = format_seed_table(two_seeds)
     assert "seed 1" in table and "seed 2" in table and "±" in table
@@ -181,7 +181,7 @@ def _nll(logits, labels, t):
 def test_temperature_recovers_a_known_overconfidence():
     import numpy as np
 
-    from modernbert_tasks.inference import calibration as cal
+    from modernbert_tasks import calibration as cal
 
     rng = np.random.default_rng(0)
     true_logits = rng.normal(0, 1.5, size=(4000, 3))

@@ -32,7 +32,9 @@ from .plugins import get_task, list_plugins, list_tasks, register_plugin
 from .task import Task
 
 if TYPE_CHECKING:
-    from .inference.predictor import FineTunedModel, load_finetuned
+    from .inference.loading import load_finetuned
+    from .artifacts.export import export_onnx
+    from .inference.predictor import FineTunedModel
     from .training.engine import FineTuneResult, fine_tune
     from .training.search import SearchResult, search
 
@@ -53,6 +55,7 @@ __all__ = [
     "SearchResult",
     "load_finetuned",
     "FineTunedModel",
+    "export_onnx",
     # errors
     "ModernBertTasksError",
     "ConfigError",
@@ -73,7 +76,8 @@ _LAZY = {
     "FineTuneResult": "training.engine",
     "search": "training.search",
     "SearchResult": "training.search",
-    "load_finetuned": "inference.predictor",
+    "load_finetuned": "inference.loading",
+    "export_onnx": "artifacts.export",
     "FineTunedModel": "inference.predictor",
 }
 

@@ -23,6 +23,7 @@ __all__ = [
     "TrainingInterrupted",
     "suggest",
     "hint",
+    "clipped_repr",
     "speaking_cli",
 ]
 
@@ -100,6 +101,12 @@ def suggest(word: str, choices: Iterable[str], n: int = 3) -> str:
     """' Did you mean: a, b?' or '' -- appended to error messages."""
     close = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
     return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+def clipped_repr(value: object, width: int = 60) -> str:
+    """repr(value), cut to `width` characters: a bad value named without flooding the line."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 # --- the fix in the terms of the interface in use -----------------------------------------

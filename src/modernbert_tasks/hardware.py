@@ -17,7 +17,7 @@ from .errors import ConfigError
 __all__ = ["Hardware", "detect", "best_device", "cpu_supports_bf16", "bf16_support", "FORCE_BF16_ENV",
            "PREDICT_PRECISIONS", "EVALUATE_PRECISIONS"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 # CPU flags with native bf16 matrix math; without them bf16 is emulated and slower than fp32.
 _BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")

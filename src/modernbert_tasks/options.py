@@ -9,6 +9,10 @@ Precedence, highest first: what the caller passes > the task's ``hyperparameters
 `RECIPE_DEFAULTS` > the `TrainingArguments` defaults. `describe_options()` lists all of it for
 the CLI and the generated docs. Nothing here imports torch; transformers is imported only by the
 functions that need the `TrainingArguments` fields.
+
+Over 400 lines on purpose: `TrainOptions`, `RECIPE_DEFAULTS` and `RENAMED` (about 200 lines of
+fields, help texts and sources) are the one visible place for every default, and the checks
+that read them sit next to them.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ConfigError, suggest
+from .type_checks import coerce, matches_type, type_name
 
 if TYPE_CHECKING:
     from .task import Task
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -47,6 +52,7 @@ __all__ = [
     "describe_options",
     "trainer_fields",
     "default_output_dir",
+    "all_option_names",
 ]
 
 DEFAULT_MODEL = "lightonai/modernbert-embed-large"
@@ -271,88 +277,17 @@ def trainer_fields() -> dict[str, tuple[dataclasses.Field, Any]]:
             if f.init and not f.name.startswith("_") and f.name not in own}
 
 
-def _all_names() -> list[str]:
+def all_option_names() -> list[str]:
     return sorted(set(_option_fields()) | set(trainer_fields()))
 
 
-# --- type checking --------------------------------------------------------------------------
-def _type_name(hint: Any) -> str:
-    """A readable name for a type hint: 'int', 'float | None', "'auto' | 'bf16'"."""
-    origin = typing.get_origin(hint)
-    if hint is type(None):
-        return "None"
-    if hint is Any:
-        return "any"
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(hint))
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(dict.fromkeys(_type_name(a) for a in typing.get_args(hint)))
-    if origin is not None:
-        args = ", ".join(_type_name(a) for a in typing.get_args(hint))
-        name = getattr(origin, "__name__", str(origin))
-        return f"{name}[{args}]" if args else name
-    if hint is os.PathLike:
-        return "path"
-    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    """Whether `value` fits `hint`. Strict: '3' is not an int, True is not an int."""
-    origin = typing.get_origin(hint)
-    if hint is Any:
-        return True
-    if hint is type(None):
-        return value is None
-    if origin is Literal:
-        return value in typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arm) for arm in typing.get_args(hint))
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if hint is os.PathLike:
-        return isinstance(value, os.PathLike)
-    if origin in (list, tuple):
-        (item,) = typing.get_args(hint)[:1] or (Any,)
-        return isinstance(value, list | tuple) and all(_matches(v, item) for v in value)
-    if origin in (dict, Mapping) or hint in (dict, Mapping):
-        args = typing.get_args(hint)
-        return isinstance(value, Mapping) and (len(args) != 2 or all(
-            _matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items()))
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return isinstance(value, hint) or (isinstance(value, str) and value in
-                                           {m.value for m in hint})
-    if isinstance(hint, type):
-        return isinstance(value, hint)
-    return True  # an exotic hint we cannot check: TrainingArguments validates it
-
-
+# --- type checking (type_checks.py) ------------------------------------------------------
 def _check(name: str, value: Any, hint: Any, where: str) -> None:
-    if not _matches(value, hint):
+    if not matches_type(value, hint):
         raise ConfigError(
             f"{where}{name}={value!r} has the wrong type ({type(value).__name__}); expected "
-            f"{_type_name(hint)}. Fix it, e.g. {name}={_example(hint, _default_of(name))}."
+            f"{type_name(hint)}. Fix it, e.g. {name}={_example(hint, _default_of(name))}."
         )
-
-
-def _coerce(value: Any, hint: Any) -> Any:
-    """A string that parses as the field's number: YAML 1.1 reads `1e-4` as the string '1e-4'."""
-    if not isinstance(value, str) or _matches(value, hint):
-        return value
-    arms = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) \
-        else (hint,)
-    for kind in (int, float):
-        if kind in arms:
-            try:
-                return kind(value)
-            except ValueError:
-                continue
-    return value
 
 
 def _default_of(name: str) -> Any:
@@ -363,7 +298,7 @@ def _default_of(name: str) -> Any:
 
 
 def _example(hint: Any, default: Any = None) -> str:
-    if default is not None and default != AUTO and _matches(default, hint):
+    if default is not None and default != AUTO and matches_type(default, hint):
         return repr(default)  # the field's own default is a value that fits
     origin = typing.get_origin(hint)
     if origin is Literal:
@@ -379,7 +314,7 @@ def _check_name(name: str, where: str) -> None:
         raise ConfigError(f"{where}{name!r} is not an option here; use {RENAMED[name]} instead.")
     if name not in _option_fields() and name not in trainer_fields():
         raise ConfigError(
-            f"{where}unknown option {name!r}.{suggest(name, _all_names())} fine_tune() accepts "
+            f"{where}unknown option {name!r}.{suggest(name, all_option_names())} fine_tune() accepts "
             "the modernbert_tasks options and any transformers.TrainingArguments field; list them "
             "with `modernbert-tasks options` or modernbert_tasks.options.describe_options()."
         )
@@ -390,7 +325,7 @@ def _validate(args: Mapping[str, Any], where: str) -> dict[str, Any]:
     for name, value in args.items():
         _check_name(name, where)
         hint = _option_hints()[name] if name in _option_fields() else trainer_fields()[name][1]
-        value = _coerce(value, hint)
+        value = coerce(value, hint)
         if not (value == AUTO and name in _AUTO_FIELDS):
             _check(name, value, hint, where)
         if isinstance(value, float) and not math.isfinite(value):
@@ -618,7 +553,7 @@ def describe_options(task: Task | None = None) -> list[dict[str, Any]]:
         if name in task_args:
             default, source = task_args[name], f"task {task.name!r}"
         rows.append({"name": name, "group": "modernbert_tasks",
-                     "type": _type_name(_option_hints()[name]), "default": _jsonable(default),
+                     "type": type_name(_option_hints()[name]), "default": _jsonable(default),
                      "source": source, "help": f.metadata.get("help", "")})
     derived = {"metric_for_best_model": "the task's main_metric",
                "greater_is_better": "the task's greater_is_better",
@@ -640,6 +575,6 @@ def describe_options(task: Task | None = None) -> list[dict[str, Any]]:
         if task is not None and name == "output_dir":
             default = str(default_output_dir(task.name))
         help_text = " ".join(str(f.metadata.get("help", "")).split())
-        rows.append({"name": name, "group": "TrainingArguments", "type": _type_name(hint),
+        rows.append({"name": name, "group": "TrainingArguments", "type": type_name(hint),
                      "default": _jsonable(default), "source": source, "help": help_text})
     return rows

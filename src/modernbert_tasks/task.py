@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Task", "PROBLEM_TYPES", "SPLIT_ROLES"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 SPLIT_ROLES = ("train", "eval", "test")

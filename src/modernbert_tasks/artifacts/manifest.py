@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError, TaskDefinitionError
-from ..options import _matches, _type_name
+from ..type_checks import matches_type, type_name
 from ..task import Task
 
 __all__ = [
@@ -71,7 +71,7 @@ class ManifestError(ModelLoadError):
 
 # --- schema -------------------------------------------------------------------------------
 # The manifest's shape as dataclasses, checked field by field with the same type checker the
-# options use (`options._matches`). The Task's own validation checks the definition's values
+# options use (`type_checks.matches_type`). The Task's own validation checks the definition's values
 # when the task is rebuilt; here only the types, against Task's own field types.
 @dataclass(frozen=True)
 class TaskRecord:
@@ -119,7 +119,7 @@ def _describe(hint: Any) -> str:
     if dataclasses.is_dataclass(hint):
         return "an object"
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    return names.get(hint, _type_name(hint))
+    return names.get(hint, type_name(hint))
 
 
 def _problems(data: Mapping[str, Any], shape: Mapping[str, tuple[Any, bool]],
@@ -136,7 +136,7 @@ def _problems(data: Mapping[str, Any], shape: Mapping[str, tuple[Any, bool]],
                 found.append((dotted, f"is {_short(data[name])}; expected an object"))
             else:
                 found += _problems(data[name], _shape_of(hint), f"{dotted}.")
-        elif not _matches(data[name], hint):
+        elif not matches_type(data[name], hint):
             found.append((dotted, f"is {_short(data[name])}; expected {_describe(hint)}"))
     if prefix == "task." and isinstance(data.get("definition"), Mapping):
         task_hints = typing.get_type_hints(Task)

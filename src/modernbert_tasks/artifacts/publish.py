@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from ..errors import ConfigError, ModelLoadError, ModernBertTasksError
 
-__all__ = ["push_to_hub", "check_push", "push_command", "PushPlan", "PublishError", "IGNORE_PATTERNS"]
+__all__ = ["push_to_hub", "check_push", "PushPlan", "PublishError", "IGNORE_PATTERNS"]
 
 # Never uploaded: pickles (save only safetensors), hidden files and staging folders
 # (.model.partial, .onnx.partial), editor and OS leftovers.
@@ -147,13 +147,6 @@ def push_to_hub(model_path: str | os.PathLike, repo_id: str, *, dry_run: bool = 
                            "to that namespace and that the network is up.") from None
     plan.url = getattr(info, "commit_url", None) or str(info)
     return plan
-
-
-def push_command(path: str, repo_id: str, *, dry_run: bool = False, private: bool = False,
-                 token: str | None = None) -> str:
-    """`modernbert-tasks push PATH REPO_ID [--dry-run] [--private]`: the summary to print."""
-    plan = push_to_hub(path, repo_id, dry_run=dry_run, private=private, token=token)
-    return plan.summary(dry_run)
 
 
 def _check_folder(model_path: Any) -> Path:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["save_final_model", "swap_into_place", "SAFE_WEIGHTS"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 SAFE_WEIGHTS = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)
 # Written by Trainer.save_model but pickled: not kept in the final folder.

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import ConfigError, ModernBertTasksError, UnknownTaskError, speaking_cli, suggest
-from ..inference.inputs import read_inputs  # noqa: F401  (re-exported, see below)
+from .inputs import read_inputs  # noqa: F401  (re-exported, see below)
 from . import info, predict, ship, train
 from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, PROG, Parser, add_debug_flag
 from .flags import FLAG_ALIASES, RENAMED_FLAGS, option_names, read_config_file  # noqa: F401

@@ -121,7 +121,7 @@ def _load_model(args: argparse.Namespace) -> Any:
     import datasets
     import transformers
 
-    from ..inference.predictor import load_finetuned
+    from ..inference.loading import load_finetuned
 
     # loading bars ("Loading weights", "Generating split") would bury the output
     transformers.utils.logging.disable_progress_bar()
@@ -192,7 +192,7 @@ def format_evaluation(results: dict[str, Any], labels: Sequence[str]) -> str:
 
 
 def run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..inference.inputs import prediction_records, read_numbered_inputs
+    from .inputs import prediction_records, read_numbered_inputs
 
     sources = [bool(args.texts), bool(args.pair), args.file is not None]
     if sum(sources) != 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import ConfigError
 from .common import EXIT_OK
 
 EXPORT_EPILOG = """\
@@ -52,7 +53,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..artifacts.export import DEFAULT_SAMPLE, export_command
+    from ..artifacts.export import DEFAULT_SAMPLE
 
     print(export_command(args.path, args.format, args.quantize, dynamo=args.dynamo,
                          output=args.output,
@@ -61,8 +62,32 @@ def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 def run_push(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..artifacts.publish import push_command
 
     print(push_command(args.path, args.repo_id, dry_run=args.dry_run, private=args.private,
                        token=args.token))
     return EXIT_OK
+
+
+def export_command(path: str, format: str = "onnx", quantize: str | None = None, *,
+                   dynamo: bool = False, output: str | None = None,
+                   sample: int | None = None) -> str:
+    """`modernbert-tasks export PATH --format onnx [--quantize int8]`: the summary to print."""
+    from ..artifacts.export import FORMATS, QUANTIZATIONS, export_onnx
+
+    if format not in FORMATS:
+        raise ConfigError(f"--format {format!r} is not supported; expected one of "
+                          f"{', '.join(FORMATS)}.")
+    if quantize not in QUANTIZATIONS:
+        raise ConfigError(f"--quantize {quantize!r} is not supported; expected int8 (or leave it "
+                          "out for fp32 only).")
+    return export_onnx(path, output, quantize=quantize, dynamo=dynamo, sample=sample,
+                       verbose=False).summary()
+
+
+def push_command(path: str, repo_id: str, *, dry_run: bool = False, private: bool = False,
+                 token: str | None = None) -> str:
+    """`modernbert-tasks push PATH REPO_ID [--dry-run] [--private]`: the summary to print."""
+    from ..artifacts.publish import push_to_hub
+
+    plan = push_to_hub(path, repo_id, dry_run=dry_run, private=private, token=token)
+    return plan.summary(dry_run)

@@ -99,8 +99,6 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     start = time.perf_counter()
     result = fine_tune(task or None, **options)
     if _is_main_process():
-        from ..training.seeds import format_seed_table
-
         name = result.model_path.parent.name if task is None else task
         if getattr(result, "seeds", None):
             print(format_seed_table(result))
@@ -139,7 +137,7 @@ def _show_library_logs() -> None:
     """The engine reports device, precision and resumed checkpoints through logging."""
     import logging
 
-    logger = logging.getLogger("modernbert_tasks")
+    logger = logging.getLogger("modernbert_tasks")  # the package's root: every module logs under it
     if not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
@@ -157,7 +155,6 @@ def format_train_summary(result: Any, task: str, options: Mapping[str, Any],
     """The one-screen summary printed after training."""
     from ..training.engine import RUN_METRICS
     from ..training.eta import format_duration
-    from ..training.seeds import TIMING_SUFFIXES
 
     metrics = dict(result.metrics)
     details = []
@@ -197,3 +194,38 @@ def format_train_summary(result: Any, task: str, options: Mapping[str, Any],
         f"Predict           {PROG} predict {model_path} {example}",
     ]
     return "\n".join(lines)
+
+
+_SKIP = ("epoch", "total_flos")
+TIMING_SUFFIXES = ("_runtime", "_per_second")  # timings: in seeds.json, left out of the table
+
+
+def format_seed_table(result: Any) -> str:
+    """The per-seed figures and their mean ± std, min and max, as an aligned text table.
+
+    The best seed (copied to the model folder) is marked with '*'."""
+    info = result.seeds
+    if not info:
+        return ""
+    seeds = info["seeds"]
+    rows = [["metric", "mean ± std", "min", "max"]
+            + [f"seed {s}{'*' if s == info['best_seed'] else ''}" for s in seeds]]
+    for key, stats in info["summary"].items():
+        if key in _SKIP or (key.endswith(TIMING_SUFFIXES) and key != "train_runtime"):
+            continue
+        rows.append([key, f"{_seed_fmt(stats['mean'])} ± {_seed_fmt(stats['std'])}", _seed_fmt(stats["min"]),
+                     _seed_fmt(stats["max"])] + [_seed_fmt(info["per_seed"][str(s)][key]) for s in seeds])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+             for row in rows]
+    lines.append(f"* seed {info['best_seed']}: the best by {info['selected_by']}, saved to "
+                 f"{result.model_path}")
+    return "\n".join(lines)
+
+
+def _seed_fmt(value: float) -> str:
+    if value != 0 and (abs(value) >= 1000 or abs(value) < 0.001):
+        return f"{value:.4g}"
+    return f"{value:.4f}"
+

@@ -17,7 +17,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..errors import ConfigError, ModelLoadError
-from .predictor import FineTunedModel, model_settings
+from .predictor import FineTunedModel
+from .settings import model_settings
 
 __all__ = ["load_backend", "load_onnx", "BACKENDS", "OnnxFineTunedModel", "OnnxForward",
            "ONNX_FILES", "INSTALL_HINT", "require_onnxruntime"]
@@ -88,10 +89,6 @@ class OnnxFineTunedModel(FineTunedModel):
                 f"labels={list(self.labels)}, max_length={self.max_length}, "
                 f"quantization={self.quantization!r})")
 
-    def export_onnx(self, *args: Any, **kwargs: Any) -> Any:
-        raise ConfigError("This model already runs on ONNX; export from the torch model folder "
-                          "instead: load_finetuned(path).export_onnx().")
-
 
 def _find_onnx_file(path: str | os.PathLike, quantization: str) -> Path:
     """`path` is the .onnx file, the export folder, or the model folder holding onnx/."""
@@ -111,8 +108,8 @@ def _find_onnx_file(path: str | os.PathLike, quantization: str) -> Path:
     how = ("modernbert-tasks export PATH --format onnx --quantize int8" if quantization == "int8"
            else "modernbert-tasks export PATH --format onnx")
     raise ModelLoadError(f"No {name} in {str(given)!r} or its onnx/ subfolder. Export it first: "
-                         f"load_finetuned(path).export_onnx("
-                         f"{'quantize=' + repr('int8') if quantization == 'int8' else ''}) "
+                         f"modernbert_tasks.export_onnx(path"
+                         f"{', quantize=' + repr('int8') if quantization == 'int8' else ''}) "
                          f"(CLI: {how}).")
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError
-from . import calibration
+from .. import calibration
 
 if TYPE_CHECKING:
     from .predictor import FineTunedModel
@@ -62,7 +62,7 @@ def plot_confusion_matrix(matrix: list[list[int]], labels: tuple[str, ...], path
 
 def _bins(probs: np.ndarray, labels: np.ndarray, problem_type: str,
           n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    confidence, hit = calibration._confidence_and_hit(probs, labels, problem_type)
+    confidence, hit = calibration.confidence_and_hit(probs, labels, problem_type)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
     conf = np.array([confidence[which == b].mean() if (which == b).any() else np.nan

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["subsample", "tokenize_splits", "tokenized_cache_dir", "make_collator", "BucketedPadding"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 # Bump when `_encode` changes what it writes, so old cache files are not reused.
 _ENCODING_VERSION = 1

@@ -1,6 +1,6 @@
 """After training: fit temperature scaling (and a decision threshold) on the evaluation split.
 
-The math is in `inference/calibration.py`; this runs the trained model over the evaluation
+The maths is in `calibration.py` (shared with prediction); this runs the trained model over the evaluation
 split (and a labelled test split, which then gives held-out calibration figures), and returns
 the manifest's "calibration" entry plus the figures for `FineTuneResult.metrics`.
 """
@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 
     from ..options import TrainOptions
     from ..task import Task
-    from .engine import PreparedRun
+    from .run import PreparedRun
 
 __all__ = ["check_calibration_options", "calibrate_run"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 
 def check_calibration_options(opts: TrainOptions, task: Task, has_eval_split: bool) -> None:
@@ -50,10 +50,10 @@ def _logits_and_labels(run: PreparedRun, dataset: Any) -> tuple[np.ndarray, np.n
 
 def calibrate_run(run: PreparedRun) -> tuple[dict[str, Any] | None, dict[str, float]]:
     """(the manifest's "calibration" entry or None, metrics to add to the run's metrics)."""
-    from ..inference import calibration as cal
+    from .. import calibration as cal
     from ..metrics import METRICS
 
-    task, opts, trainer = run.task, run.options, run.trainer
+    task, opts = run.task, run.options
     wanted = opts.temperature_scaling or opts.decision_threshold is not None
     if task.problem_type == "regression" or not wanted:
         return None, {}

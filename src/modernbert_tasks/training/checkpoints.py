@@ -1,4 +1,5 @@
-"""Checkpoints that survive crashes: find the last complete one, report failed writes.
+"""The run folder and its checkpoints: one run per folder (resume, overwrite or refuse), and
+checkpoints that survive crashes (find the last complete one, report failed writes).
 
 The Trainer writes a checkpoint folder file by file and `trainer_state.json` last, so a folder
 without it is a write that was cut short (killed process, full disk). `get_last_checkpoint`
@@ -24,7 +25,11 @@ from pathlib import Path
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ..errors import ModelLoadError, OutputWriteError
+from ..errors import ConfigError, ModelLoadError, OutputWriteError
+from ..options import TrainOptions, default_output_dir
+from ..task import Task
+from .run import LOGS_SUBDIR, MODEL_SUBDIR
+from .task_source import resolve_task
 
 __all__ = [
     "OutputWriteError",
@@ -35,9 +40,13 @@ __all__ = [
     "is_disk_full",
     "reporting_write_errors",
     "refusing_unsafe_checkpoint",
+    "output_dir_for",
+    "cleaning_up_new_folders",
+    "find_checkpoint",
+    "clear_previous_run",
 ]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 STATE_FILE = TRAINER_STATE_NAME  # written last: a checkpoint without it was cut short
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
@@ -151,3 +160,80 @@ def refusing_unsafe_checkpoint(checkpoint: str | os.PathLike | None) -> Iterator
             "did not write this checkpoint, do not trust it. Resume from another checkpoint "
             "(resume='path/to/checkpoint-N'), or start over with overwrite=True."
         ) from None
+
+
+# --- the run folder ---------------------------------------------------------------------
+def output_dir_for(task: str | Task, output_dir: str | os.PathLike | None) -> Path:
+    out = Path(output_dir) if output_dir is not None else default_output_dir(
+        resolve_task(task, {})[0].name)
+    blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ConfigError(f"output_dir {os.fspath(out)!r} cannot be a folder: {os.fspath(blocked)!r} "
+                          "is a file. Pass a folder path, e.g. output_dir='runs/my-run' (CLI: "
+                          "--output-dir runs/my-run).")
+    return out
+
+
+@contextlib.contextmanager
+def cleaning_up_new_folders(out: Path):
+    """A run that fails leaves no empty folders it created (e.g. runs/ and runs/<task>/)."""
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for folder in created:  # deepest first; a folder with anything in it stays
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                continue  # the run lock already removed the folder it made
+            except OSError:
+                break
+        raise
+
+
+def find_checkpoint(out: Path, opts: TrainOptions) -> str | None:
+    """The checkpoint to resume from, after checking that an earlier run is not clobbered."""
+    last = last_complete_checkpoint(out)
+    if opts.resume not in (False, True):  # an explicit checkpoint path
+        path = Path(opts.resume)
+        if not (path / STATE_FILE).is_file():
+            raise ConfigError(f"resume={os.fspath(opts.resume)!r} is not a checkpoint folder "
+                              "(no trainer_state.json). Pass resume=True to use the last "
+                              f"checkpoint in {os.fspath(out)!r}, or a checkpoint-<step> folder.")
+        return os.fspath(path)
+    if opts.resume:
+        for partial in partial_checkpoints(out):
+            # a write cut short (killed process, full disk): it cannot be resumed from
+            logger.warning("Removing %s: its write was cut short (no trainer_state.json), so it "
+                           "cannot be resumed from.", partial)
+            shutil.rmtree(partial, ignore_errors=True)
+        if last is None:
+            logger.warning("resume=True but %s has no checkpoint: starting from scratch.", out)
+        else:
+            logger.info("Resuming from %s", last)
+        return last
+    earlier = [p.name for p in checkpoint_folders(out)][-2:]
+    earlier += [f"{MODEL_SUBDIR}/"] if (out / MODEL_SUBDIR).is_dir() else []
+    if earlier and not opts.overwrite:
+        raise ConfigError(
+            f"output_dir {os.fspath(out)!r} holds an earlier run ({', '.join(earlier)}). Pass "
+            "resume=True to continue it (CLI: --resume), overwrite=True to delete it and start "
+            "over (CLI: --overwrite), or another output_dir.")
+    return None
+
+
+def clear_previous_run(out: Path, opts: TrainOptions) -> None:
+    """overwrite=True: remove the earlier run's checkpoints and logs (the model is replaced
+    atomically at the end, so a good one survives a failed run)."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    if not out.is_dir():
+        return
+    doomed = [p for p in out.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir()]
+    logs = Path(opts.logging_dir) if opts.logging_dir else out / LOGS_SUBDIR
+    doomed += [logs] if logs.is_dir() else []
+    for path in doomed:
+        shutil.rmtree(path)
+    if doomed:
+        logger.info("overwrite=True: removed %d checkpoint/log folder(s) from %s",
+                    len(doomed), out)

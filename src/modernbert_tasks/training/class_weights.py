@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["label_counts", "log_label_distribution", "resolve_class_weights", "WeightedLoss",
            "RARE_CLASS_RATIO"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 RARE_CLASS_RATIO = 0.1  # warn when the rarest class has under 10% of the most common's examples
 

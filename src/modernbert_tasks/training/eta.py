@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TimeEstimate", "format_duration"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 TIMED_STEPS = 5  # steps timed after the first (which pays for warm-up, so it is not counted)
 LONG_ON_CPU = 3600.0  # seconds; above this a CPU run gets the quick-start suggestion

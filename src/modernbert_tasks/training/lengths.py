@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AUTO_PERCENTILE", "MAX_ROWS", "auto_max_length", "choose_max_length"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 AUTO_PERCENTILE = 99.9
 MULTIPLE = 8

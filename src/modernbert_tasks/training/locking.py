@@ -27,7 +27,7 @@ from ..errors import RunLockedError
 
 __all__ = ["LOCK_NAME", "HOLDER_NAME", "RunLockedError", "RunLock", "run_lock", "read_holder"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".modernbert_tasks.lock"
 HOLDER_NAME = LOCK_NAME + ".json"

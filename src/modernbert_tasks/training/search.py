@@ -30,7 +30,7 @@ from ..task import Task
 
 __all__ = ["search", "SearchResult", "DEFAULT_SPACE"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 DEFAULT_SPACE: dict[str, list] = {
     "learning_rate": [1e-5, 1e-4, "log"],
@@ -59,9 +59,9 @@ class SearchResult:
 
 
 def _check_space(space: Mapping[str, Any]) -> dict[str, list]:
-    from ..options import _all_names
+    from ..options import all_option_names
 
-    known = set(_all_names())
+    known = set(all_option_names())
     checked = {}
     for name, spec in space.items():
         if name not in known:
@@ -114,7 +114,8 @@ def search(
         import optuna
     except ImportError:
         raise ConfigError(f"search needs optuna, which is not installed: {INSTALL_HINT}.") from None
-    from .engine import _load_model, _output_dir, prepare
+    from .checkpoints import output_dir_for
+    from .engine import prepare
     from .locking import run_lock
 
     if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
@@ -127,7 +128,7 @@ def search(
     from .task_source import resolve_task
 
     task, _, args = resolve_task(task, args)
-    out = _output_dir(task, output_dir)
+    out = output_dir_for(task, output_dir)
     with run_lock(out):
         run = prepare(task, model_name, out, **args)
         trainer = run.trainer
@@ -139,7 +140,6 @@ def search(
         trials: list[dict[str, Any]] = []
         best_in_trial: list[float] = []
         current: dict[str, Any] = {}
-        config = trainer.model.config  # the task's labels; each trial gets a fresh model
 
         def finish_trial() -> None:
             if current:
@@ -160,7 +160,8 @@ def search(
             return params
 
         def model_init(trial: Any = None):
-            return _load_model(run.model_name, config, run.hardware, run.options)
+            return run.source.load_model(run.hardware.attention,
+                                         attention_requested=run.options.attention != "auto")
 
         def objective(metrics: dict[str, float]) -> float:
             best_in_trial.append(metrics[f"eval_{main}"])

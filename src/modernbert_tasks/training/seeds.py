@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +27,11 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..task import Task
-    from .engine import FineTuneResult
+    from .run import FineTuneResult
 
-__all__ = ["fine_tune_seeds", "summarize", "format_seed_table", "SEEDS_FILE", "seed_dir"]
+__all__ = ["fine_tune_seeds", "summarize", "SEEDS_FILE", "seed_dir"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 SEEDS_FILE = "seeds.json"
 RESULT_FILE = "result.json"  # <output_dir>/seed-<n>/result.json: a finished seed's result
@@ -40,11 +41,14 @@ def seed_dir(output_dir: Path, seed: int) -> Path:
     return Path(output_dir) / f"seed-{seed}"
 
 
-def fine_tune_seeds(task: str | Task, model_name: str | os.PathLike, output_dir: Path,
+def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task,
+                    model_name: str | os.PathLike, output_dir: Path,
                     **args: Any) -> FineTuneResult:
-    """Run `fine_tune` once per seed in `args["seeds"]` and summarise (see module doc)."""
+    """Run `train` (`fine_tune`, passed in: seeds sit under the engine, not beside it) once per
+    seed in `args["seeds"]` and summarise (see module doc)."""
     from ..options import resolve_options
-    from .engine import MODEL_SUBDIR, _is_main_process, fine_tune
+    from .arguments import is_main_process
+    from .run import MODEL_SUBDIR
     from .locking import run_lock
     from .task_source import resolve_task
 
@@ -59,7 +63,7 @@ def fine_tune_seeds(task: str | Task, model_name: str | os.PathLike, output_dir:
                           "trains several runs. Pass resume=True to continue every seed.")
     out = Path(output_dir)
     _check_earlier_runs(out, seeds, opts.resume, opts.overwrite, MODEL_SUBDIR)
-    main = _is_main_process()
+    main = is_main_process()
     results: dict[int, FineTuneResult] = {}
     with run_lock(out, enabled=main):
         for seed in seeds:
@@ -71,7 +75,7 @@ def fine_tune_seeds(task: str | Task, model_name: str | os.PathLike, output_dir:
                 continue
             logger.info("Training seed %d of %s (%d/%d) in %s", seed, seeds,
                         len(results) + 1, len(seeds), folder)
-            result = fine_tune(task, model_name, folder, seed=seed, **args)
+            result = train(task, model_name, folder, seed=seed, **args)
             if main:
                 _write_json(folder / RESULT_FILE, result.to_dict())
             results[seed] = result
@@ -83,7 +87,7 @@ def fine_tune_seeds(task: str | Task, model_name: str | os.PathLike, output_dir:
             _write_json(out / SEEDS_FILE, summary)
     logger.info("Seed %d is the best by %s and was copied to %s", summary["best_seed"],
                 summary["selected_by"], target)
-    from .engine import FineTuneResult
+    from .run import FineTuneResult
 
     return FineTuneResult(metrics=dict(best.metrics), model_path=target,
                           best_checkpoint=best.best_checkpoint, log_history=best.log_history,
@@ -112,7 +116,7 @@ def _check_earlier_runs(out: Path, seeds: list[int], resume: bool, overwrite: bo
 
 def _finished(folder: Path, model_subdir: str) -> FineTuneResult | None:
     """A seed's result when its run completed (model saved and result written), else None."""
-    from .engine import FineTuneResult
+    from .run import FineTuneResult
 
     path = folder / RESULT_FILE
     if not (path.is_file() and (folder / model_subdir).is_dir()):
@@ -180,38 +184,3 @@ def _promote(source: Path, target: Path, summary: dict[str, Any]) -> None:
         manifest["seeds"] = summary
         write_manifest(staged, manifest)
     swap_into_place(staged, target)
-
-
-# --- for the command line --------------------------------------------------------------------
-_SKIP = ("epoch", "total_flos")
-TIMING_SUFFIXES = ("_runtime", "_per_second")  # timings: in seeds.json, left out of the table
-
-
-def format_seed_table(result: FineTuneResult) -> str:
-    """The per-seed figures and their mean ± std, min and max, as an aligned text table.
-
-    The best seed (copied to the model folder) is marked with '*'."""
-    info = result.seeds
-    if not info:
-        return ""
-    seeds = info["seeds"]
-    rows = [["metric", "mean ± std", "min", "max"]
-            + [f"seed {s}{'*' if s == info['best_seed'] else ''}" for s in seeds]]
-    for key, stats in info["summary"].items():
-        if key in _SKIP or (key.endswith(TIMING_SUFFIXES) and key != "train_runtime"):
-            continue
-        rows.append([key, f"{_fmt(stats['mean'])} ± {_fmt(stats['std'])}", _fmt(stats["min"]),
-                     _fmt(stats["max"])] + [_fmt(info["per_seed"][str(s)][key]) for s in seeds])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-             for row in rows]
-    lines.append(f"* seed {info['best_seed']}: the best by {info['selected_by']}, saved to "
-                 f"{result.model_path}")
-    return "\n".join(lines)
-
-
-def _fmt(value: float) -> str:
-    if value != 0 and (abs(value) >= 1000 or abs(value) < 0.001):
-        return f"{value:.4g}"
-    return f"{value:.4f}"

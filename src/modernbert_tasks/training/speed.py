@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["bucket_widths", "compile_in_place", "freeze_embeddings"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 _SMALLEST_BUCKET = 16
 

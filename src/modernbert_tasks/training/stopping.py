@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["early_stopping_callback"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 
 def early_stopping_callback(opts: TrainOptions, args: TrainingArguments,

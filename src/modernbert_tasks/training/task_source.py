@@ -35,7 +35,7 @@ DATA_OPTIONS = (*_SOURCES, "validation_file", "test_file", "text_columns", "labe
 
 Plugin = tuple[str | None, str | None]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 
 def resolve_task(task: str | Task | os.PathLike | None, args: Mapping[str, Any]

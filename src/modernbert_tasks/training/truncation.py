@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Truncation", "count_truncated", "report_truncation", "SPLIT_WORDS"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 SPLIT_WORDS = {"train": "training", "eval": "evaluation", "test": "test"}
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GracefulInterrupt", "TrainingInterrupted", "stop_on_sigint", "RESUME_HINT"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 RESUME_HINT = "fine_tune(..., resume=True) with the same output_dir (CLI: add --resume)"
 

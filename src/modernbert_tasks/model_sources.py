@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +26,11 @@ if TYPE_CHECKING:
     import torch
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-__all__ = ["resolve_source", "resolve_device", "position_limit", "public_name", "load_config", "load_tokenizer",
+__all__ = ["ModelSource", "resolve_source", "resolve_device", "position_limit", "public_name", "load_config", "load_tokenizer",
            "load_for_training", "load_for_prediction", "looks_like_path", "weight_files",
            "MODEL_SUBDIR"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 MODEL_SUBDIR = "model"  # where fine_tune saves the final model inside output_dir
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
@@ -339,3 +340,32 @@ def hub_error(source: str, exc: Exception) -> ModelLoadError:
         "loaded from the Hugging Face Hub "
         f"({one_line(exc)}). Without network access, pass the local folder of a saved model "
         "(e.g. the model_path fine_tune returned).")
+
+
+# --- one resolved source for a training run ---------------------------------------------------
+@dataclass
+class ModelSource:
+    """A training run's model, resolved once: the folder (or hub id), the config with the
+    task's labels, and the tokenizer; `load_model` loads the weights with the same settings."""
+
+    path: str
+    config: PretrainedConfig
+    tokenizer: PreTrainedTokenizerBase
+    hub_kwargs: dict[str, Any]
+    allow_pickle: bool
+
+    @classmethod
+    def for_training(cls, name: str, labels: dict[str, Any], *, allow_pickle: bool,
+                     hub_kwargs: dict[str, Any]) -> ModelSource:
+        """`labels`: num_labels, id2label, label2id and problem_type for the new head."""
+        path = resolve_source(name, allow_pickle=allow_pickle, for_training=True,
+                              cache_dir=hub_kwargs.get("cache_dir"))
+        config = load_config(path, hub_kwargs, **labels)
+        return cls(path=path, config=config, tokenizer=load_tokenizer(path, hub_kwargs),
+                   hub_kwargs=hub_kwargs, allow_pickle=allow_pickle)
+
+    def load_model(self, attention: str, *, attention_requested: bool):
+        """A fresh copy of the pretrained encoder with the task's new head."""
+        return load_for_training(self.path, self.config, attention,
+                                 attention_requested=attention_requested,
+                                 allow_pickle=self.allow_pickle, hub_kwargs=self.hub_kwargs)

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..task import Task
+    from .task import Task
 
 __all__ = ["probabilities", "nll", "fit_temperature", "expected_calibration_error",
            "brier_score", "decisions", "tune_threshold", "calibrate", "decide", "fit_calibration",
-           "calibration_metrics", "evaluation_report", "N_BINS", "TEMPERATURE_RANGE"]
+           "calibration_metrics", "evaluation_report", "confidence_and_hit", "close_calls",
+           "N_BINS", "TEMPERATURE_RANGE"]
 
 N_BINS = 15
 TEMPERATURE_RANGE = (0.05, 20.0)  # a search interval wide enough for any sane model
@@ -67,7 +68,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, problem_type: str) -
                                                                  problem_type) else 1.0
 
 
-def _confidence_and_hit(probs: np.ndarray, labels: np.ndarray,
+def confidence_and_hit(probs: np.ndarray, labels: np.ndarray,
                         problem_type: str) -> tuple[np.ndarray, np.ndarray]:
     if problem_type == MULTI:  # every (example, label) cell is one binary prediction
         p = probs.ravel()
@@ -82,7 +83,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, problem_ty
                                n_bins: int = N_BINS) -> float:
     """ECE: |accuracy - confidence| of the predicted label, averaged over 15 equal-width
     confidence bins weighted by their size (Guo et al. 2017)."""
-    confidence, hit = _confidence_and_hit(np.asarray(probs), labels, problem_type)
+    confidence, hit = confidence_and_hit(np.asarray(probs), labels, problem_type)
     if not len(confidence):
         return float("nan")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -126,7 +127,7 @@ def tune_threshold(probs: np.ndarray, labels: np.ndarray, problem_type: str, met
 
     Binary: on the positive class (label id 1). Multi-label: one threshold for every label
     (per-label thresholds overfit small evaluation splits)."""
-    from ..metrics import METRICS
+    from .metrics import METRICS
 
     y = np.asarray(labels).astype(np.int64)
     grid = np.round(np.arange(0.01, 1.0, 0.01), 2)
@@ -207,7 +208,7 @@ def evaluation_report(logits: np.ndarray, labels: np.ndarray, manifest: Mapping[
                       problem_type: str, metrics: tuple[str, ...] = ()) -> dict[str, float]:
     """What `FineTunedModel.evaluate` adds: ECE and Brier before and after the stored
     temperature, and with a stored decision threshold each metric at that threshold."""
-    from ..metrics import METRICS
+    from .metrics import METRICS
 
     entry = _entry(manifest)
     temperature = float(entry.get("temperature", 1.0))
