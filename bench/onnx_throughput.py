@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     import transformers
 
     from modernbert_tasks import fine_tune, load_finetuned
-    from modernbert_tasks.artifacts.export import export_onnx
+    from modernbert_tasks.exporters.onnx import export_onnx
 
     print(common.machine_header("ONNX throughput: pipeline vs predict vs onnxruntime"))
     rows = common.read_tsv(args.texts or common.SST2_DIR / "validation.tsv")[: args.limit]

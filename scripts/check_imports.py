@@ -1,5 +1,7 @@
-"""The package's imports, checked: no import circles, no private names across modules, and
-the declared dependencies match the imports (each declared one imported, each import declared).
+"""The package's imports, checked: no import circles, imports only downwards through the
+layers (core < artifacts/ < inference/ | training/ < exporters/ < cli/; see
+docs/architecture.md), no private names across modules, and the declared dependencies match
+the imports (each declared one imported, each import declared).
 
 Every import counts, at module level, inside functions and under `if TYPE_CHECKING:` alike:
 the rule is that dependencies point one way, not only that Python happens to load. A private
@@ -73,6 +75,31 @@ def scan(modules: set[str]) -> tuple[dict[str, set[str]], list[str]]:
         # importing a submodule runs the package's __init__ anyway: edges to it say nothing
         graph[name] = {d for d in deps if d in modules and d not in (name, PACKAGE)}
     return graph, private
+
+
+# The dependency rule: a module imports only from its own layer or the ones below, and the two
+# layer-2 packages never import each other. The package's __init__/__main__ sit above all.
+LAYERS = {"artifacts": 1, "inference": 2, "training": 2, "exporters": 3, "cli": 4}
+
+
+def layer(module: str) -> tuple[int, str]:
+    """(rank, package): the light core (top-level modules and tasks/) is 0."""
+    parts = module.split(".")
+    package = parts[1] if len(parts) > 1 and parts[1] in LAYERS else ""
+    return LAYERS.get(package, 0), package
+
+
+def layer_problems(graph: dict[str, set[str]]) -> list[str]:
+    found = []
+    for module, deps in sorted(graph.items()):
+        if module in (PACKAGE, f"{PACKAGE}.__main__"):
+            continue
+        rank, package = layer(module)
+        for dep in sorted(deps):
+            dep_rank, dep_package = layer(dep)
+            if dep_rank > rank or (dep_rank == rank and rank > 0 and dep_package != package):
+                found.append(f"{module} imports {dep}, a layer above or beside it")
+    return found
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -167,13 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         print("import circle: " + " <-> ".join(component))
     for line in private:
         print("private name across modules: " + line)
+    layers = layer_problems(graph)
+    for line in layers:
+        print("dependency rule: " + line)
     deps = dependency_problems()
     for line in deps:
         print("dependencies: " + line)
     print(f"{len(modules)} modules, {sum(map(len, graph.values()))} imports, "
-          f"{len(circles)} import circle(s), {len(private)} private name(s) across modules, "
-          f"{len(deps)} dependency problem(s)")
-    return 1 if circles or private or deps else 0
+          f"{len(circles)} import circle(s), {len(layers)} import(s) against the layers, "
+          f"{len(private)} private name(s) across modules, {len(deps)} dependency problem(s)")
+    return 1 if circles or layers or private or deps else 0
 
 
 if __name__ == "__main__":

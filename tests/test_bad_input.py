@@ -449,7 +449,7 @@ def test_only_texts_longer_than_max_length_count_as_truncated(tiny_model_dir, tm
 
     from modernbert_tasks import get_task
     from modernbert_tasks.training.batching import tokenize_splits
-    from modernbert_tasks.training.truncation import count_truncated
+    from modernbert_tasks.training.lengths import count_truncated
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     task = get_task("sst2")

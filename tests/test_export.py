@@ -14,7 +14,7 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the [on
 pytest.importorskip("onnx", reason="onnx is not installed (the [onnx] extra)")
 
 from modernbert_tasks import ConfigError, ModelLoadError, Task, fine_tune, load_finetuned  # noqa: E402
-from modernbert_tasks.artifacts.export import (  # noqa: E402
+from modernbert_tasks.exporters.onnx import (  # noqa: E402
     FALLBACK_TEXTS,
     ParityError,
     export_onnx,

@@ -127,3 +127,9 @@ def test_a_local_base_model_and_data_files_appear_by_name_only(tiny_model_dir, t
     cached.mkdir(parents=True)
     assert public_name(str(cached)) == "org/my-model"
     assert public_name("org/other-model") == "org/other-model"
+
+
+def test_the_card_of_a_model_trained_from_a_file_names_no_local_path(file_trained_model):
+    card = (file_trained_model / "README.md").read_text()
+    assert str(file_trained_model.parents[1]) not in card  # the data and model folders
+    assert "Inferred from 'train.csv'." in card and "Read from train file `train.csv`." in card

@@ -346,7 +346,7 @@ def test_one_hot_columns_get_a_message_naming_the_multi_label_forms(tmp_path):
     message = str(info.value)
     assert "label_column='insult'" in message and "'...'" not in message
     assert "['toxic', 'obscene', 'insult'] hold only 0/1" in message
-    assert "JSON list" in message and "label_separator='|'" in message
+    assert "JSON list" in message and "label_separator=','" in message
 
 
 def test_a_task_name_that_is_also_a_folder_means_the_task_and_says_so(tmp_path, monkeypatch,

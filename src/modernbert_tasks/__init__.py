@@ -33,7 +33,7 @@ from .task import Task
 
 if TYPE_CHECKING:
     from .inference.loading import load_finetuned
-    from .artifacts.export import export_onnx
+    from .exporters.onnx import export_onnx
     from .inference.predictor import FineTunedModel
     from .training.engine import FineTuneResult, fine_tune
     from .training.search import SearchResult, search
@@ -77,7 +77,7 @@ _LAZY = {
     "search": "training.search",
     "SearchResult": "training.search",
     "load_finetuned": "inference.loading",
-    "export_onnx": "artifacts.export",
+    "export_onnx": "exporters.onnx",
     "FineTunedModel": "inference.predictor",
 }
 

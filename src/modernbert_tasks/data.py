@@ -335,7 +335,7 @@ def _no_label_column(ds: datasets.Dataset, names: Sequence[str],
         message += (f" Columns {binary} hold only 0/1, as one-hot multi-label data does: for "
                     "multi-label, put the labels of each row in one column, as a JSON list "
                     "(e.g. [\"toxic\", \"insult\"]) or as names joined by a separator with "
-                    "label_separator='|' (CLI: --label-separator '|').")
+                    "label_separator=',' (CLI: --label-separator ,).")
     return message
 
 

@@ -258,6 +258,7 @@ class Task:
                 f"-{dataset_config}" if dataset_config else "")
             if train is None:
                 raise data.DataError(f"{source} has no 'train' split; it cannot be trained on.")
+            described = source
         else:
             files = (data.split_files(data_files, splits) if data_files is not None
                      else data.find_split_files(data_dir, splits))
@@ -266,6 +267,7 @@ class Task:
                                      "Pass train_file=... (CLI: --train-file).")
             path = files["train"]
             train, source = data.read_data_file(path, cache_dir), repr(str(path))
+            described = repr(Path(path).name)  # the saved description travels: no local path
             # train.csv names nothing: its folder does
             generic = path.stem.lower() in sum(data.ROLE_ALIASES.values(), ())
             default_name = (Path(data_dir).resolve().name if data_dir is not None else
@@ -287,7 +289,7 @@ class Task:
         task = cls(name=name or _task_name(default_name), hub_id=dataset, hub_config=dataset_config,
                    hub_revision=revision, text_columns=tuple(columns), label_column=label_column,
                    labels=labels, problem_type=kind, label_separator=label_separator,
-                   description=f"Inferred from {source}.", **fields)
+                   description=f"Inferred from {described}.", **fields)
         logger.info("Task %r inferred from %s: text %s, label column %r, %s, labels %s.",
                     task.name, source, list(task.text_columns), task.label_column,
                     task.problem_type, list(task.labels) or "(a number)")

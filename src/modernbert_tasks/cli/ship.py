@@ -53,7 +53,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def run_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..artifacts.export import DEFAULT_SAMPLE
+    from ..exporters.onnx import DEFAULT_SAMPLE
 
     print(export_command(args.path, args.format, args.quantize, dynamo=args.dynamo,
                          output=args.output,
@@ -72,7 +72,7 @@ def export_command(path: str, format: str = "onnx", quantize: str | None = None,
                    dynamo: bool = False, output: str | None = None,
                    sample: int | None = None) -> str:
     """`modernbert-tasks export PATH --format onnx [--quantize int8]`: the summary to print."""
-    from ..artifacts.export import FORMATS, QUANTIZATIONS, export_onnx
+    from ..exporters.onnx import FORMATS, QUANTIZATIONS, export_onnx
 
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r} is not supported; expected one of "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ModelLoadError
-from .truncation import report_truncation
+from .lengths import report_truncation
 
 if TYPE_CHECKING:
     import datasets

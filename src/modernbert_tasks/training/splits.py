@@ -84,7 +84,7 @@ def final_splits(splits: datasets.DatasetDict, tokenized: datasets.DatasetDict, 
     evaluate read it, and the printed figures are the ones they reproduce."""
     import datasets
 
-    from .truncation import count_truncated
+    from .lengths import count_truncated
 
     out = {}
     for role in ("eval", "test"):

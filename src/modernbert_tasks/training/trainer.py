@@ -23,10 +23,12 @@ import torch
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
-if TYPE_CHECKING:
-    import datasets
+from .lengths import tokenized_lengths
 
-__all__ = ["TaskTrainer", "SeededLengthGroupedSampler", "token_lengths", "fp32_forward"]
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["TaskTrainer", "SeededLengthGroupedSampler", "fp32_forward"]
 
 
 class SeededLengthGroupedSampler(LengthGroupedSampler):
@@ -43,13 +45,6 @@ class SeededLengthGroupedSampler(LengthGroupedSampler):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
-
-
-def token_lengths(dataset: datasets.Dataset, column: str) -> list[int]:
-    """Tokens per row, read from Arrow in one call (not row by row in Python)."""
-    import pyarrow.compute as pc
-
-    return pc.list_value_length(dataset.with_format("arrow")[column]).to_pylist()
 
 
 @contextlib.contextmanager
@@ -91,4 +86,4 @@ class TaskTrainer(Trainer):
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         return SeededLengthGroupedSampler(
             self.args.train_batch_size * self.args.gradient_accumulation_steps,
-            lengths=token_lengths(dataset, column), seed=seed)
+            lengths=tokenized_lengths(dataset, column), seed=seed)

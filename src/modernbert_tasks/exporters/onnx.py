@@ -35,7 +35,7 @@ from .parity import (
     check_parity,
     parity_texts,
 )
-from .saving import swap_into_place
+from ..artifacts.saving import swap_into_place
 
 if TYPE_CHECKING:
 
@@ -258,7 +258,7 @@ def _quantize_int8(source: Path, target: Path) -> None:
 
 def _write_companions(reference: FineTunedModel, folder: Path) -> None:
     """What load_finetuned(folder, backend='onnx') needs besides the graph."""
-    from .manifest import write_manifest
+    from ..artifacts.manifest import write_manifest
 
     reference.tokenizer.save_pretrained(folder)
     reference.model.config.save_pretrained(folder)
