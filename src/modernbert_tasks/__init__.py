@@ -32,8 +32,8 @@ from .plugins import get_task, list_plugins, list_tasks, register_plugin
 from .task import Task
 
 if TYPE_CHECKING:
-    from .inference.loading import load_finetuned
     from .exporters.onnx import export_onnx
+    from .inference.loading import load_finetuned
     from .inference.predictor import FineTunedModel
     from .training.engine import FineTuneResult, fine_tune
     from .training.search import SearchResult, search

@@ -30,6 +30,7 @@ import pluggy
 from . import hookspecs
 from .errors import DuplicateTaskError, PluginLoadError, UnknownTaskError, suggest
 from .task import Task
+from .versions import package_versions
 
 __all__ = [
     "PluginWarning",
@@ -223,10 +224,7 @@ def _module_of(plugin: object) -> str:
 
 
 def _own_version() -> str | None:
-    try:
-        return metadata.version("modernbert-tasks")
-    except metadata.PackageNotFoundError:
-        return None
+    return package_versions(("modernbert-tasks",))["modernbert-tasks"]
 
 
 registry = Registry()

@@ -26,13 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from enum import Enum
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError, TaskDefinitionError
-from ..type_checks import matches_type, type_name
 from ..task import Task
+from ..type_checks import matches_type, type_name
+from ..versions import package_versions
 
 __all__ = [
     "json_ready",
@@ -185,14 +185,6 @@ def _short(value: Any) -> str:
 
 
 # --- building and writing -----------------------------------------------------------------
-def _package_version(name: str) -> str | None:
-    # importlib.metadata: reading a version must not import torch
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _json_default(value: Any) -> Any:
     """Make TrainingArguments-style values JSON: enums, paths, sets, numpy scalars."""
     if isinstance(value, Enum):
@@ -251,7 +243,7 @@ def build_manifest(
         "metrics": {str(k): _metric_value(v) for k, v in metrics.items()},
         "base_model": str(base_model),
         "training": json_ready(dict(training)),
-        "versions": {name: _package_version(name) for name in _VERSIONED_PACKAGES},
+        "versions": package_versions(_VERSIONED_PACKAGES),
     }
     if prediction is not None:
         manifest["prediction"] = json_ready(dict(prediction))

@@ -5,8 +5,8 @@ metadata (library_name, tags, pipeline_tag, base_model, datasets, metrics, model
 labels, the training setup, the results (mean ± std over seeds when the manifest has a
 `seeds` summary), the data, intended use and limits, and how to load the model.
 
-The YAML is written by hand (pyyaml is not a dependency): every string is JSON-quoted, which is
-valid YAML, and floats always carry a '.' so that YAML 1.1 readers see numbers.
+The metadata and its model-index are built by huggingface_hub (`ModelCardData`, `EvalResult`),
+as the Hub reads them.
 
 `manifest["seeds"]`, when present, is read as
 ``{"seeds": [42, 43, ...], "metrics": {name: {"mean": m, "std": s, ...}}}``; per-metric entries
@@ -16,11 +16,13 @@ may also sit at the top level. Anything else there is ignored.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCardData
 
 __all__ = ["CARD_NAME", "render_model_card", "write_model_card", "card_metrics"]
 
@@ -66,84 +68,41 @@ def _seed_stats(manifest: Mapping[str, Any]) -> tuple[list[Any], dict[str, dict[
     return runs, stats
 
 
-# --- YAML ----------------------------------------------------------------------------------
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "null"
-        text = repr(value)
-        if "e" in text and "." not in text.split("e")[0]:
-            mantissa, exponent = text.split("e")
-            text = f"{mantissa}.0e{exponent}"  # YAML 1.1 reads 1e-05 as a string
-        return text
-    return json.dumps(str(value), ensure_ascii=False)
+def _metadata(manifest: Mapping[str, Any], name: str) -> ModelCardData:
+    """The card's YAML metadata, model-index included, as huggingface_hub builds it."""
+    from huggingface_hub import EvalResult, ModelCardData
 
-
-def _yaml(value: Any, indent: int = 0) -> list[str]:
-    pad = " " * indent
-    lines: list[str] = []
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if isinstance(item, Mapping | list) and item:
-                lines.append(f"{pad}{key}:")
-                lines += _yaml(item, indent + (2 if isinstance(item, Mapping) else 0))
-            elif isinstance(item, Mapping | list):
-                lines.append(f"{pad}{key}: {'{}' if isinstance(item, Mapping) else '[]'}")
-            else:
-                lines.append(f"{pad}{key}: {_scalar(item)}")
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, Mapping | list) and item:
-                inner = _yaml(item, indent + 2)
-                lines.append(f"{pad}- {inner[0].lstrip()}")
-                lines += inner[1:]
-            else:
-                lines.append(f"{pad}- {_scalar(item)}")
-    return lines
-
-
-def _metadata(manifest: Mapping[str, Any], name: str) -> dict[str, Any]:
     definition = manifest["task"]["definition"]
     hub_id = definition.get("hub_id")
-    metrics = card_metrics(manifest)
     runs, seed_stats = _seed_stats(manifest)
-    meta: dict[str, Any] = {
-        "library_name": "transformers",
-        "tags": ["modernbert-tasks", "text-classification", str(manifest["task"]["name"])],
-        "pipeline_tag": "text-classification",
-    }
-    if _HUB_ID.match(str(manifest["base_model"])):
-        meta["base_model"] = manifest["base_model"]
-    if hub_id:
-        meta["datasets"] = [hub_id]
-    meta["metrics"] = [m for m in definition["metrics"]]
     results = []
-    for split, values in metrics.items():
-        task_metrics = {k: v for k, v in values.items() if k != "loss"}
-        if not task_metrics:
-            continue
-        dataset: dict[str, Any] = {"name": hub_id or manifest["task"]["name"],
-                                   "type": hub_id or manifest["task"]["name"]}
-        if definition.get("hub_config"):
-            dataset["config"] = definition["hub_config"]
-        dataset["split"] = (definition.get("splits") or {}).get(split) or split
-        entries = []
-        for metric, value in task_metrics.items():
-            entries.append({"type": metric, "value": value, "name": f"{split} {metric}"})
+    for split, values in card_metrics(manifest).items():
+        dataset = {"dataset_type": hub_id or manifest["task"]["name"],
+                   "dataset_name": hub_id or manifest["task"]["name"],
+                   "dataset_config": definition.get("hub_config") or None,
+                   "dataset_split": (definition.get("splits") or {}).get(split) or split}
+        for metric, value in values.items():
+            if metric == "loss":
+                continue
+            results.append(EvalResult(task_type="text-classification",
+                                      task_name="Text Classification", metric_type=metric,
+                                      metric_value=value, metric_name=f"{split} {metric}",
+                                      **dataset))
             stats = seed_stats.get(metric if split == "eval" else f"test_{metric}")
             if stats:  # the mean over seeds as its own entry: the model's own value stays exact
-                entries.append({"type": metric, "value": stats["mean"],
-                                "name": f"{split} {metric} (mean of {len(runs) or 'several'} "
-                                        f"seeds, std {_fmt(stats['std'])})"})
-        results.append({"task": {"type": "text-classification", "name": "Text Classification"},
-                        "dataset": dataset, "metrics": entries})
-    if results:
-        meta["model-index"] = [{"name": name, "results": results}]
-    return meta
+                results.append(EvalResult(
+                    task_type="text-classification", task_name="Text Classification",
+                    metric_type=metric, metric_value=stats["mean"],
+                    metric_name=f"{split} {metric} (mean of {len(runs) or 'several'} seeds, "
+                                f"std {_fmt(stats['std'])})", **dataset))
+    base_model = str(manifest["base_model"])
+    return ModelCardData(
+        library_name="transformers",
+        tags=["modernbert-tasks", "text-classification", str(manifest["task"]["name"])],
+        pipeline_tag="text-classification",
+        base_model=base_model if _HUB_ID.match(base_model) else None,
+        datasets=[hub_id] if hub_id else None, metrics=list(definition["metrics"]),
+        model_name=name if results else None, eval_results=results or None)
 
 
 # --- the card ------------------------------------------------------------------------------
@@ -171,7 +130,7 @@ def render_model_card(manifest: Mapping[str, Any], name: str | None = None) -> s
     hub_id = definition.get("hub_id")
     columns = list(definition["text_columns"])
     predict_length = (manifest.get("prediction") or {}).get("max_length") or "the model's limit"
-    out = ["---", *_yaml(_metadata(manifest, name)), "---", "", f"# {name}", ""]
+    out = ["---", _metadata(manifest, name).to_yaml(), "---", "", f"# {name}", ""]
     out += [f"`{manifest['base_model']}` fine-tuned with "
             f"[modernbert-tasks](https://pypi.org/project/modernbert-tasks/) on the task "
             f"**{task['name']}** (version {task['version']}"

@@ -28,11 +28,11 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import ConfigError, ModernBertTasksError, UnknownTaskError, speaking_cli, suggest
-from .inputs import read_inputs  # noqa: F401  (re-exported, see below)
 from . import info, predict, ship, train
 from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, PROG, Parser, add_debug_flag
 from .flags import FLAG_ALIASES, RENAMED_FLAGS, option_names, read_config_file  # noqa: F401
 from .info import OPTIONS_EPILOG, PLUGINS_EPILOG, TASKS_EPILOG  # noqa: F401
+from .inputs import read_inputs  # noqa: F401  (re-exported, see below)
 from .predict import EVALUATE_EPILOG, PREDICT_EPILOG, format_evaluation  # noqa: F401
 from .ship import EXPORT_EPILOG, PUSH_EPILOG  # noqa: F401
 from .train import TRAIN_EPILOG, format_train_summary  # noqa: F401

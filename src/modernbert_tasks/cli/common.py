@@ -49,10 +49,14 @@ def table(rows: list[list[Any]], headers: list[str], right: bool = False) -> lis
 def metric_lines(metrics: dict[str, Any]) -> list[str]:
     scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
     width = max((len(k) for k in scalars), default=0)
-    return [f"  {k:<{width}}  {_number(v)}" for k, v in scalars.items()]
+    return [f"  {k:<{width}}  {number(v)}" for k, v in scalars.items()]
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
+    """A metric as the CLI prints it: integers as they are, else 4 decimals (4 significant
+    digits when that would hide it: very large, or under 0.001)."""
     if isinstance(value, bool) or isinstance(value, int):
         return str(value)
-    return f"{value:.4f}" if abs(value) < 1e5 else f"{value:.4g}"
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.4g}"
+    return f"{value:.4f}"

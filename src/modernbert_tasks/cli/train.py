@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .common import EXIT_OK, PROG, metric_lines
+from .common import EXIT_OK, PROG, metric_lines, number
 from .flags import add_train_arguments, option_names, read_config_file
 
 TRAIN_USAGE = ("%(prog)s [TASK] [--model MODEL] [--data-dir DIR] [--config FILE] "
@@ -213,8 +213,8 @@ def format_seed_table(result: Any) -> str:
     for key, stats in info["summary"].items():
         if key in _SKIP or (key.endswith(TIMING_SUFFIXES) and key != "train_runtime"):
             continue
-        rows.append([key, f"{_seed_fmt(stats['mean'])} ± {_seed_fmt(stats['std'])}", _seed_fmt(stats["min"]),
-                     _seed_fmt(stats["max"])] + [_seed_fmt(info["per_seed"][str(s)][key]) for s in seeds])
+        rows.append([key, f"{number(stats['mean'])} ± {number(stats['std'])}", number(stats["min"]),
+                     number(stats["max"])] + [number(info["per_seed"][str(s)][key]) for s in seeds])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
@@ -224,8 +224,4 @@ def format_seed_table(result: Any) -> str:
     return "\n".join(lines)
 
 
-def _seed_fmt(value: float) -> str:
-    if value != 0 and (abs(value) >= 1000 or abs(value) < 0.001):
-        return f"{value:.4g}"
-    return f"{value:.4f}"
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..artifacts.saving import swap_into_place
 from ..errors import ConfigError, ModelLoadError
 from .parity import (
     FALLBACK_TEXTS,
@@ -35,7 +36,6 @@ from .parity import (
     check_parity,
     parity_texts,
 )
-from ..artifacts.saving import swap_into_place
 
 if TYPE_CHECKING:
 
@@ -153,8 +153,8 @@ def _check_args(quantize: Any, dynamo: Any, sample: Any, tolerance: Any) -> None
 
 def _torch_model(model: Any) -> FineTunedModel:
     """An fp32 torch model on the CPU: the exporter's input and the parity reference."""
-    from ..inference.onnx_model import OnnxFineTunedModel
     from ..inference.loading import load_finetuned
+    from ..inference.onnx_model import OnnxFineTunedModel
     from ..inference.predictor import FineTunedModel
 
     if isinstance(model, OnnxFineTunedModel):
@@ -267,12 +267,6 @@ def _write_companions(reference: FineTunedModel, folder: Path) -> None:
 
 
 def _versions() -> dict[str, str | None]:
-    from importlib import metadata
+    from ..versions import package_versions
 
-    out = {}
-    for name in ("torch", "transformers", "onnx", "onnxruntime", "onnxscript"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return package_versions(("torch", "transformers", "onnx", "onnxruntime", "onnxscript"))

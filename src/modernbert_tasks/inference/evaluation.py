@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import calibration
 from ..errors import ConfigError, DataError, clipped_repr
 from ..hardware import EVALUATE_PRECISIONS
 from ..task import Task
-from .. import calibration
 
 if TYPE_CHECKING:
     import datasets

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError
 from .. import calibration
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from .predictor import FineTunedModel

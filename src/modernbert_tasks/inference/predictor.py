@@ -12,9 +12,9 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import calibration
 from ..errors import ConfigError, DataError, clipped_repr, hint
 from ..task import Task
-from .. import calibration
 from .evaluation import Evaluation
 from .settings import config_labels
 

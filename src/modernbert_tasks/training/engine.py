@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import hardware
 from ..artifacts.saving import save_final_model
+from ..errors import hint
 from ..metrics import load_evaluate_metrics
 from ..model_sources import ModelSource, looks_like_path, position_limit
-from ..errors import hint
 from ..options import AUTO, DEFAULT_MODEL, TrainOptions, default_output_dir, resolve_options
 from ..task import Task
 from . import speed
@@ -87,8 +87,8 @@ def fine_tune(
         return fine_tune_seeds(fine_tune, task, model_name, output_dir_for(task, output_dir),
                                **args)
     from .calibrating import calibrate_run
-    from .interrupts import RESUME_HINT, GracefulInterrupt, stop_on_sigint
     from .checkpoints import refusing_unsafe_checkpoint, reporting_write_errors
+    from .interrupts import RESUME_HINT, GracefulInterrupt, stop_on_sigint
     from .locking import run_lock
 
     task, _, args = resolve_task(task, args)

@@ -48,8 +48,8 @@ def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task,
     seed in `args["seeds"]` and summarise (see module doc)."""
     from ..options import resolve_options
     from .arguments import is_main_process
-    from .run import MODEL_SUBDIR
     from .locking import run_lock
+    from .run import MODEL_SUBDIR
     from .task_source import resolve_task
 
     seeds = args.pop("seeds")
