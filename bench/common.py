@@ -239,7 +239,9 @@ def machine_header(title: str) -> str:
         f"date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"command: python {shlex.join(sys.argv)}",
         f"machine: {_cpu_model()}, {os.cpu_count()} cores, torch threads "
-        f"{torch.get_num_threads()}, device {device}",
+        f"{torch.get_num_threads()}, device {device}, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}"
+        f"{' + AMX' if torch.cpu.get_capabilities().get('amx_bf16') else ''}",
         f"versions: python {platform.python_version()}, torch {torch.__version__}, "
         f"transformers {transformers.__version__}",
         f"start: {load_line()}",

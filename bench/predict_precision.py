@@ -57,9 +57,14 @@ def main(argv: list[str] | None = None) -> None:
                         output_dir=out / "trained", max_train_samples=args.subset,
                         num_train_epochs=1, learning_rate=1e-4, report_to="none",
                         disable_tqdm=True, overwrite=True).model_path
+    from modernbert_tasks.testing import build_tiny_modernbert
+
+    # the suite's tiny ModernBERT (random init, the real tokenizer): the tests' mixed path
+    tiny = build_tiny_modernbert(out / "tiny", tokenizer=common.SHARED / "models" / "modernbert-base")
     print(f"{len(texts)} texts; RESCORE_MARGIN = {RESCORE_MARGIN}")
     rows = []
-    for name, path in (("fine-tuned", trained), ("untrained head", untrained)):
+    for name, path in (("fine-tuned", trained), ("untrained head", untrained),
+                       ("tiny ModernBERT", tiny)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # bf16 emulated on this CPU
             models = {p: load_finetuned(path, device="cpu", precision=p)

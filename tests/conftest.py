@@ -60,7 +60,7 @@ def one_torch_thread():
 
 @pytest.fixture(params=["bf16 CPU", "CPU without bf16"])
 def cpu_kind(request, monkeypatch) -> bool:
-    """Run a test as on a CPU with fast bf16 (AVX512-BF16/AMX) and as on an AVX2-only one,
+    """Run a test as on a CPU with fast bf16 (AMX) and as on one without (AVX2, or AVX512-BF16),
     whatever this machine is: "auto" takes the same code paths as there. True for bf16."""
     from modernbert_tasks.hardware import FORCE_BF16_ENV
 

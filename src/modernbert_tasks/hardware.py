@@ -19,8 +19,11 @@ __all__ = ["Hardware", "detect", "best_device", "cpu_supports_bf16", "bf16_suppo
 
 logger = logging.getLogger(__name__)
 
-# CPU flags with native bf16 matrix math; without them bf16 is emulated and slower than fp32.
-_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+# bf16 pays off on a CPU with AMX tiles. AVX512-BF16 alone does not: on a 2-core Xeon with
+# AVX512-BF16 and no AMX, bf16 autocast ran ModernBERT-base at 0.57x fp32's speed in training
+# and 0.63x in inference, and MiniLM predict at 0.53x (docs/deploying.md); without either,
+# bf16 is emulated and slower still.
+_BF16_CPU_FLAGS = ("amx_bf16",)
 # "1" or "0" overrides the CPU detection: the suite runs the bf16-CPU code paths on any CPU
 # (bf16 is emulated on AVX2: slower, same code), and a user can opt out on a bf16 CPU.
 FORCE_BF16_ENV = "MODERNBERT_TASKS_CPU_BF16"
@@ -66,6 +69,9 @@ def cpu_supports_bf16(capabilities: Mapping[str, Any] | None = None) -> tuple[bo
     found = [f for f in _BF16_CPU_FLAGS if capabilities.get(f)]
     if found:
         return True, f"CPU has {'/'.join(found)}"
+    if capabilities.get("avx512_bf16"):
+        return False, ("CPU has AVX512-BF16 but no AMX: bf16 measured slower than fp32 there "
+                       "(0.57x in training)")
     return False, "CPU lacks AVX512-BF16/AMX, so bf16 would be emulated (slower than fp32)"
 
 

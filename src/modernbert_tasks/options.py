@@ -125,8 +125,8 @@ class TrainOptions:
         "with prefixes. Default: the task's text_prefix.")})
     # --- model and speed ----------------------------------------------------------------------
     precision: Literal["auto", "bf16", "fp16", "fp32"] = field(default="auto", metadata={"help": (
-        "Mixed precision. 'auto': bf16 on GPUs and CPUs that support it (AVX512-BF16/AMX), fp16 "
-        "on older GPUs, else fp32. Weights always stay fp32.")})
+        "Mixed precision. 'auto': bf16 on GPUs with bf16 and CPUs with AMX (where it is faster), "
+        "fp16 on older GPUs, else fp32. Weights always stay fp32.")})
     attention: Literal["auto", "sdpa", "flash_attention_2", "eager"] = field(
         default="auto", metadata={"help": (
             "Attention kernel. 'auto': flash_attention_2 when installed and on CUDA, else sdpa.")})

@@ -73,7 +73,7 @@ def _add_model_loading_arguments(parser: argparse.ArgumentParser, evaluate: bool
         parser.add_argument("--precision", choices=PREDICT_PRECISIONS,
                             default="auto",
                             help="auto: mixed where bf16 is fast (bf16 GPUs, CPUs with "
-                                 "AVX512-BF16/AMX), else fp32; mixed keeps fp32's labels; fp32 "
+                                 "AMX), else fp32; mixed keeps fp32's labels; fp32 "
                                  "for fp32 probabilities (default: auto)")
     parser.add_argument("--max-length", type=int, default=None, metavar="N",
                         help="the most tokens read of a text; a longer one is truncated and its "
