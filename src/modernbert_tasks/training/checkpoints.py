@@ -194,7 +194,7 @@ def cleaning_up_new_folders(out: Path):
 def find_checkpoint(out: Path, opts: TrainOptions) -> str | None:
     """The checkpoint to resume from, after checking that an earlier run is not clobbered."""
     last = last_complete_checkpoint(out)
-    if opts.resume not in (False, True):  # an explicit checkpoint path
+    if not isinstance(opts.resume, bool):  # an explicit checkpoint path
         path = Path(opts.resume)
         if not (path / STATE_FILE).is_file():
             raise ConfigError(f"resume={os.fspath(opts.resume)!r} is not a checkpoint folder "

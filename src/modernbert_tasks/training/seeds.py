@@ -58,7 +58,7 @@ def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task,
                           "seeds=[...] alone (each run uses one of them as its seed).")
     task_obj, _, args = resolve_task(task, args)
     opts = resolve_options(task_obj, {**args, "seeds": seeds}).options  # every check, up front
-    if opts.resume not in (False, True):
+    if not isinstance(opts.resume, bool):  # one checkpoint path
         raise ConfigError(f"resume={os.fspath(opts.resume)!r} names one checkpoint, but seeds= "
                           "trains several runs. Pass resume=True to continue every seed.")
     out = Path(output_dir)
