@@ -269,7 +269,7 @@ def _write_companions(reference: FineTunedModel, folder: Path) -> None:
 def _versions() -> dict[str, str | None]:
     from importlib import metadata
 
-    out = {}
+    out: dict[str, str | None] = {}
     for name in ("torch", "transformers", "onnx", "onnxruntime", "onnxscript"):
         try:
             out[name] = metadata.version(name)

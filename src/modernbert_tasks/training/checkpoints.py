@@ -163,7 +163,7 @@ def refusing_unsafe_checkpoint(checkpoint: str | os.PathLike | None) -> Iterator
 
 
 # --- the run folder ---------------------------------------------------------------------
-def output_dir_for(task: str | Task, output_dir: str | os.PathLike | None) -> Path:
+def output_dir_for(task: str | Task | None, output_dir: str | os.PathLike | None) -> Path:
     out = Path(output_dir) if output_dir is not None else default_output_dir(
         resolve_task(task, {})[0].name)
     blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)

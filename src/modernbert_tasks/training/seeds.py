@@ -41,7 +41,7 @@ def seed_dir(output_dir: Path, seed: int) -> Path:
     return Path(output_dir) / f"seed-{seed}"
 
 
-def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task,
+def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task | None,
                     model_name: str | os.PathLike, output_dir: Path,
                     **args: Any) -> FineTuneResult:
     """Run `train` (`fine_tune`, passed in: seeds sit under the engine, not beside it) once per
