@@ -43,6 +43,8 @@ def check_calibration_options(opts: TrainOptions, task: Task, has_eval_split: bo
 
 
 def _logits_and_labels(run: PreparedRun, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     output = run.trainer.predict(dataset, metric_key_prefix="calibration")
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     assert isinstance(output.label_ids, np.ndarray)  # the split has one label column
