@@ -160,7 +160,7 @@ def close_calls(logits: np.ndarray, manifest: Mapping[str, Any] | None, problem_
     threshold = _entry(manifest).get("decision_threshold")
     if problem_type == MULTI:
         t = 0.5 if threshold is None else float(threshold)
-        return (np.abs(probs - t) < margin).any(axis=-1)
+        return np.asarray((np.abs(probs - t) < margin).any(axis=-1))
     if threshold is not None and _is_binary(problem_type, probs):
         return np.abs(probs[:, 1] - float(threshold)) < margin
     top2 = np.sort(probs, axis=-1)[:, -2:]

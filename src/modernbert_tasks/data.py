@@ -15,10 +15,11 @@ from __future__ import annotations
 import csv
 import itertools
 import logging
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import DataError, suggest
 from .labels import encode_labels, infer_labels, is_missing, rows  # re-exported: users import them here
@@ -43,13 +44,14 @@ EXTENSIONS: dict[str, tuple[str, dict[str, Any]]] = {
     ".parquet": ("parquet", {}),
 }
 DELIMITERS = (",", ";", "\t", "|")  # what spreadsheet exports use
+_Quoting = Literal[0, 1, 2, 3]  # the csv.QUOTE_* values csv.reader's stub accepts
 ROLE_ALIASES = {"train": ("train",), "eval": ("eval", "validation", "dev", "valid"),
                 "test": ("test",)}
 # a label column is found by these names when the caller names none (case-insensitive)
 LABEL_COLUMN_NAMES = ("label", "labels", "target", "class", "category", "y", "sentiment", "rating",
                       "stars", "intent", "topic")
 # --- finding files ------------------------------------------------------------------------
-def find_split_files(data_dir: str | Path, splits: Mapping[str, str | None]) -> dict[str, Path]:
+def find_split_files(data_dir: str | os.PathLike[str], splits: Mapping[str, str | None]) -> dict[str, Path]:
     """Files in `data_dir` named after each role's split (validation.tsv) or alias (dev.csv)."""
     root = Path(data_dir).expanduser()
     if not root.is_dir():
@@ -140,12 +142,16 @@ def read_data_file(path: str | Path, cache_dir: str | None = None) -> datasets.D
     return ds
 
 
-def _refuse_duplicate_columns(path: Path, sep: str, quoting: int, encoding: str) -> None:
+def _refuse_duplicate_columns(path: Path, sep: str, quoting: _Quoting, encoding: str) -> None:
     """pandas would rename a second 'text' column to 'text.1' without a word."""
     with open(path, encoding=encoding, newline="") as fh:
         header = next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
     seen: set[str] = set()
-    duplicated = [n for n in header if n and (n in seen or seen.add(n))]
+    duplicated = []
+    for n in filter(None, header):
+        if n in seen:
+            duplicated.append(n)
+        seen.add(n)
     if duplicated:
         raise DataError(f"Data file {str(path)!r} names column {duplicated[0]!r} more than once in "
                         f"its header {header}. Rename the columns so that each name is unique.")
@@ -157,7 +163,7 @@ def _sniff_delimiter(path: Path, default: str, bom: bool) -> str:
         head = list(itertools.islice(fh, 50))
     best, best_width = default, 1
     for delimiter in DELIMITERS:
-        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+        quoting: _Quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
         try:
             widths = {len(r) for r in csv.reader(head, delimiter=delimiter, quoting=quoting) if r}
         except csv.Error:

@@ -65,8 +65,8 @@ def infer_labels(values: Sequence[Any], problem_type: str | None = None,
     names = {_as_name(v) for v in present}
     numbers = {n: _number(n) for n in names}
     numeric = all(x is not None for x in numbers.values())
-    if problem_type == "regression" or (
-            problem_type is None and numeric and any(not float(x).is_integer() for x in numbers.values())):
+    if problem_type == "regression" or (problem_type is None and numeric and any(
+            x is not None and not float(x).is_integer() for x in numbers.values())):
         if not numeric:
             bad = sorted(n for n, x in numbers.items() if x is None)[:5]
             raise DataError(f"{source}: regression needs numeric labels; found {bad}.")
@@ -95,12 +95,12 @@ def encode_labels(values: Sequence[Any], labels: Sequence[str], problem_type: st
         raise DataError(f"{source}: label column {column!r} is empty or NaN in {rows(missing)}. "
                         "Remove those rows or give them a label.")
     if problem_type == "regression":
-        out = [_number(_as_name(v)) for v in values]
-        bad = [i for i, v in enumerate(out) if v is None]
-        if bad:
+        numbers = [_number(_as_name(v)) for v in values]
+        not_numbers = [i for i, v in enumerate(numbers) if v is None]
+        if not_numbers:
             raise DataError(f"{source}: label column {column!r} must hold numbers for regression "
-                            f"task {task_name!r}; {values[bad[0]]!r} is not, in {rows(bad)}.")
-        return out
+                            f"task {task_name!r}; {values[not_numbers[0]]!r} is not, in {rows(not_numbers)}.")
+        return numbers
     name_to_id = {name: i for i, name in enumerate(labels)}
     ids_allowed = not any(_DIGITS.match(n) for n in labels)
     stripped = 0
@@ -118,6 +118,7 @@ def encode_labels(values: Sequence[Any], labels: Sequence[str], problem_type: st
         return None
 
     bad: list[tuple[int, Any]] = []
+    out: list[Any]
     if problem_type == "multi_label_classification":
         out = []
         for i, value in enumerate(values):
@@ -132,12 +133,12 @@ def encode_labels(values: Sequence[Any], labels: Sequence[str], problem_type: st
         bad = [(i, values[i]) for i, v in enumerate(out) if v is None]
     if bad:
         shown = list(dict.fromkeys(repr(v) for _, v in bad))[:MAX_ROWS_SHOWN]
-        ids = (f"an id 0..{len(labels) - 1} or a name in {list(labels)}" if ids_allowed else
-               f"a name in {list(labels)} (the names are digit strings, so cells are never "
-               "read as ids)")
+        expected = (f"an id 0..{len(labels) - 1} or a name in {list(labels)}" if ids_allowed else
+                    f"a name in {list(labels)} (the names are digit strings, so cells are never "
+                    "read as ids)")
         raise DataError(
             f"{source}: label(s) {', '.join(shown)} in {rows([i for i, _ in bad])} are not among "
-            f"task {task_name!r}'s labels: expected {ids}. Fix those labels, or use labels that "
+            f"task {task_name!r}'s labels: expected {expected}. Fix those labels, or use labels that "
             "match the data (labels=[...] / --labels).")
     if stripped:
         logger.warning("%s: %d label cell(s) in column %r had surrounding whitespace, which was "

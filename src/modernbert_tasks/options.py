@@ -344,7 +344,7 @@ def _check_values(opts: TrainOptions) -> None:
     if opts.resume not in (False, None) and opts.overwrite:
         raise ConfigError(f"resume={opts.resume!r} and overwrite=True contradict each other: "
                           "resume continues the earlier run, overwrite deletes it. Pass one.")
-    if opts.max_length not in (None, AUTO) and opts.max_length < 8:
+    if isinstance(opts.max_length, int) and opts.max_length < 8:  # not None or 'auto'
         raise ConfigError(f"max_length={opts.max_length} is too short; expected an integer >= 8 "
                           "(tokens, special tokens included).")
     _check_trust_options(opts)
@@ -428,7 +428,7 @@ def _check_trust_options(opts: TrainOptions) -> None:
             raise ConfigError(f"class_weights has weights {bad!r}; expected positive numbers, e.g. "
                               "class_weights={'negative': 1.0, 'positive': 5.0}.")
     threshold = opts.decision_threshold
-    if threshold not in (None, "tune") and not 0 < threshold < 1:
+    if isinstance(threshold, int | float) and not 0 < threshold < 1:  # not None or 'tune'
         raise ConfigError(f"decision_threshold={threshold!r}; expected a probability between 0 "
                           "and 1 (exclusive), 'tune', or None for 0.5.")
 
@@ -515,7 +515,7 @@ def _fold_precision_flags(trainer_kwargs: dict[str, Any], option_values: dict[st
         given = ", ".join(f"{k}={v}" for k, v in flags.items())
         raise ConfigError(f"precision={current!r} contradicts {given}; pass only one of them.")
     option_values["precision"] = wanted
-    sources["precision"] = sources.pop("bf16", None) or sources.pop("fp16", "caller")
+    sources["precision"] = sources.pop("bf16", "") or sources.pop("fp16", "caller")
 
 
 # --- describing -----------------------------------------------------------------------------
@@ -550,7 +550,7 @@ def describe_options(task: Task | None = None) -> list[dict[str, Any]]:
     rows = []
     for name, f in _option_fields().items():
         default, source = _field_default(f), "modernbert_tasks"
-        if name in task_args:
+        if task is not None and name in task_args:  # task_args is empty without a task
             default, source = task_args[name], f"task {task.name!r}"
         rows.append({"name": name, "group": "modernbert_tasks",
                      "type": type_name(_option_hints()[name]), "default": _jsonable(default),
@@ -570,7 +570,7 @@ def describe_options(task: Task | None = None) -> list[dict[str, Any]]:
             default = task.main_metric
         if task is not None and name == "greater_is_better":
             default = task.greater_is_better
-        if name in task_args:
+        if task is not None and name in task_args:  # task_args is empty without a task
             default, source = task_args[name], f"task {task.name!r}"
         if task is not None and name == "output_dir":
             default = str(default_output_dir(task.name))

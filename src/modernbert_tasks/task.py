@@ -260,8 +260,13 @@ class Task:
                 raise data.DataError(f"{source} has no 'train' split; it cannot be trained on.")
             described = source
         else:
-            files = (data.split_files(data_files, splits) if data_files is not None
-                     else data.find_split_files(data_dir, splits))
+            if data_files is not None:
+                # split_files takes one file as str or Path
+                files = data.split_files(data_files if isinstance(data_files, Mapping | Path)
+                                         else os.fspath(data_files), splits)
+            else:
+                assert data_dir is not None  # exactly one source was given, checked above
+                files = data.find_split_files(data_dir, splits)
             if "train" not in files:
                 raise data.DataError(f"No training file among {sorted(map(str, files.values()))}. "
                                      "Pass train_file=... (CLI: --train-file).")

@@ -93,7 +93,8 @@ def build_tiny_modernbert(path: str | os.PathLike, num_labels: int = 2, *,
         tok = AutoTokenizer.from_pretrained(tokenizer)
     else:
         tok = _train_small_tokenizer(list(texts or [t for t, _ in make_sentiment_rows(2000, 0)]))
-    config = ModernBertConfig(
+    # the config dataclass takes global_attn_every_n_layers and num_labels through **kwargs at runtime
+    config = ModernBertConfig(  # type: ignore[call-arg]
         vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, max_position_embeddings=512, local_attention=64,
         global_attn_every_n_layers=2, pad_token_id=tok.pad_token_id,

@@ -131,7 +131,7 @@ def _problems(data: Mapping[str, Any], shape: Mapping[str, tuple[Any, bool]],
         if name not in data:
             if required:
                 found.append((dotted, f"missing (expected {_describe(hint)})"))
-        elif dataclasses.is_dataclass(hint):
+        elif isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a nested entry's class
             if not isinstance(data[name], Mapping):
                 found.append((dotted, f"is {_short(data[name])}; expected an object"))
             else:
@@ -158,7 +158,7 @@ def validate_manifest(manifest: Any, source: str = "manifest") -> dict[str, Any]
         raise ManifestError(f"{source} must hold a JSON object, got {type(manifest).__name__}. "
                             "Re-save the model with modernbert-tasks, or delete the file to load "
                             "the folder as a plain Hugging Face model.")
-    version = manifest.get("manifest_version")
+    version: Any = manifest.get("manifest_version")  # JSON: checked below
     is_int = isinstance(version, int) and not isinstance(version, bool)
     if is_int and version > MANIFEST_VERSION:
         raise ManifestError(

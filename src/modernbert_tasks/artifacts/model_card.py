@@ -58,14 +58,15 @@ def _seed_stats(manifest: Mapping[str, Any]) -> tuple[list[Any], dict[str, dict[
     seeds = manifest.get("seeds")
     if not isinstance(seeds, Mapping):
         return [], {}
-    per_metric = seeds.get("metrics") if isinstance(seeds.get("metrics"), Mapping) else seeds
+    metrics = seeds.get("metrics")
+    per_metric = metrics if isinstance(metrics, Mapping) else seeds
     stats = {}
     for name, value in per_metric.items():
         if isinstance(value, Mapping) and all(
                 isinstance(value.get(k), int | float) for k in ("mean", "std")):
             stats[str(name)] = {"mean": float(value["mean"]), "std": float(value["std"])}
-    runs = seeds.get("seeds") if isinstance(seeds.get("seeds"), list) else []
-    return runs, stats
+    runs = seeds.get("seeds")
+    return runs if isinstance(runs, list) else [], stats
 
 
 def _metadata(manifest: Mapping[str, Any], name: str) -> ModelCardData:

@@ -62,7 +62,7 @@ class PushPlan:
         return "\n".join(lines)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -133,7 +133,9 @@ def push_to_hub(model_path: str | os.PathLike, repo_id: str, *, dry_run: bool = 
         from .manifest import read_manifest
         from .model_card import write_model_card
 
-        write_model_card(folder, read_manifest(folder))
+        manifest = read_manifest(folder)
+        assert manifest is not None  # _planned_files refused a folder without one
+        write_model_card(folder, manifest)
     api = huggingface_hub.HfApi(endpoint=endpoint, token=token)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
@@ -183,7 +185,9 @@ def _planned_files(folder: Path, card_missing: bool) -> list[tuple[str, int]]:
         from .manifest import read_manifest
         from .model_card import render_model_card
 
-        size = len(render_model_card(read_manifest(folder)).encode("utf-8"))
+        manifest = read_manifest(folder)
+        assert manifest is not None  # checked to exist above
+        size = len(render_model_card(manifest).encode("utf-8"))
         files = sorted(files + [("README.md", size)])
     return files
 
@@ -201,7 +205,9 @@ def _upload_operations(folder: Path, files: list[tuple[str, int]]) -> list[Any]:
     for name, _ in files:
         content: Any = str(folder / name)
         if name == MANIFEST_NAME:
-            shared = shareable_manifest(read_manifest(folder))
+            manifest = read_manifest(folder)
+            assert manifest is not None  # name is the manifest file, so it exists
+            shared = shareable_manifest(manifest)
             content = (json.dumps(shared, indent=2) + "\n").encode("utf-8")
         operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
     return operations

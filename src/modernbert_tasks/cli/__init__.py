@@ -121,7 +121,9 @@ def _hints(extras: list[str], parser: argparse.ArgumentParser) -> str:
         name = extra[2:].split("=")[0].replace("-", "_")
         if name in RENAMED:
             # RENAMED speaks Python ("overwrite=True", "warmup_steps (a float ...)")
-            new_name = re.match(r"\w+", RENAMED[name]).group()
+            match = re.match(r"\w+", RENAMED[name])
+            assert match is not None  # every RENAMED entry starts with the new name
+            new_name = match.group()
             rest = RENAMED[name][len(new_name):].strip()
             note = f" ({RENAMED[name]})" if rest.startswith("=") else f" {rest}" if rest else ""
             hints.append(f" {extra.split('=')[0]} is an old name: use "

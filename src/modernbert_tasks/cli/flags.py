@@ -100,7 +100,7 @@ def _add_fields(group: Any, fields: Fields) -> None:
                 if key in field.metadata:
                     explicit[key] = field.metadata[key]
             main, negations = _detached(f"--{flag}", dest=field.name, **explicit), []
-        main.option_strings[:] = _option_strings(field.name, flag)
+        main.option_strings = _option_strings(field.name, flag)
         main.default = argparse.SUPPRESS  # unset unless typed: fine_tune applies the defaults
         if main.type is string_to_bool:  # our words, our message; a bare --flag means true
             main.type, main.nargs, main.const, main.metavar = _parse_bool, "?", True, "BOOL"
@@ -109,8 +109,9 @@ def _add_fields(group: Any, fields: Fields) -> None:
         if isinstance(default, str) and main.type in (int, float):
             # a symbolic library default such as eval_steps="auto" can also be typed
             main.type = _number_or_word(main.type, default)
-        if len(main.choices or ()) > 8:  # long lists go in the help text, not the usage
-            help_text += f" Choices: {', '.join(map(str, main.choices))}."
+        choices = list(main.choices or ())
+        if len(choices) > 8:  # long lists go in the help text, not the usage
+            help_text += f" Choices: {', '.join(map(str, choices))}."
             main.metavar = "NAME"
         if default is not None and default != "" and default != []:
             help_text += f" (default: {default!r})"
@@ -121,7 +122,7 @@ def _add_fields(group: Any, fields: Fields) -> None:
             # defaults (load_best_model_at_end) count too
             negations = [_detached(f"--no-{flag}", dest=field.name, action="store_false")]
         for negation in negations:
-            negation.option_strings[:] = [f"--no-{flag}"]
+            negation.option_strings = [f"--no-{flag}"]
             negation.default, negation.help = argparse.SUPPRESS, f"same as --{flag} false"
             group._add_action(negation)
 
@@ -141,6 +142,7 @@ def _option_strings(name: str, flag: str) -> list[str]:
 def _hf_arguments(fields: Fields) -> dict[str, list[argparse.Action]]:
     """field name -> the actions HfArgumentParser makes for it (the flag, then --no-flag)."""
     from transformers import HfArgumentParser
+    from transformers.hf_argparser import DataClassType
 
     specs = []
     for field, hint, default in fields:
@@ -151,7 +153,8 @@ def _hf_arguments(fields: Fields) -> dict[str, list[argparse.Action]]:
             kwargs["default"] = default
         specs.append((field.name, hint, dataclasses.field(**kwargs)))
     # a throwaway dataclass: HfArgumentParser rewrites the `type` of the fields it reads
-    parser = HfArgumentParser(dataclasses.make_dataclass("TrainFlags", specs), add_help=False)
+    parser = HfArgumentParser(DataClassType(dataclasses.make_dataclass("TrainFlags", specs)),
+                              add_help=False)
     actions: dict[str, list[argparse.Action]] = {}
     for action in parser._actions:
         actions.setdefault(action.dest, []).append(action)
@@ -198,7 +201,7 @@ def _metavar(action: argparse.Action) -> str | None:
     if action.nargs in ("+", "*"):
         return "VALUE"
     if action.type in (int, float, str, None):
-        return {int: "INT", float: "FLOAT"}.get(action.type, "STR")
+        return "INT" if action.type is int else "FLOAT" if action.type is float else "STR"
     return None  # a Literal or an Enum: argparse shows the choices, {a,b,c}
 
 

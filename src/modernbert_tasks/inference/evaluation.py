@@ -23,6 +23,25 @@ __all__ = ["Evaluation", "label_array"]
 class Evaluation:
     """The evaluation half of `FineTunedModel` (which provides the scoring it calls)."""
 
+    # set by FineTunedModel.__init__
+    task: Task | None
+    manifest: dict[str, Any] | None
+    labels: tuple[str, ...]
+    problem_type: str
+    max_length: int
+    path: str
+
+    if TYPE_CHECKING:  # FineTunedModel's scoring
+        def _scores(self, first: list[str], second: list[str] | None, batch_size: int,
+                    show_progress: bool | None, precision: str | None = None,
+                    full_lengths: dict[int, int] | None = None) -> np.ndarray: ...
+
+        def _logits(self, first: list[str], second: list[str] | None, batch_size: int,
+                    show_progress: bool | None, bf16: bool | None = None,
+                    full_lengths: dict[int, int] | None = None) -> np.ndarray: ...
+
+        def _report_truncation(self, full: dict[int, int], total: int) -> None: ...
+
     def evaluate(
         self,
         data: str | os.PathLike | datasets.Dataset | Sequence[tuple[Any, Any]] | None = None,

@@ -126,7 +126,9 @@ def load_backend(path: str | os.PathLike, backend: str, *, device: Any = None,
         raise ConfigError(f"precision={precision!r} with backend={backend!r}: ONNX runs the "
                           "exported fp32 (or int8) weights. Use precision='auto', or "
                           "backend='onnx-int8' for the quantized model.")
-    return load_onnx(path, quantization=BACKENDS[backend], max_length=max_length)
+    quantization = BACKENDS[backend]
+    assert quantization is not None  # only "torch" maps to None, refused above
+    return load_onnx(path, quantization=quantization, max_length=max_length)
 
 
 def load_onnx(path: str | os.PathLike, *, quantization: str = "fp32",

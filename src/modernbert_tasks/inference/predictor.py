@@ -197,6 +197,7 @@ class FineTunedModel(Evaluation):
         is_pair = not isinstance(inputs[0], str)
         want = self.task.text_columns if self.task else None
         if pair_task is not None and is_pair != pair_task:
+            assert self.task is not None and want is not None  # pair_task is None without a task
             if pair_task:
                 raise DataError(
                     f"Task {self.task.name!r} classifies pairs of texts ({want[0]!r}, "
@@ -207,7 +208,8 @@ class FineTunedModel(Evaluation):
             raise DataError(f"Task {self.task.name!r} classifies single texts ({want[0]!r}); got "
                             f"{type(inputs[0]).__name__} {clipped_repr(inputs[0])}. " + hint(
                                 "Pass a list of strings.", "Pass the texts without --pair."))
-        first, second = [], [] if is_pair else None
+        first: list[str] = []
+        second: list[str] = []  # stays empty for single texts
         for i, item in enumerate(inputs):
             if is_pair:
                 if (not isinstance(item, Sequence) or isinstance(item, str) or len(item) != 2
@@ -221,7 +223,7 @@ class FineTunedModel(Evaluation):
                     raise DataError(f"Input {i} is {type(item).__name__} {clipped_repr(item)}; expected "
                                     "a string like every other input.")
                 first.append(item)
-        return first, second
+        return first, second if is_pair else None
 
     def _format(self, texts: list[str]) -> list[str]:
         """As in training: the task's `format_text` (a plugin's override, when the plugin is

@@ -43,8 +43,11 @@ def check_calibration_options(opts: TrainOptions, task: Task, has_eval_split: bo
 
 
 def _logits_and_labels(run: PreparedRun, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     output = run.trainer.predict(dataset, metric_key_prefix="calibration")
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    assert isinstance(output.label_ids, np.ndarray)  # the split has one label column
     return logits, output.label_ids
 
 
@@ -62,7 +65,7 @@ def calibrate_run(run: PreparedRun) -> tuple[dict[str, Any] | None, dict[str, fl
         if opts.decision_threshold is None:
             logger.info("No evaluation split: temperature scaling skipped.")
             return None, {}
-        entry = {"temperature": 1.0, "decision_threshold": opts.decision_threshold}
+        entry: dict[str, Any] = {"temperature": 1.0, "decision_threshold": opts.decision_threshold}
         return entry, {"decision_threshold": float(opts.decision_threshold)}
     logits, labels = _logits_and_labels(run, eval_split)
     entry = cal.fit_calibration(logits, labels, task, temperature_scaling=opts.temperature_scaling,

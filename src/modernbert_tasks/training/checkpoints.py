@@ -163,7 +163,7 @@ def refusing_unsafe_checkpoint(checkpoint: str | os.PathLike | None) -> Iterator
 
 
 # --- the run folder ---------------------------------------------------------------------
-def output_dir_for(task: str | Task, output_dir: str | os.PathLike | None) -> Path:
+def output_dir_for(task: str | Task | None, output_dir: str | os.PathLike | None) -> Path:
     out = Path(output_dir) if output_dir is not None else default_output_dir(
         resolve_task(task, {})[0].name)
     blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
@@ -194,7 +194,7 @@ def cleaning_up_new_folders(out: Path):
 def find_checkpoint(out: Path, opts: TrainOptions) -> str | None:
     """The checkpoint to resume from, after checking that an earlier run is not clobbered."""
     last = last_complete_checkpoint(out)
-    if opts.resume not in (False, True):  # an explicit checkpoint path
+    if not isinstance(opts.resume, bool):  # an explicit checkpoint path
         path = Path(opts.resume)
         if not (path / STATE_FILE).is_file():
             raise ConfigError(f"resume={os.fspath(opts.resume)!r} is not a checkpoint folder "

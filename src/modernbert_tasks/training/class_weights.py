@@ -70,6 +70,7 @@ def resolve_class_weights(spec: str | Mapping[str, float] | None, task: Task,
         raise ConfigError(f"class_weights={spec!r} applies to classification, but task "
                           f"{task.name!r} is a regression task. Drop class_weights.")
     if spec == "balanced":
+        assert counts is not None  # classification training data always has a label column
         missing = [name for name, n in zip(task.labels, counts, strict=True) if n == 0]
         if missing:
             raise ConfigError(f"class_weights='balanced' cannot weight labels with no training "
@@ -77,6 +78,7 @@ def resolve_class_weights(spec: str | Mapping[str, float] | None, task: Task,
         if task.problem_type == "multi_label_classification":
             return [(num_rows - c) / c for c in counts]
         return [num_rows / (len(counts) * c) for c in counts]
+    assert not isinstance(spec, str)  # options accept no other string than 'balanced'
     unknown = sorted(set(spec) - set(task.labels))
     if unknown:
         raise ConfigError(f"class_weights names {unknown}, which are not labels of task "

@@ -61,7 +61,7 @@ class StopOnDivergence(TrainerCallback):
             value = (logs or {}).get(key)
             if isinstance(value, float) and not math.isfinite(value):
                 self._fail(f"the {key.replace('_', ' ')} became {value}", state.global_step)
-        if isinstance((logs or {}).get("loss"), float):
+        if logs is not None and isinstance(logs.get("loss"), float):
             self.last_finite = (state.global_step, logs["loss"])
 
     def _check_weights(self, state: TrainerState, model: torch.nn.Module | None) -> None:

@@ -168,7 +168,7 @@ def prepare(
                                          getattr(source.config, "max_position_embeddings", None),
                                          opts.seed)
         tokenized = tokenize_splits(splits, task, source.tokenizer, max_length, opts.padding,
-                                    opts.cache_dir and os.fspath(opts.cache_dir))
+                                    None if opts.cache_dir is None else os.fspath(opts.cache_dir))
         predict_max_length = max(position_limit(source.config, source.tokenizer) or max_length,
                                  max_length)
         scored = final_splits(splits, tokenized, task, source.tokenizer, max_length,
@@ -243,13 +243,13 @@ def _trainer(task: Task, opts: TrainOptions, source: ModelSource, hw: hardware.H
 
 def _hub_kwargs(opts: TrainOptions) -> dict[str, Any]:
     return {"revision": opts.revision, "trust_remote_code": opts.trust_remote_code,
-            "cache_dir": opts.cache_dir and os.fspath(opts.cache_dir)}
+            "cache_dir": None if opts.cache_dir is None else os.fspath(opts.cache_dir)}
 
 
 def _require_model_and_data(model_name: str, task: Task, opts: TrainOptions) -> None:
     from ..hub import HubSource, require_hub
 
-    cache_dir = opts.cache_dir and os.fspath(opts.cache_dir)
+    cache_dir = None if opts.cache_dir is None else os.fspath(opts.cache_dir)
     sources = []
     if not Path(model_name).expanduser().exists() and not looks_like_path(model_name):
         sources.append(HubSource("model", model_name, local_hint="pass a local model folder: "

@@ -69,6 +69,7 @@ class GracefulInterrupt(TrainerCallback):
 
         from .checkpoints import STATE_FILE
 
+        assert trainer.args.output_dir is not None  # training always sets one
         folder = Path(trainer.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         saved = folder if (folder / STATE_FILE).is_file() else None
         where = (f"saved checkpoint {str(saved)!r}" if saved else
@@ -108,9 +109,10 @@ def stop_on_sigint(callback: GracefulInterrupt) -> Iterator[None]:
                 signal.signal(signal.SIGINT, previous[signal.SIGINT])
                 raise KeyboardInterrupt("second Ctrl-C: training aborted without saving")
             return  # a repeated SIGTERM: the checkpoint is already on its way
-        callback.request_stop(signals[signum])
+        name = signals[signal.Signals(signum)]
+        callback.request_stop(name)
         logger.warning("%s received: finishing the current step, then saving a checkpoint "
-                       "and stopping.%s", signals[signum],
+                       "and stopping.%s", name,
                        " Press Ctrl-C again to abort at once without saving."
                        if signum == signal.SIGINT else "")
 

@@ -94,8 +94,12 @@ class PreparedRun:
 
 
 def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
+    from transformers import PreTrainedModel
+
     from ..artifacts.manifest import build_manifest
 
+    model = run.trainer.model
+    assert isinstance(model, PreTrainedModel)  # ModelSource loads a transformers model
     args = run.trainer.args.to_dict()
     training = {name: args.get(name) for name in run.resolved.trainer_kwargs}
     training.update({f.name: getattr(run.options, f.name) for f in dataclasses.fields(run.options)
@@ -103,8 +107,7 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
     # "precision" records what training autocast to; the final metrics are fp32, as
     # load_finetuned predicts (fp32 labels do not depend on batching)
     training.update({"precision": run.hardware.precision, "metrics_precision": "fp32",
-                     "attention":
-                     run.trainer.model.config._attn_implementation,
+                     "attention": model.config._attn_implementation,
                      "world_size": run.trainer.args.world_size,
                      # a plugin's own format_text is applied at prediction only where the
                      # plugin is installed; load_finetuned warns otherwise

@@ -21,12 +21,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..artifacts.manifest import json_ready
 from ..errors import ConfigError
 from ..options import DEFAULT_MODEL
 from ..task import Task
+
+if TYPE_CHECKING:
+    from transformers.trainer_utils import BestRun
 
 __all__ = ["search", "SearchResult", "DEFAULT_SPACE"]
 
@@ -152,15 +155,18 @@ def search(
             current.clear()
             best_in_trial.clear()
 
-        def space(trial: Any) -> dict[str, Any]:
+        def trial_space(trial: Any) -> dict[str, Any]:
             if current.get("trial") != trial.number:
                 finish_trial()  # the previous trial is over: record it
             params = _suggest(trial, chosen)
             current.update(trial=trial.number, params=params)
             return params
 
+        source = run.source
+        assert source is not None  # prepare resolves the model source for every run
+
         def model_init(trial: Any = None):
-            return run.source.load_model(run.hardware.attention,
+            return source.load_model(run.hardware.attention,
                                          attention_requested=run.options.attention != "auto")
 
         def objective(metrics: dict[str, float]) -> float:
@@ -168,11 +174,13 @@ def search(
             return max(best_in_trial) if greater else min(best_in_trial)
 
         trainer.model_init = model_init
-        best = trainer.hyperparameter_search(
-            hp_space=space, compute_objective=objective,
+        # one objective, so one BestRun (a list only for multi-objective searches)
+        best = cast("BestRun", trainer.hyperparameter_search(
+            hp_space=trial_space, compute_objective=objective,
             n_trials=n_trials, direction="maximize" if greater else "minimize",
-            backend="optuna", sampler=optuna.samplers.TPESampler(seed=run.options.seed))
+            backend="optuna", sampler=optuna.samplers.TPESampler(seed=run.options.seed)))
         finish_trial()
+        assert not isinstance(best.objective, list)  # one objective, one value
         (out / "best_params.json").write_text(json.dumps(json_ready(best.hyperparameters),
                                                          indent=2, allow_nan=False),
                                               encoding="utf-8")

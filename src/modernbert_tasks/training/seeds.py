@@ -41,7 +41,7 @@ def seed_dir(output_dir: Path, seed: int) -> Path:
     return Path(output_dir) / f"seed-{seed}"
 
 
-def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task,
+def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task | None,
                     model_name: str | os.PathLike, output_dir: Path,
                     **args: Any) -> FineTuneResult:
     """Run `train` (`fine_tune`, passed in: seeds sit under the engine, not beside it) once per
@@ -58,7 +58,7 @@ def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task,
                           "seeds=[...] alone (each run uses one of them as its seed).")
     task_obj, _, args = resolve_task(task, args)
     opts = resolve_options(task_obj, {**args, "seeds": seeds}).options  # every check, up front
-    if opts.resume not in (False, True):
+    if not isinstance(opts.resume, bool):  # one checkpoint path
         raise ConfigError(f"resume={os.fspath(opts.resume)!r} names one checkpoint, but seeds= "
                           "trains several runs. Pass resume=True to continue every seed.")
     out = Path(output_dir)

@@ -31,8 +31,9 @@ def load_splits(task: Task, opts: TrainOptions) -> tuple[datasets.DatasetDict, d
 
     values = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
     splits = task.load_dataset(
-        data_dir=opts.data_dir and os.fspath(opts.data_dir), data_files=data_files_of(values),
-        cache_dir=opts.cache_dir and os.fspath(opts.cache_dir), revision=opts.data_revision)
+        data_dir=None if opts.data_dir is None else os.fspath(opts.data_dir),
+        data_files=data_files_of(values),
+        cache_dir=None if opts.cache_dir is None else os.fspath(opts.cache_dir), revision=opts.data_revision)
     if "train" not in splits:
         raise DataError(f"Task {task.name!r}: the data has no training split (found "
                         f"{sorted(splits)}). Add a train file (e.g. train.csv) to data_dir, or "
@@ -68,6 +69,7 @@ def _hold_out(train: datasets.Dataset, task: Task, opts: TrainOptions):
 
 
 def fixed_max_length(opts: TrainOptions, task: Task, config: PretrainedConfig, model_name: str) -> int:
+    assert not isinstance(opts.max_length, str)  # "auto" is read from the data instead (engine)
     max_length = opts.max_length or task.max_length
     limit = getattr(config, "max_position_embeddings", None)
     if limit and max_length > limit:
@@ -95,7 +97,7 @@ def final_splits(splits: datasets.DatasetDict, tokenized: datasets.DatasetDict, 
                 splits[role], tokenized[role], task, tokenizer, max_length).truncated:
             out[role] = tokenize_splits(datasets.DatasetDict({role: splits[role]}), task,
                                         tokenizer, predict_max_length, "longest",
-                                        opts.cache_dir and os.fspath(opts.cache_dir))[role]
+                                        None if opts.cache_dir is None else os.fspath(opts.cache_dir))[role]
             logger.info("The final %s metrics read each text up to %d tokens, as predict and "
                         "evaluate do (training and its periodic evaluations: %d).",
                         role, predict_max_length, max_length)

@@ -105,7 +105,7 @@ def is_data_path(task: str | os.PathLike) -> bool:
     return path.is_dir() or (path.is_file() and path.suffix.lower() in EXTENSIONS)
 
 
-def _registered(task: str | Task) -> tuple[Task, Plugin]:
+def _registered(task: str | Task | os.PathLike) -> tuple[Task, Plugin]:
     from ..plugins import registry
 
     if isinstance(task, Task):
@@ -129,7 +129,7 @@ def _columns(value: Any) -> tuple[str, ...] | None:
 
 
 def _with_columns(task: Task, args: Mapping[str, Any]) -> Task:
-    changes = {}
+    changes: dict[str, Any] = {}
     if (columns := _columns(args.get("text_columns"))) and columns != task.text_columns:
         changes["text_columns"] = columns
     if args.get("label_column") not in (None, task.label_column):

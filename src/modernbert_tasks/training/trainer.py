@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import Trainer
+from transformers import PreTrainedTokenizerBase, Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from .lengths import tokenized_lengths
@@ -67,10 +67,12 @@ def fp32_forward(model: torch.nn.Module) -> Iterator[None]:
 
 class TaskTrainer(Trainer):
     def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        assert self.model is not None  # the Trainer is always built with a model
         with fp32_forward(self.model):
             return super().evaluate(*args, **kwargs)
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
+        assert self.model is not None  # the Trainer is always built with a model
         with fp32_forward(self.model):
             return super().predict(*args, **kwargs)
 
@@ -78,10 +80,12 @@ class TaskTrainer(Trainer):
         import datasets
 
         dataset = train_dataset if train_dataset is not None else self.train_dataset
-        column = self.processing_class.model_input_names[0] if self.processing_class else None
+        # the processing class is the task's tokenizer
+        column = (self.processing_class.model_input_names[0]
+                  if isinstance(self.processing_class, PreTrainedTokenizerBase) else None)
         if (self.args.train_sampling_strategy != "group_by_length"
                 or not isinstance(dataset, datasets.Dataset)
-                or column not in dataset.column_names):
+                or column is None or column not in dataset.column_names):
             return super()._get_train_sampler(train_dataset)
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         return SeededLengthGroupedSampler(
