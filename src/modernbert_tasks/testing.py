@@ -163,8 +163,11 @@ def _process_state_restored(env: Mapping[str, str | None] | None, cwd) -> Iterat
     """Undo what a CLI run changes in the process: the library logger's handler (the train
     command adds one bound to the stderr of the moment), `warnings.showwarning` and filters,
     progress-bar switches, signal handlers, the environment and the working directory."""
-    logger = logging.getLogger("modernbert_tasks")
+    logger, root = logging.getLogger("modernbert_tasks"), logging.getLogger()
     saved_logger = (list(logger.handlers), logger.level, logger.propagate)
+    # as in a new interpreter, the root logger has no handlers (pytest's log capture hangs
+    # there), so a warning of a logger without handlers reaches stderr through lastResort
+    saved_root = (list(root.handlers), root.level)
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = _progress_bars()
@@ -181,10 +184,14 @@ def _process_state_restored(env: Mapping[str, str | None] | None, cwd) -> Iterat
                 os.environ[name] = value
         if cwd is not None:
             os.chdir(cwd)
+        root.handlers[:] = []
+        root.setLevel(logging.WARNING)
         with warnings.catch_warnings():  # restores showwarning and the filters
             _fresh_process_warning_filters()
             yield
     finally:
+        root.handlers[:] = saved_root[0]
+        root.setLevel(saved_root[1])
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
@@ -212,14 +219,23 @@ def run_cli(*args: object, env: Mapping[str, str | None] | None = None, stdin: s
 
     out, err = io.StringIO(), io.StringIO()
     saved_streams = (sys.stdin, sys.stdout, sys.stderr)
+    # the libraries' own handlers (transformers' warnings) write to this run's stderr
+    library_handlers = [h for name in ("transformers", "datasets", "huggingface_hub")
+                        for h in logging.getLogger(name).handlers
+                        if type(h) is logging.StreamHandler]
+    handler_streams = [h.stream for h in library_handlers]
     with _process_state_restored(env, cwd):
         sys.stdin, sys.stdout, sys.stderr = io.StringIO(stdin or ""), out, err
+        for handler in library_handlers:
+            handler.setStream(err)
         try:
             code = main([str(a) for a in args])
         except SystemExit as exc:  # argparse: usage errors (2), --help and --version (0)
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         finally:
             sys.stdin, sys.stdout, sys.stderr = saved_streams
+            for handler, stream in zip(library_handlers, handler_streams):
+                handler.setStream(stream)
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
