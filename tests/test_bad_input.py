@@ -35,13 +35,14 @@ from modernbert_tasks import (
     load_finetuned,
 )
 from modernbert_tasks.artifacts.manifest import MANIFEST_NAME, ManifestError
-from modernbert_tasks.testing import make_sentiment_rows
+from modernbert_tasks.testing import FAST, make_sentiment_rows
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 # one OpenMP thread: tiny models gain nothing from more, and the machine is shared
 BASE_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
             "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-FAST = {"report_to": "none", "max_length": 24, "disable_tqdm": True}
+# the library defaults (learning rate, epochs) but short texts and no reporting
+FAST = {"report_to": FAST["report_to"], "disable_tqdm": FAST["disable_tqdm"], "max_length": 24}
 FAST_FLAGS = ["--report-to", "none", "--max-length", "24", "--disable-tqdm", "true"]
 MISSING_MODEL = "no-such-org/no-such-model"
 LONG_TAIL = " and then the credits rolled" * 40  # ~200 tokens, far over max_length=24

@@ -20,10 +20,10 @@ from modernbert_tasks import (
     load_finetuned,
 )
 from modernbert_tasks.options import resolve_options
-from modernbert_tasks.testing import make_sentiment_rows, run_cli, write_tsv
+from modernbert_tasks.testing import FAST, make_sentiment_rows, run_cli, write_tsv
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-FAST = {"learning_rate": 1e-3, "disable_tqdm": True, "report_to": "none", "warmup_steps": 0}
+FAST = {**FAST, "warmup_steps": 0}
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,9 @@ import pytest
 from transformers import TrainerCallback
 
 from modernbert_tasks import ConfigError, ModelLoadError, Task, fine_tune
-from modernbert_tasks.testing import NEGATIVE, NEUTRAL, POSITIVE, write_tsv
+from modernbert_tasks.testing import FAST, NEGATIVE, NEUTRAL, POSITIVE, write_tsv
 from modernbert_tasks.training.engine import FineTuneResult
 
-FAST = {"learning_rate": 1e-3, "num_train_epochs": 2, "disable_tqdm": True}
 
 
 def _read_tsv(path):
@@ -25,14 +24,10 @@ def _read_tsv(path):
 
 # --- the recipe, end to end -----------------------------------------------------------------
 @pytest.fixture(scope="module")
-def trained(tiny_model_dir, sentiment_dir, tmp_path_factory) -> FineTuneResult:
-    import torch
-
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("sst2-run")
-    # 40 steps; an evaluation and a checkpoint every 4 (the default would be once, at the end)
-    return fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=out,
-                     data_dir=str(sentiment_dir), eval_steps=4, **FAST)
+def trained(trained_sentiment) -> FineTuneResult:
+    """conftest's session run: 40 steps; an evaluation and a checkpoint every 4 (the default
+    would be once, at the end)."""
+    return trained_sentiment
 
 
 def test_the_model_learns(trained):
@@ -137,7 +132,7 @@ def _losses(result: FineTuneResult) -> dict[int, float]:
 
 def test_resume_continues_where_training_stopped(tiny_model_dir, sentiment_dir, tmp_path):
     # 320 rows / 16 = 20 steps an epoch, 40 in all; checkpoints every 10; stop mid-epoch 2
-    args = dict(model_name=str(tiny_model_dir), data_dir=str(sentiment_dir), report_to="none",
+    args = dict(model_name=str(tiny_model_dir), data_dir=str(sentiment_dir),
                 eval_steps=10, logging_steps=5, **FAST)
     whole = fine_tune("sst2", output_dir=tmp_path / "whole", **args)
 

@@ -20,13 +20,12 @@ import torch
 
 from modernbert_tasks import ModelLoadError, fine_tune, load_finetuned
 from modernbert_tasks.artifacts.manifest import MANIFEST_NAME, ManifestError
-from modernbert_tasks.testing import make_sentiment_rows, write_tsv
+from modernbert_tasks.testing import FAST, make_sentiment_rows, write_tsv
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
        "HF_HUB_OFFLINE": "1"}
-FAST = {"report_to": "none", "max_length": 24, "disable_tqdm": True, "learning_rate": 1e-3,
-        "per_device_train_batch_size": 16}
+FAST = {**FAST, "max_length": 24, "per_device_train_batch_size": 16}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
