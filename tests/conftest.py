@@ -98,6 +98,17 @@ def file_trained_model(tiny_model_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_sentiment_dir(tmp_path_factory) -> Path:
+    """train.tsv (64 rows) and validation.tsv (16): for runs of a few steps."""
+    from modernbert_tasks.testing import make_sentiment_rows, write_tsv
+
+    root = tmp_path_factory.mktemp("small-sentiment")
+    write_tsv(root / "train.tsv", make_sentiment_rows(64, seed=1))
+    write_tsv(root / "validation.tsv", make_sentiment_rows(16, seed=2))
+    return root
+
+
+@pytest.fixture(scope="session")
 def trained_sentiment(tiny_model_dir, sentiment_dir, tmp_path_factory):
     """The tiny ModernBERT fine-tuned on `sentiment_dir` ('sst2', testing.FAST: 2 epochs of
     20 steps), an evaluation and a checkpoint every 4 steps, TensorBoard logs in output_dir.

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the [onnx] extra)")
 pytest.importorskip("onnx", reason="onnx is not installed (the [onnx] extra)")
 
-from modernbert_tasks import ConfigError, ModelLoadError, Task, fine_tune, load_finetuned  # noqa: E402
+from modernbert_tasks import ConfigError, ModelLoadError, Task, load_finetuned  # noqa: E402
 from modernbert_tasks.artifacts.export import (  # noqa: E402
     FALLBACK_TEXTS,
     ParityError,

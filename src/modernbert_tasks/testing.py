@@ -233,7 +233,7 @@ def run_cli(*args: object, env: Mapping[str, str | None] | None = None, stdin: s
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         finally:
             sys.stdin, sys.stdout, sys.stderr = saved_streams
-            for handler, stream in zip(library_handlers, handler_streams):
+            for handler, stream in zip(library_handlers, handler_streams, strict=False):
                 handler.setStream(stream)
     return CliResult(code, out.getvalue(), err.getvalue())
 

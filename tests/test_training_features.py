@@ -13,7 +13,6 @@ from modernbert_tasks import ConfigError, fine_tune
 from modernbert_tasks.testing import FAST, make_sentiment_rows, write_tsv
 
 
-
 def _sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
