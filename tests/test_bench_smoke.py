@@ -34,9 +34,13 @@ def run_script(*argv: str, env: dict[str, str] | None = None, timeout: int = 240
     import io
 
     import torch
+    from transformers.utils import logging as hf_logging
 
     script = ROOT / argv[0]
     threads, cwd, path = torch.get_num_threads(), os.getcwd(), list(sys.path)
+    # the scripts quieten transformers (set_verbosity_error), which would also turn off the
+    # Trainer's progress bar (disable_tqdm defaults to "transformers logs above WARNING")
+    verbosity = hf_logging.get_verbosity()
     before = set(sys.modules)
     out = io.StringIO()
     try:
@@ -50,6 +54,7 @@ def run_script(*argv: str, env: dict[str, str] | None = None, timeout: int = 240
                 assert not exc.code, f"{argv[0]} exited {exc.code}:\n{out.getvalue()[-3000:]}"
     finally:
         torch.set_num_threads(threads)
+        hf_logging.set_verbosity(verbosity)
         os.chdir(cwd)
         sys.path[:] = path
         for name in set(sys.modules) - before:  # bench's `common`, `flops` and the script

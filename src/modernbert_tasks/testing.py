@@ -142,12 +142,15 @@ def _progress_bars(restore: dict[str, bool] | None = None) -> dict[str, bool]:
     them off); with `restore`, set them back (a library first imported during the run had them
     on)."""
     state = {}
-    if "transformers" in sys.modules:
+    if "transformers" in sys.modules:  # and its verbosity, which sets the Trainer's disable_tqdm
         from transformers.utils import logging as hf_logging
 
         state["transformers"] = hf_logging.is_progress_bar_enabled()
+        state["transformers verbosity"] = hf_logging.get_verbosity()
         if restore is not None and restore.get("transformers", True):
             hf_logging.enable_progress_bar()
+        if restore is not None and "transformers verbosity" in restore:
+            hf_logging.set_verbosity(restore["transformers verbosity"])
     if "datasets" in sys.modules:
         from datasets import utils as ds_utils
 
