@@ -75,7 +75,7 @@ def _steps(result: Any) -> int:
 
 
 def part_seeds(args, model: str, out: Path) -> None:
-    from modernbert_tasks.training.seeds import format_seed_table
+    from modernbert_tasks.cli.train import format_seed_table
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     result = _fine_tune(model, common.SST2_DIR, out, seeds=seeds, max_train_samples=args.subset,

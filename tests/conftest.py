@@ -98,6 +98,32 @@ def file_trained_model(tiny_model_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_sentiment_dir(tmp_path_factory) -> Path:
+    """train.tsv (64 rows) and validation.tsv (16): for runs of a few steps."""
+    from modernbert_tasks.testing import make_sentiment_rows, write_tsv
+
+    root = tmp_path_factory.mktemp("small-sentiment")
+    write_tsv(root / "train.tsv", make_sentiment_rows(64, seed=1))
+    write_tsv(root / "validation.tsv", make_sentiment_rows(16, seed=2))
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_sentiment(tiny_model_dir, sentiment_dir, tmp_path_factory):
+    """The tiny ModernBERT fine-tuned on `sentiment_dir` ('sst2', testing.FAST: 2 epochs of
+    20 steps), an evaluation and a checkpoint every 4 steps, TensorBoard logs in output_dir.
+    Trained once for the session and shared (test_engine, test_export, test_predictor):
+    read-only; a test that writes into it works on a copy."""
+    from modernbert_tasks import fine_tune
+    from modernbert_tasks.testing import FAST
+
+    out = tmp_path_factory.mktemp("sst2-run")
+    return fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=out,
+                     data_dir=str(sentiment_dir), eval_steps=4,
+                     **{**FAST, "report_to": "tensorboard"})
+
+
+@pytest.fixture(scope="session")
 def shared_tokenizer_dir() -> Path:
     """ModernBERT's real tokenizer in ../shared; the test is skipped without it."""
     if not TOKENIZER_DIR.is_dir():

@@ -32,16 +32,21 @@ from modernbert_tasks import (
     ModelLoadError,
     UnknownTaskError,
     fine_tune,
+    get_task,
     load_finetuned,
+    testing,
 )
 from modernbert_tasks.artifacts.manifest import MANIFEST_NAME, ManifestError
-from modernbert_tasks.testing import make_sentiment_rows
+from modernbert_tasks.options import resolve_options
+from modernbert_tasks.testing import make_sentiment_rows, run_cli
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 # one OpenMP thread: tiny models gain nothing from more, and the machine is shared
 BASE_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
             "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-FAST = {"report_to": "none", "max_length": 24, "disable_tqdm": True}
+# the library defaults (learning rate, epochs) but short texts and no reporting
+FAST = {"report_to": testing.FAST["report_to"], "disable_tqdm": testing.FAST["disable_tqdm"],
+        "max_length": 24}
 FAST_FLAGS = ["--report-to", "none", "--max-length", "24", "--disable-tqdm", "true"]
 MISSING_MODEL = "no-such-org/no-such-model"
 LONG_TAIL = " and then the credits rolled" * 40  # ~200 tokens, far over max_length=24
@@ -462,3 +467,105 @@ def test_only_texts_longer_than_max_length_count_as_truncated(tiny_model_dir, tm
                                 padding, str(tmp_path))["train"]
     result = count_truncated(raw, tokenized, task, tokenizer, 8)
     assert (result.truncated, result.total, result.longest) == (1, 3, 12)
+
+
+# --- checked before anything is deleted: range checks, config numbers, output folders ---------
+QUICK = {**testing.FAST, "warmup_steps": 0}
+
+
+@pytest.fixture(scope="module")
+def earlier_run(tmp_path_factory, tiny_model_dir, small_sentiment_dir) -> Path:
+    """A run folder with checkpoints, for the overwrite cases (which must leave it as it is)."""
+    out = tmp_path_factory.mktemp("earlier") / "run"
+    fine_tune("sst2", model_name=tiny_model_dir, output_dir=out, data_dir=small_sentiment_dir,
+              max_steps=4, eval_steps=2, **QUICK)
+    return out
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+BAD_VALUES = [
+    ("learning_rate", -1e-5, "learning_rate=-1e-05 is out of range; expected a positive number"),
+    ("per_device_train_batch_size", 0, "per_device_train_batch_size=0 is out of range"),
+    ("num_train_epochs", 0, "num_train_epochs=0 is out of range"),
+    ("num_train_epochs", -1, "num_train_epochs=-1 is out of range"),
+    ("eval_steps", 0, "eval_steps=0 is out of range"),
+    ("warmup_steps", -1, "warmup_steps=-1 is out of range"),
+    ("gradient_accumulation_steps", 0, "gradient_accumulation_steps=0 is out of range"),
+    ("max_steps", 0, "max_steps=0 would train nothing"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD_VALUES,
+                         ids=[f"{n}={v}" for n, v, _ in BAD_VALUES])
+def test_overwrite_with_a_bad_value_deletes_nothing(earlier_run, tiny_model_dir, small_sentiment_dir, name,
+                                                    value, message):
+    before = _snapshot(earlier_run)
+    assert any(k.startswith("checkpoint-") for k in before)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fine_tune("sst2", model_name=tiny_model_dir, output_dir=earlier_run, data_dir=small_sentiment_dir,
+                  overwrite=True, **{**QUICK, name: value})
+    assert _snapshot(earlier_run) == before  # byte-identical: checked before anything is deleted
+
+
+def test_overwrite_with_a_bad_flag_exits_2_and_deletes_nothing(earlier_run, tiny_model_dir,
+                                                               small_sentiment_dir):
+    before = _snapshot(earlier_run)
+    proc = run_cli("train", "sst2", "--model", tiny_model_dir, "--data-dir", small_sentiment_dir,
+                   "--output-dir", earlier_run, "--overwrite", "--learning-rate=-1e-5")
+    assert proc.returncode == 2, proc.stderr
+    assert "--learning-rate -1e-05 is out of range" in proc.stderr  # the flag, as typed
+    assert "Nothing was changed on disk" in proc.stderr and "Traceback" not in proc.stderr
+    assert _snapshot(earlier_run) == before
+
+
+def test_config_numbers_read_as_strings_are_coerced_and_examples_come_from_defaults():
+    task = get_task("sst2")
+    resolved = resolve_options(task, {"learning_rate": "1e-4", "num_train_epochs": "2"})
+    assert resolved.trainer_kwargs["learning_rate"] == 1e-4
+    assert resolved.trainer_kwargs["num_train_epochs"] == 2
+    with pytest.raises(ConfigError, match=r"e\.g\. learning_rate=5e-05") as info:
+        resolve_options(task, {"learning_rate": "fast"})
+    assert "3.0" not in str(info.value)
+
+
+def test_yaml_config_with_1e_4_is_accepted(tmp_path):
+    pytest.importorskip("yaml")
+    from modernbert_tasks.cli import option_names, read_config_file
+
+    config = tmp_path / "run.yaml"
+    config.write_text("learning_rate: 1e-4\nper_device_train_batch_size: '8'\n")
+    values = read_config_file(config, option_names())
+    assert values["learning_rate"] == "1e-4"  # what YAML 1.1 gives ...
+    resolved = resolve_options(get_task("sst2"), values)  # ... and what fine_tune makes of it
+    assert resolved.trainer_kwargs["learning_rate"] == 1e-4
+    assert resolved.trainer_kwargs["per_device_train_batch_size"] == 8
+
+
+def test_output_dir_that_is_a_file(tmp_path, tiny_model_dir, small_sentiment_dir):
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="is a file") as info:
+        fine_tune("sst2", model_name=tiny_model_dir, output_dir=blocker / "x", data_dir=small_sentiment_dir)
+    assert "output_dir=" in str(info.value)
+    proc = run_cli("train", "sst2", "--model", tiny_model_dir, "--data-dir", small_sentiment_dir,
+                   "--output-dir", blocker)
+    assert proc.returncode == 2 and "--output-dir" in proc.stderr, proc.stderr
+    assert "FileExistsError" not in proc.stderr
+
+
+def test_model_given_as_its_weights_file(tmp_path, tiny_model_dir, small_sentiment_dir):
+    weights = Path(tiny_model_dir) / "model.safetensors"
+    with pytest.raises(ModelLoadError, match="is a file") as info:
+        fine_tune("sst2", model_name=weights, output_dir=tmp_path / "run", data_dir=small_sentiment_dir)
+    assert repr(str(tiny_model_dir)) in str(info.value) and "holds no files" not in str(info.value)
+
+
+def test_a_failed_start_leaves_no_empty_runs_folder(tmp_path, small_sentiment_dir):
+    proc = run_cli("train", "sst2", "--model", tmp_path / "missing-model", "--data-dir", small_sentiment_dir,
+                   cwd=tmp_path)
+    assert proc.returncode != 0
+    assert not (tmp_path / "runs").exists()

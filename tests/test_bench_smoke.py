@@ -23,7 +23,49 @@ RATIO = re.compile(r"^\d+(\.\d+)?x$")
 
 
 def run_script(*argv: str, env: dict[str, str] | None = None, timeout: int = 240) -> str:
-    """Run a bench script (or gpu.sh) as a user would; return its stdout."""
+    """Run a bench script's `main(argv)` in this process, as `python bench/x.py ARGV` would
+    (bench/ first on sys.path, the repository as the working directory); return its stdout.
+    A fresh interpreter would spend seconds importing torch again for each script. gpu.sh,
+    and any run with `env` (read at import by bench/common.py), run as a subprocess."""
+    if argv[0].endswith(".sh") or env:
+        return run_script_process(*argv, env=env, timeout=timeout)
+    import contextlib
+    import importlib
+    import io
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    script = ROOT / argv[0]
+    threads, cwd, path = torch.get_num_threads(), os.getcwd(), list(sys.path)
+    # the scripts quieten transformers (set_verbosity_error), which would also turn off the
+    # Trainer's progress bar (disable_tqdm defaults to "transformers logs above WARNING")
+    verbosity = hf_logging.get_verbosity()
+    before = set(sys.modules)
+    out = io.StringIO()
+    try:
+        sys.path.insert(0, str(script.parent))
+        os.chdir(ROOT)
+        module = importlib.import_module(script.stem)
+        with contextlib.redirect_stdout(out):
+            try:
+                module.main(list(argv[1:]))
+            except SystemExit as exc:  # common.skip exits 0
+                assert not exc.code, f"{argv[0]} exited {exc.code}:\n{out.getvalue()[-3000:]}"
+    finally:
+        torch.set_num_threads(threads)
+        hf_logging.set_verbosity(verbosity)
+        os.chdir(cwd)
+        sys.path[:] = path
+        for name in set(sys.modules) - before:  # bench's `common`, `flops` and the script
+            if getattr(sys.modules[name], "__file__", "") and \
+                    Path(sys.modules[name].__file__).parent == script.parent:
+                del sys.modules[name]
+    return out.getvalue()
+
+
+def run_script_process(*argv: str, env: dict[str, str] | None = None, timeout: int = 240) -> str:
+    """Run a bench script (or gpu.sh) as a user would, in a new process; return its stdout."""
     cmd = ["bash", *argv] if argv[0].endswith(".sh") else [sys.executable, *argv]
     # one thread, like the in-process tests: tiny models gain nothing from more, and two
     # OpenMP threads on a busy 2-core machine make every step several times slower

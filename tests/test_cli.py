@@ -1,5 +1,8 @@
-"""The command line, run the way a user runs it: in a subprocess, reading stdout, stderr and
-the exit code. One tiny model is trained once for the module; predict and evaluate use it."""
+"""The command line, run the way a user runs it, reading stdout, stderr and the exit code:
+in this process through `modernbert_tasks.testing.run_cli` (what `python -m modernbert_tasks`
+runs, without a fresh interpreter's seconds of imports), and in a subprocess where the process
+matters (the console script, the light import, plugins found through PYTHONPATH, --debug).
+One tiny model is trained once for the module; predict and evaluate use it."""
 
 from __future__ import annotations
 
@@ -14,21 +17,28 @@ from types import SimpleNamespace
 
 import pytest
 
-from modernbert_tasks.testing import make_sentiment_rows, write_tsv
+from modernbert_tasks import DataError, fine_tune, load_finetuned, testing
+from modernbert_tasks.testing import FAST, CliResult, make_sentiment_rows, write_tsv
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 # offline: a model path that does not exist must fail at once, not retry the hub
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-       "MODERNBERT_TASKS_STRICT_PLUGINS": ""}
+IN_PROCESS_ENV = {"HF_HUB_OFFLINE": "1", "MODERNBERT_TASKS_STRICT_PLUGINS": ""}
+ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **IN_PROCESS_ENV}
 
 
-def run_cli(*args: object, env: dict[str, str] | None = None,
-            stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(*args: object, stdin: str | None = None) -> CliResult:
+    """`modernbert-tasks ARGS` in this process."""
+    return testing.run_cli(*args, env=IN_PROCESS_ENV, stdin=stdin)
+
+
+def run_cli_process(*args: object, env: dict[str, str] | None = None,
+                    timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m modernbert_tasks ARGS` in a fresh interpreter."""
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True,
-                          env=env or ENV, input=stdin, timeout=timeout)
+                          env=env or ENV, timeout=timeout)
 
 
-def assert_usage_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+def assert_usage_error(proc: CliResult, *fragments: str) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr
     for fragment in fragments:
@@ -151,13 +161,13 @@ def test_a_broken_plugin_is_listed_with_its_error(tmp_path):
     (tmp_path / "broken_plugin_mod.py").write_text("raise ImportError('needs libfoo 2.0')\n")
     env = {**ENV, "PYTHONPATH": str(tmp_path)}
 
-    proc = run_cli("plugins", env=env)
+    proc = run_cli_process("plugins", env=env)
     assert proc.returncode == 0, proc.stderr
     line = next(line for line in proc.stdout.splitlines() if line.startswith("broken "))
     assert "FAILED: ImportError: needs libfoo 2.0" in line
     assert re.search(r"^builtin .* ok$", proc.stdout, re.M)
 
-    proc = run_cli("tasks", env=env)  # the other tasks still work; a one-line warning
+    proc = run_cli_process("tasks", env=env)  # the other tasks still work; a one-line warning
     assert proc.returncode == 0 and "sst2" in proc.stdout
     assert "warning: modernbert-tasks plugin 'broken'" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -241,7 +251,7 @@ def test_predict_on_a_missing_model_is_a_run_failure(tmp_path):
                       "'runs/sst2/model'."]
     assert "Traceback" not in proc.stderr
 
-    proc = run_cli("predict", missing, "some text", "--debug")
+    proc = run_cli_process("predict", missing, "some text", "--debug")  # a fresh process too
     assert proc.returncode == 1
     assert "Traceback (most recent call last)" in proc.stderr
     assert "ModelLoadError" in proc.stderr
@@ -310,3 +320,57 @@ def test_flags_that_take_a_number_or_a_word_and_a_mapping_or_a_word():
     assert (args.max_length, args.class_weights, args.decision_threshold) == ("auto", {"a": 2.0},
                                                                               0.3)
     assert args.text_columns == ["body"]
+
+
+# --- predict: outputs that line up with inputs, run folders, the interface's own terms --------
+def test_predict_output_that_is_a_folder(trained, tmp_path):
+    proc = run_cli("predict", trained.model, "a text", "--output", tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "is a folder" in proc.stderr and "--output" in proc.stderr
+    assert "IsADirectoryError" not in proc.stderr
+
+
+def test_predict_file_keeps_one_record_per_input_line(trained, tmp_path):
+    texts = tmp_path / "in.txt"
+    texts.write_text("a great film\n\nan awful film\n   \nfine\n")
+    proc = run_cli("predict", trained.model, "--file", texts)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3, 4, 5]
+    assert [r.get("skipped") for r in records] == [None, "blank line", None, "blank line", None]
+    assert records[2]["text"] == "an awful film" and "label" in records[2]
+
+
+def test_piped_input_without_file_dash_says_how(trained):
+    proc = run_cli("predict", trained.model, stdin="a text\n")
+    assert proc.returncode == 2
+    assert "--file -" in proc.stderr
+
+
+def test_a_run_folder_is_accepted_where_a_model_folder_is_expected(trained, caplog):
+    model = load_finetuned(trained.output_dir)
+    assert model.predict(["a great film"])[0]["label"] in ("negative", "positive")
+    proc = run_cli("predict", trained.output_dir, "a great film")
+    assert proc.returncode == 0, proc.stderr
+    assert "is a run folder; using its model" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def pair_model(tmp_path_factory, tiny_model_dir) -> Path:
+    root = tmp_path_factory.mktemp("pairs")
+    rows = [(t, t.upper() if i % 2 else "something else", i % 2)
+            for i, (t, _) in enumerate(make_sentiment_rows(32, seed=4))]
+    write_tsv(root / "train.tsv", rows, header=("first", "second", "label"))
+    fine_tune(train_file=root / "train.tsv", text_columns=["first", "second"],
+              label_column="label", model_name=tiny_model_dir, output_dir=root / "run",
+              max_steps=1, validation_fraction=0, **FAST)
+    return root / "run" / "model"
+
+
+def test_single_texts_for_a_pair_model(pair_model):
+    with pytest.raises(DataError) as err:
+        load_finetuned(pair_model).predict(["just one text"])
+    assert "list of (text_a, text_b) tuples" in str(err.value)
+    proc = run_cli("predict", pair_model, "just one text")
+    assert proc.returncode == 1
+    assert '--pair "first text" "second text"' in proc.stderr and "tuples" not in proc.stderr

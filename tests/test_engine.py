@@ -7,15 +7,14 @@ import csv
 import json
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 from transformers import TrainerCallback
 
-from modernbert_tasks import ConfigError, ModelLoadError, Task, fine_tune
-from modernbert_tasks.testing import NEGATIVE, NEUTRAL, POSITIVE, write_tsv
+from modernbert_tasks import ConfigError, ModelLoadError, Task, fine_tune, load_finetuned
+from modernbert_tasks.testing import FAST, NEGATIVE, NEUTRAL, POSITIVE, write_tsv
 from modernbert_tasks.training.engine import FineTuneResult
-
-FAST = {"learning_rate": 1e-3, "num_train_epochs": 2, "disable_tqdm": True}
 
 
 def _read_tsv(path):
@@ -25,14 +24,10 @@ def _read_tsv(path):
 
 # --- the recipe, end to end -----------------------------------------------------------------
 @pytest.fixture(scope="module")
-def trained(tiny_model_dir, sentiment_dir, tmp_path_factory) -> FineTuneResult:
-    import torch
-
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("sst2-run")
-    # 40 steps; an evaluation and a checkpoint every 4 (the default would be once, at the end)
-    return fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=out,
-                     data_dir=str(sentiment_dir), eval_steps=4, **FAST)
+def trained(trained_sentiment) -> FineTuneResult:
+    """conftest's session run: 40 steps; an evaluation and a checkpoint every 4 (the default
+    would be once, at the end)."""
+    return trained_sentiment
 
 
 def test_the_model_learns(trained):
@@ -137,7 +132,7 @@ def _losses(result: FineTuneResult) -> dict[int, float]:
 
 def test_resume_continues_where_training_stopped(tiny_model_dir, sentiment_dir, tmp_path):
     # 320 rows / 16 = 20 steps an epoch, 40 in all; checkpoints every 10; stop mid-epoch 2
-    args = dict(model_name=str(tiny_model_dir), data_dir=str(sentiment_dir), report_to="none",
+    args = dict(model_name=str(tiny_model_dir), data_dir=str(sentiment_dir),
                 eval_steps=10, logging_steps=5, **FAST)
     whole = fine_tune("sst2", output_dir=tmp_path / "whole", **args)
 
@@ -278,3 +273,35 @@ def test_the_new_model_replaces_the_old_one_only_when_complete(tmp_path):
     swap_into_place(staged, target)
     assert (target / "model.safetensors").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # nothing left beside it
+
+
+# --- one figure per model, one TensorBoard record per evaluation --------------------------------
+@pytest.fixture(scope="module")
+def bf16_run(tmp_path_factory, tiny_model_dir, small_sentiment_dir) -> tuple[Path, dict]:
+    """Trained under bf16 autocast (emulated on CPUs without bf16: slow, but the model is tiny),
+    with an evaluation at the last step, so the final evaluation repeats that step."""
+    out = tmp_path_factory.mktemp("round2-bf16") / "run"
+    result = fine_tune("sst2", model_name=tiny_model_dir, output_dir=out, data_dir=small_sentiment_dir,
+                       max_steps=6, eval_steps=3, precision="bf16", learning_rate=1e-3,
+                       disable_tqdm=True, warmup_steps=0, report_to="tensorboard")
+    return out, result.metrics
+
+
+def test_the_training_summary_is_the_figure_evaluate_reproduces(bf16_run, small_sentiment_dir):
+    out, metrics = bf16_run
+    manifest = json.loads((out / "model" / "modernbert_tasks.json").read_text())
+    assert manifest["training"]["precision"] == "bf16"  # trained under bf16 autocast
+    scored = load_finetuned(out / "model").evaluate(data_dir=small_sentiment_dir)  # fp32, as predict
+    assert scored["accuracy"] == metrics["accuracy"]
+    assert scored["loss"] == pytest.approx(metrics["loss"], rel=1e-5)
+
+
+def test_tensorboard_records_each_evaluation_once_in_one_event_file(bf16_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, _ = bf16_run
+    files = list((out / "logs").rglob("events.out.tfevents.*"))
+    assert len(files) == 1, files
+    events = EventAccumulator(str(files[0])).Reload()
+    steps = [e.step for e in events.Scalars("eval/accuracy")]
+    assert steps == [3, 6]  # the two periodic evaluations; the final one is not repeated

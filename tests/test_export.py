@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the [onnx] extra)")
 pytest.importorskip("onnx", reason="onnx is not installed (the [onnx] extra)")
 
-from modernbert_tasks import ConfigError, ModelLoadError, Task, fine_tune, load_finetuned  # noqa: E402
+from modernbert_tasks import ConfigError, ModelLoadError, Task, load_finetuned  # noqa: E402
 from modernbert_tasks.exporters.onnx import (  # noqa: E402
     FALLBACK_TEXTS,
     ParityError,
@@ -27,14 +27,12 @@ TEXTS = ["the film was wonderful and charming", "a dull , boring mess", "i found
 
 
 @pytest.fixture(scope="module")
-def trained_tiny(tiny_model_dir, sentiment_dir, tmp_path_factory) -> Path:
-    """The tiny ModernBERT fine-tuned on the synthetic sentiment data (it learns it)."""
-    out = tmp_path_factory.mktemp("export-run")
-    result = fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=out,
-                       data_dir=str(sentiment_dir), learning_rate=1e-3, num_train_epochs=2,
-                       disable_tqdm=True)
-    assert result.metrics["accuracy"] >= 0.85
-    return result.model_path
+def trained_tiny(trained_sentiment, tmp_path_factory) -> Path:
+    """The tiny ModernBERT fine-tuned on the synthetic sentiment data (it learns it): a copy
+    of the session's model folder, since exporting writes onnx/ into it."""
+    assert trained_sentiment.metrics["accuracy"] >= 0.85
+    return Path(shutil.copytree(trained_sentiment.model_path,
+                                tmp_path_factory.mktemp("export-run") / "model"))
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
@@ -536,12 +537,11 @@ def test_no_checkpoint_of_non_finite_weights_and_the_earlier_model_survives(
 
 
 def test_cli_learning_rate_above_one_is_refused_before_anything(tiny_model_dir, data_dir,
-                                                                tmp_path, capsys, caplog):
-    from modernbert_tasks.cli import main
+                                                                tmp_path, caplog):
+    from modernbert_tasks.testing import run_cli
 
     out = tmp_path / "run"
-    code = main(["train", "sst2", "--model", str(tiny_model_dir), "--data-dir", str(data_dir),
-                 "--output-dir", str(out), "--learning-rate", "1e9"])
-    err = capsys.readouterr().err
+    code, _, err = astuple(run_cli("train", "sst2", "--model", tiny_model_dir, "--data-dir",
+                                   data_dir, "--output-dir", out, "--learning-rate", "1e9"))
     assert code == 2 and "--learning-rate 1000000000.0 is out of range" in err
     assert "Fine-tuning uses 1e-5 to 1e-4" in err and not out.exists()

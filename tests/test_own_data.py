@@ -6,20 +6,17 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from modernbert_tasks import DataError, Task, fine_tune, load_finetuned
 from modernbert_tasks.data import encode_labels, infer_labels
+from modernbert_tasks.testing import FAST, run_cli
 
-FAST = {"learning_rate": 1e-3, "num_train_epochs": 3, "disable_tqdm": True, "report_to": "none",
-        "warmup_steps": 0}
+FAST = {**FAST, "num_train_epochs": 3, "warmup_steps": 0}
 TEAMS = {"billing": ["invoice", "refund", "charge", "payment", "receipt", "price"],
          "tech": ["crash", "error", "login", "bug", "password", "install"],
          "sales": ["demo", "quote", "upgrade", "discount", "license", "trial"]}
@@ -272,12 +269,6 @@ def test_hub_dataset_offline_fails_fast_with_the_local_form(tmp_path, monkeypatc
 
 
 # --- the command line -------------------------------------------------------------------------
-def run_cli(*argv, cwd=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run([sys.executable, "-m", "modernbert_tasks", *map(str, argv)],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
-
-
 def test_cli_trains_evaluates_and_predicts_on_a_spreadsheet_csv(tmp_path, tiny_model_dir):
     """A ';'-separated, BOM, CRLF export: train -> predict returns the original strings."""
     train = write_csv(tmp_path / "tickets.csv", ticket_rows(300, 12), header=("text", "team"),

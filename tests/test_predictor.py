@@ -313,13 +313,8 @@ def test_evaluate_is_fp32_on_every_cpu_unless_asked(sentiment_model, cpu_kind):
 
 
 @pytest.fixture(scope="module")
-def fine_tuned_model(tiny_model_dir, sentiment_dir, tmp_path_factory):
-    from modernbert_tasks import fine_tune
-
-    out = tmp_path_factory.mktemp("mixed") / "run"
-    return fine_tune("sst2", model_name=tiny_model_dir, output_dir=out, data_dir=sentiment_dir,
-                     learning_rate=1e-3, num_train_epochs=2, report_to="none",
-                     disable_tqdm=True).model_path
+def fine_tuned_model(trained_sentiment):
+    return trained_sentiment.model_path  # conftest's session run (read here, not changed)
 
 
 @pytest.mark.parametrize("which", ["untrained head", "fine-tuned"])

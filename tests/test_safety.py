@@ -20,13 +20,12 @@ import torch
 
 from modernbert_tasks import ModelLoadError, fine_tune, load_finetuned
 from modernbert_tasks.artifacts.manifest import MANIFEST_NAME, ManifestError
-from modernbert_tasks.testing import make_sentiment_rows, write_tsv
+from modernbert_tasks.testing import FAST, make_sentiment_rows, run_cli, write_tsv
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
        "HF_HUB_OFFLINE": "1"}
-FAST = {"report_to": "none", "max_length": 24, "disable_tqdm": True, "learning_rate": 1e-3,
-        "per_device_train_batch_size": 16}
+FAST = {**FAST, "max_length": 24, "per_device_train_batch_size": 16}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
@@ -218,8 +217,7 @@ def test_a_manifest_with_wrong_fields_names_them_through_api_and_cli(run, tmp_pa
                    "'task.definition.labels' is {\"0\": \"negative\"}; expected a list of strings",
                    "'base_model' missing", "re-save the model"):
         assert needle in str(err.value)
-    proc = subprocess.run([*CLI, "predict", str(folder), "a fine film"], capture_output=True,
-                          text=True, env=ENV, timeout=300)
+    proc = run_cli("predict", folder, "a fine film")
     assert proc.returncode == 1
     assert "'max_length' is \"128\"; expected an integer" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -266,6 +264,56 @@ def test_offline_mode_makes_no_network_call(tiny_model_dir, data_dir, tmp_path):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(result["labels"]) == 2  # it really trained, saved, loaded and predicted
     assert result["attempts"] == []
+
+
+# --- offline: fails fast and names the model and the data together ------------------------------
+def _offline_env(tmp_path: Path) -> dict[str, str]:
+    """A hub endpoint that refuses connections (port 9, discard) and an empty cache, so the
+    test behaves the same with or without network; HF_HUB_OFFLINE is deliberately unset."""
+    env = {k: v for k, v in ENV.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
+                                                     "TRANSFORMERS_OFFLINE")}
+    return {**env, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
+
+
+def test_offline_train_names_model_and_data_in_one_error_cli(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "modernbert_tasks", "train", "sst2"],
+                          capture_output=True, text=True, env=_offline_env(tmp_path), cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    err = proc.stderr
+    assert "cannot be used (http://127.0.0.1:9 is unreachable" in err
+    assert "model 'lightonai/modernbert-embed-large': pass a local model folder: --model PATH" in err
+    assert "dataset 'nyu-mll/glue' (config 'sst2'): use local files: --data-dir PATH" in err
+    assert "model_name=" not in err and "data_dir=" not in err  # flags, not Python arguments
+    assert not (tmp_path / "runs").exists()
+
+
+def test_offline_fine_tune_speaks_python(tmp_path):
+    code = ("import modernbert_tasks as m\ntry:\n    m.fine_tune('sst2')\n"
+            "except m.ModelLoadError as e:\n    print(type(e).__name__, e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=_offline_env(tmp_path), cwd=tmp_path, timeout=120)
+    assert proc.stdout.startswith("HubUnreachableError"), proc.stdout + proc.stderr
+    assert "model_name='path/to/modernbert'" in proc.stdout
+    assert "data_dir='path/to/folder'" in proc.stdout and "--data-dir" not in proc.stdout
+
+
+def test_offline_with_the_model_in_the_cache_trains_from_it(tmp_path, tiny_model_dir, small_sentiment_dir):
+    """A hub id whose files are in the cache is used offline, without waiting on the network."""
+    snapshot = tmp_path / "hf" / "hub" / "models--someone--tiny" / "snapshots" / ("0" * 40)
+    snapshot.parent.mkdir(parents=True)
+    shutil.copytree(tiny_model_dir, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modernbert_tasks", "train", "sst2", "--model", "someone/tiny",
+         "--data-dir", str(small_sentiment_dir), "--output-dir", str(tmp_path / "run"), "--max-steps", "2",
+         "--report-to", "none"], capture_output=True, text=True, env=_offline_env(tmp_path),
+        cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "using the cached model 'someone/tiny'" in proc.stderr
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
 
 
 # --- plugins: a broken one is reported and skipped ------------------------------------------------

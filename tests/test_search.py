@@ -61,16 +61,13 @@ def test_bad_spaces_are_refused_before_training(tiny_model_dir, sentiment_dir, t
 
 def test_search_command_prints_the_trials_and_the_config_line(tiny_model_dir, sentiment_dir,
                                                               tmp_path):
-    import subprocess
-    import sys
+    from modernbert_tasks.testing import run_cli
 
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"learning_rate": [5e-4, 2e-3, "log"]}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "modernbert_tasks", "search", "sst2", "--model", tiny_model_dir,
-         "--data-dir", sentiment_dir, "--output-dir", tmp_path / "run", "--n-trials", "2",
-         "--space", space, "--num-train-epochs", "1", "--report-to", "none"],
-        capture_output=True, text=True, timeout=600)
+    proc = run_cli("search", "sst2", "--model", tiny_model_dir, "--data-dir", sentiment_dir,
+                   "--output-dir", tmp_path / "run", "--n-trials", "2", "--space", space,
+                   "--num-train-epochs", "1", "--report-to", "none")
     assert proc.returncode == 0, proc.stderr[-3000:]
     best = tmp_path / "run" / "best_params.json"
     assert f"--config {best}" in proc.stdout and "Best: accuracy" in proc.stdout

@@ -8,22 +8,35 @@ modernbert-tasks installed these fixtures are available without a conftest:
 - ``sentiment_dir``: ``train.tsv`` (320 rows), ``validation.tsv`` and ``test.tsv`` (80 each)
   of synthetic sentiment whose label follows from its adjectives (``sentence<TAB>label``).
 
-And helpers to build your own: `build_tiny_modernbert`, `make_sentiment_rows`, `write_tsv`.
+And helpers to build your own: `build_tiny_modernbert`, `make_sentiment_rows`, `write_tsv`,
+and `run_cli`, which runs the command line in this process (no fresh interpreter, so no
+seconds of torch imports per call) and returns its exit code, stdout and stderr.
 Importing this module loads neither torch nor transformers; the fixtures do, when used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import logging
 import os
 import random
-from collections.abc import Iterable, Sequence
+import signal
+import sys
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 __all__ = ["build_tiny_modernbert", "make_sentiment_rows", "write_tsv", "POSITIVE", "NEGATIVE",
-           "NEUTRAL", "tiny_model_dir", "sentiment_dir"]
+           "NEUTRAL", "tiny_model_dir", "sentiment_dir", "run_cli", "CliResult", "FAST"]
+
+# Training arguments that make a tiny model learn `sentiment_dir` in seconds: one definition for
+# every test; a test that needs other values overrides them explicitly ({**FAST, ...}).
+FAST = {"learning_rate": 1e-3, "num_train_epochs": 2, "disable_tqdm": True, "report_to": "none"}
 
 POSITIVE = ["great", "wonderful", "brilliant", "delightful", "superb", "moving", "charming",
             "excellent", "beautiful", "funny", "touching", "masterful"]
@@ -105,6 +118,128 @@ def build_tiny_modernbert(path: str | os.PathLike, num_labels: int = 2, *,
     ModernBertForSequenceClassification(config).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+@dataclass
+class CliResult:
+    """What a command-line run left: like `subprocess.CompletedProcess`, in this process."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _fresh_process_warning_filters() -> None:
+    """Python's default filters, as a new interpreter has them (not pytest's)."""
+    warnings.resetwarnings()
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                     ResourceWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
+def _progress_bars(restore: dict[str, bool] | None = None) -> dict[str, bool]:
+    """transformers' and datasets' global progress-bar switches (the predict command turns
+    them off); with `restore`, set them back (a library first imported during the run had them
+    on)."""
+    state = {}
+    if "transformers" in sys.modules:  # and its verbosity, which sets the Trainer's disable_tqdm
+        from transformers.utils import logging as hf_logging
+
+        state["transformers"] = hf_logging.is_progress_bar_enabled()
+        state["transformers verbosity"] = hf_logging.get_verbosity()
+        if restore is not None and restore.get("transformers", True):
+            hf_logging.enable_progress_bar()
+        if restore is not None and "transformers verbosity" in restore:
+            hf_logging.set_verbosity(restore["transformers verbosity"])
+    if "datasets" in sys.modules:
+        from datasets import utils as ds_utils
+
+        state["datasets"] = not ds_utils.are_progress_bars_disabled()
+        if restore is not None and restore.get("datasets", True):
+            ds_utils.enable_progress_bars()
+    return state
+
+
+@contextlib.contextmanager
+def _process_state_restored(env: Mapping[str, str | None] | None, cwd) -> Iterator[None]:
+    """Undo what a CLI run changes in the process: the library logger's handler (the train
+    command adds one bound to the stderr of the moment), `warnings.showwarning` and filters,
+    progress-bar switches, signal handlers, the environment and the working directory."""
+    logger, root = logging.getLogger("modernbert_tasks"), logging.getLogger()
+    saved_logger = (list(logger.handlers), logger.level, logger.propagate)
+    # as in a new interpreter, the root logger has no handlers (pytest's log capture hangs
+    # there), so a warning of a logger without handlers reaches stderr through lastResort
+    saved_root = (list(root.handlers), root.level)
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress = _progress_bars()
+    hub_offline = None
+    if env and "HF_HUB_OFFLINE" in env and "huggingface_hub" in sys.modules:
+        import huggingface_hub.constants as hub_constants  # read from the environment at import
+        hub_offline = hub_constants.HF_HUB_OFFLINE
+        hub_constants.HF_HUB_OFFLINE = env["HF_HUB_OFFLINE"] == "1"
+    try:
+        for name, value in (env or {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if cwd is not None:
+            os.chdir(cwd)
+        root.handlers[:] = []
+        root.setLevel(logging.WARNING)
+        with warnings.catch_warnings():  # restores showwarning and the filters
+            _fresh_process_warning_filters()
+            yield
+    finally:
+        root.handlers[:] = saved_root[0]
+        root.setLevel(saved_root[1])
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        logger.handlers[:] = saved_logger[0]
+        logger.setLevel(saved_logger[1])
+        logger.propagate = saved_logger[2]
+        for sig, handler in saved_signals.items():
+            signal.signal(sig, handler)
+        _progress_bars(restore=progress)
+        if hub_offline is not None:
+            import huggingface_hub.constants as hub_constants
+            hub_constants.HF_HUB_OFFLINE = hub_offline
+
+
+def run_cli(*args: object, env: Mapping[str, str | None] | None = None, stdin: str | None = None,
+            cwd: str | os.PathLike | None = None) -> CliResult:
+    """Run ``modernbert-tasks ARGS`` through `modernbert_tasks.cli.main` in this process, as a
+    user's shell would run it: stdin from `stdin` (empty when None), stdout and stderr captured,
+    argparse's exits (usage errors, ``--help``) turned into exit codes. `env` sets (or, with
+    None, unsets) environment variables for the run; `cwd` is the working directory.
+    What the run changes in the process is restored afterwards, so runs do not leak into each
+    other. Things read once per process (plugin discovery through PYTHONPATH, hub settings
+    other than HF_HUB_OFFLINE) need a real subprocess."""
+    from modernbert_tasks.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_streams = (sys.stdin, sys.stdout, sys.stderr)
+    # the libraries' own handlers (transformers' warnings) write to this run's stderr
+    library_handlers = [h for name in ("transformers", "datasets", "huggingface_hub")
+                        for h in logging.getLogger(name).handlers
+                        if type(h) is logging.StreamHandler]
+    handler_streams = [h.stream for h in library_handlers]
+    with _process_state_restored(env, cwd):
+        sys.stdin, sys.stdout, sys.stderr = io.StringIO(stdin or ""), out, err
+        for handler in library_handlers:
+            handler.setStream(err)
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse: usage errors (2), --help and --version (0)
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.stdin, sys.stdout, sys.stderr = saved_streams
+            for handler, stream in zip(library_handlers, handler_streams, strict=False):
+                handler.setStream(stream)
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 # --- pytest fixtures (registered through the pytest11 entry point) --------------------------

@@ -10,9 +10,7 @@ import statistics
 import pytest
 
 from modernbert_tasks import ConfigError, fine_tune
-from modernbert_tasks.testing import make_sentiment_rows, write_tsv
-
-FAST = {"learning_rate": 1e-3, "num_train_epochs": 2, "disable_tqdm": True, "report_to": "none"}
+from modernbert_tasks.testing import FAST, make_sentiment_rows, write_tsv
 
 
 def _sha(path) -> str:
