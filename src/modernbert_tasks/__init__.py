@@ -32,6 +32,7 @@ from .plugins import get_task, list_plugins, list_tasks, register_plugin
 from .task import Task
 
 if TYPE_CHECKING:
+    from .auditing import AuditResult, audit
     from .inference.predictor import FineTunedModel, load_finetuned
     from .training.engine import FineTuneResult, fine_tune
     from .training.search import SearchResult, search
@@ -53,6 +54,8 @@ __all__ = [
     "SearchResult",
     "load_finetuned",
     "FineTunedModel",
+    "audit",
+    "AuditResult",
     # errors
     "ModernBertTasksError",
     "ConfigError",
@@ -75,6 +78,8 @@ _LAZY = {
     "SearchResult": "training.search",
     "load_finetuned": "inference.predictor",
     "FineTunedModel": "inference.predictor",
+    "audit": "auditing",
+    "AuditResult": "auditing",
 }
 
 

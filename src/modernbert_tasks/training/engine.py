@@ -37,6 +37,7 @@ from ..options import (
 from ..task import Task
 from . import speed
 from .batching import make_collator, subsample, tokenize_splits
+from .exclusion import exclude_flagged_rows, excluded_summary
 from .task_source import data_files_of, resolve_task
 
 if TYPE_CHECKING:
@@ -401,6 +402,7 @@ def _load_splits(task: Task, opts: TrainOptions) -> tuple[datasets.DatasetDict, 
                         f"{sorted(splits)}). Add a train file (e.g. train.csv) to data_dir, or "
                         "pass train_file=... (CLI: --train-file).")
     splits, held_out = dict(splits), None
+    splits["train"] = exclude_flagged_rows(splits["train"], task, opts)  # exclude_rows=...
     if "eval" not in splits and opts.validation_fraction > 0:
         splits["train"], splits["eval"], held_out = _hold_out(splits["train"], task, opts)
     limits = {"train": opts.max_train_samples, "eval": opts.max_eval_samples}
@@ -656,6 +658,7 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
                      is not Task.format_text else "text_prefix",
                      "num_examples": run.num_examples,
                      "held_out_eval": run.held_out,
+                     "excluded_rows": excluded_summary(run.options),
                      "class_weight_values": _class_weight_values(run),
                      "global_step": run.trainer.state.global_step})
     return build_manifest(run.task, plugin=run.plugin[0], plugin_version=run.plugin[1],
