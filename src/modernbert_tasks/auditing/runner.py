@@ -162,7 +162,7 @@ def audit(
     given = list(train["label"])
     assignment = _assign_folds(given, task, folds, opts.seed, multi_label)
     plan = {"task": task.name, "rows": len(train), "folds": folds, "seed": opts.seed,
-            "model": os.fspath(model_name), "data": _fingerprint(texts, given),
+            "model": _model_id(model_name), "data": _fingerprint(texts, given),
             "options": _plain(args)}
 
     from ..training.locking import run_lock
@@ -250,10 +250,20 @@ def _fingerprint(texts: list[str], given: list[Any]) -> str:
     return digest.hexdigest()[:16]
 
 
-# options that change how a run reports, not what its model learns: free to differ on resume
-_NOT_LEARNING = ("report_to", "disable_tqdm", "logging_dir", "logging_steps", "logging_strategy",
+# options that change how a run reports, not what its model learns, and where the training
+# data lies (its content is compared through the plan's "data" fingerprint; the seed through
+# the plan's "seed"): free to differ
+# when resuming
+_NOT_LEARNING = ("seed", "train_file", "data_dir", "data_files", "report_to", "disable_tqdm",
+                 "logging_dir", "logging_steps", "logging_strategy",
                  "logging_first_step", "callbacks", "cache_dir", "save_total_limit",
                  "dataloader_num_workers", "use_cpu")
+
+
+def _model_id(model_name: Any) -> str:
+    """A local model folder by its real path (so ./model and /abs/model are the same)."""
+    path = Path(model_name).expanduser()
+    return str(path.resolve()) if path.exists() else os.fspath(model_name)
 
 
 def _plain(args: dict[str, Any]) -> dict[str, Any]:
@@ -288,7 +298,7 @@ def _check_folder(out: Path, plan: dict[str, Any], resume: bool, overwrite: bool
         else:
             earlier = _read_json(earlier_plan)
             differs = [k for k in plan if k != "options" and earlier.get(k) != plan[k]]
-            before, now = earlier.get("options") or {}, plan["options"]
+            before, now = _plain(earlier.get("options") or {}), plan["options"]
             differs += [f"{k} ({before.get(k)!r} then, {now.get(k)!r} now)"
                         for k in sorted(before.keys() | now.keys()) if before.get(k) != now.get(k)]
             done = {k for k in range(plan["folds"])
@@ -401,7 +411,7 @@ def _write_cleaned(task: Task, opts: Any, out: Path, flagged: list[int]) -> Path
     if ext in (".csv", ".tsv"):
         tab = ext == ".tsv"
         with open(target, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, delimiter="\t" if tab else ",",
+            writer = csv.writer(fh, delimiter="\t" if tab else ",", lineterminator="\n",
                                 quoting=csv.QUOTE_NONE if tab else csv.QUOTE_MINIMAL,
                                 **({"quotechar": None} if tab else {}))
             writer.writerow(kept.column_names)
