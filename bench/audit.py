@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import common
+import numpy as np
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
