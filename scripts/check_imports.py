@@ -1,5 +1,5 @@
 """The package's imports, checked: no import circles, imports only downwards through the
-layers (core < artifacts/ < inference/ | training/ < exporters/ < cli/; see
+layers (core < artifacts/ < inference/ | training/ < exporters/ | auditing/ < cli/ < testing.py; see
 docs/architecture.md), no private names across modules, and the declared dependencies match
 the imports (each declared one imported, each import declared).
 
@@ -79,13 +79,14 @@ def scan(modules: set[str]) -> tuple[dict[str, set[str]], list[str]]:
 
 # The dependency rule: a module imports only from its own layer or the ones below, and the two
 # layer-2 packages never import each other. The package's __init__/__main__ sit above all.
-LAYERS = {"artifacts": 1, "inference": 2, "training": 2, "exporters": 3, "cli": 4}
+LAYERS = {"artifacts": 1, "inference": 2, "training": 2, "exporters": 3, "auditing": 3, "cli": 4,
+          "testing": 5}
 
 
 def layer(module: str) -> tuple[int, str]:
     """(rank, package): the light core (top-level modules and tasks/) is 0."""
     parts = module.split(".")
-    package = parts[1] if len(parts) > 1 and parts[1] in LAYERS else ""
+    package = parts[1] if len(parts) > 1 and parts[1] in LAYERS else ""  # testing.py: test fixtures, atop
     return LAYERS.get(package, 0), package
 
 
@@ -151,8 +152,9 @@ def _requirement_name(spec: str) -> str:
 def dependency_problems() -> list[str]:
     """Declared distributions never imported, and imported top-level modules never declared
     (in the core dependencies or an extra)."""
-    import tomllib
     from importlib import metadata
+
+    import tomllib
 
     pyproject = tomllib.loads((ROOT.parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
     project = pyproject["project"]

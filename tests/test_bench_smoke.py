@@ -216,3 +216,17 @@ def test_scripts_skip_without_shared(script, tmp_path):
     out = run_script(f"bench/{script}", env={"MODERNBERT_TASKS_SHARED": str(tmp_path)},
                      timeout=60)
     assert out.startswith("SKIP:") and str(tmp_path) in out
+
+
+def test_audit_tables(tiny_model_dir, sst2_dir):
+    """bench/audit.py end to end on a few real SST-2 rows with the tiny model."""
+    out = run_script("bench/audit.py", "--model", str(tiny_model_dir), "--rows", "120",
+                     "--noise", "0.1", "--folds", "2",
+                     "--args", "learning_rate=1e-3,per_device_eval_batch_size=128")
+    selection, runs = tables(out)
+    assert [r["selection"] for r in selection][-1] == "top 10% by p(given)"
+    for row in selection:
+        assert 0 <= number(row["precision"]) <= 1 and 0 <= number(row["recall"]) <= 1
+    assert [r["training data"] for r in runs][0] == "flipped labels"
+    assert number(runs[1]["train rows"]) < 120 <= number(runs[2]["train rows"])
+    assert "cpu capability:" in out

@@ -14,13 +14,13 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the [on
 pytest.importorskip("onnx", reason="onnx is not installed (the [onnx] extra)")
 
 from modernbert_tasks import ConfigError, ModelLoadError, Task, load_finetuned  # noqa: E402
+from modernbert_tasks.artifacts.manifest import build_manifest, write_manifest  # noqa: E402
+from modernbert_tasks.cli.ship import export_command  # noqa: E402
 from modernbert_tasks.exporters.onnx import (  # noqa: E402
     FALLBACK_TEXTS,
     ParityError,
     export_onnx,
 )
-from modernbert_tasks.cli.ship import export_command  # noqa: E402
-from modernbert_tasks.artifacts.manifest import build_manifest, write_manifest  # noqa: E402
 
 TEXTS = ["the film was wonderful and charming", "a dull , boring mess", "i found the cast superb",
          "what a tedious experience", "ok", " ".join(["the plot was painful"] * 60)]

@@ -24,8 +24,8 @@ from transformers import Trainer, TrainerCallback
 
 from modernbert_tasks import fine_tune, load_finetuned
 from modernbert_tasks.testing import make_sentiment_rows, write_tsv
-from modernbert_tasks.training.interrupts import GracefulInterrupt, TrainingInterrupted, stop_on_sigint
 from modernbert_tasks.training.checkpoints import OutputWriteError
+from modernbert_tasks.training.interrupts import GracefulInterrupt, TrainingInterrupted, stop_on_sigint
 from modernbert_tasks.training.locking import HOLDER_NAME, LOCK_NAME, RunLock, RunLockedError
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]

@@ -32,6 +32,7 @@ from .plugins import get_task, list_plugins, list_tasks, register_plugin
 from .task import Task
 
 if TYPE_CHECKING:
+    from .auditing import AuditResult, audit
     from .exporters.onnx import export_onnx
     from .inference.loading import load_finetuned
     from .inference.predictor import FineTunedModel
@@ -56,6 +57,8 @@ __all__ = [
     "load_finetuned",
     "FineTunedModel",
     "export_onnx",
+    "audit",
+    "AuditResult",
     # errors
     "ModernBertTasksError",
     "ConfigError",
@@ -79,6 +82,8 @@ _LAZY = {
     "load_finetuned": "inference.loading",
     "export_onnx": "exporters.onnx",
     "FineTunedModel": "inference.predictor",
+    "audit": "auditing",
+    "AuditResult": "auditing",
 }
 
 

@@ -109,6 +109,13 @@ class TrainOptions:
         "Train on a random subset of this many examples (shuffled with `seed`). Default: all.")})
     max_eval_samples: int | None = field(default=None, metadata={"help": (
         "Evaluate on a random subset of this many examples (shuffled with `seed`). Default: all.")})
+    exclude_rows: str | os.PathLike | None = field(default=None, metadata={"help": (
+        "Train without the rows listed in this CSV (columns row and text), e.g. the "
+        "label_issues.csv of `modernbert-tasks audit`. Refused when its rows or texts do not "
+        "match the training data. See docs/your-own-data.md.")})
+    exclude_top: int | None = field(default=None, metadata={"help": (
+        "With exclude_rows: exclude only the file's first N rows (an audit lists the likeliest "
+        "errors first). Default: every listed row.")})
     # --- tokenization -------------------------------------------------------------------------
     max_length: int | Literal["auto"] | None = field(default=None, metadata={"help": (
         "Truncate texts to this many tokens. 'auto': the 99.9th percentile of the training "

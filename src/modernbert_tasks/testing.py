@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,7 +143,7 @@ def _progress_bars(restore: dict[str, bool] | None = None) -> dict[str, bool]:
     """transformers' and datasets' global progress-bar switches (the predict command turns
     them off); with `restore`, set them back (a library first imported during the run had them
     on)."""
-    state = {}
+    state: dict[str, Any] = {}
     if "transformers" in sys.modules:  # and its verbosity, which sets the Trainer's disable_tqdm
         from transformers.utils import logging as hf_logging
 

@@ -1,5 +1,5 @@
-"""The ``modernbert-tasks`` command line: train, evaluate, predict, export, push, options, tasks,
-plugins.
+"""The ``modernbert-tasks`` command line: train, search, audit, evaluate, predict, export, push,
+options, tasks, plugins.
 
     modernbert-tasks train sst2 --model ./modernbert-embed-large --data-dir ./glue/sst2
     modernbert-tasks predict runs/sst2/model "a gem of a film"
@@ -11,7 +11,7 @@ unknown task). An error prints as one ``error: ...`` line; ``--debug`` adds the 
 Importing this package is cheap: torch loads only inside train/evaluate/predict, and the
 ``train`` flags (built by ``transformers.HfArgumentParser``) only when the command is train.
 
-One module per group of commands: `train`, `predict` (evaluate, predict), `ship` (export,
+One module per group of commands: `train`, `audit`, `predict` (evaluate, predict), `ship` (export,
 push), `info` (tasks, plugins, options); `flags` turns the option dataclasses into the train
 flags; `common` holds the exit codes, the parser class and tables.
 """
@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import ConfigError, ModernBertTasksError, UnknownTaskError, speaking_cli, suggest
-from . import info, predict, ship, train
+from . import audit, info, predict, ship, train
+from .audit import AUDIT_EPILOG, format_audit  # noqa: F401
 from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, PROG, Parser, add_debug_flag
 from .flags import FLAG_ALIASES, RENAMED_FLAGS, option_names, read_config_file  # noqa: F401
 from .info import OPTIONS_EPILOG, PLUGINS_EPILOG, TASKS_EPILOG  # noqa: F401
@@ -41,7 +42,7 @@ from .train import TRAIN_EPILOG, format_train_summary  # noqa: F401
 # tests run their examples), the flag tables, and helpers imported from `modernbert_tasks.cli`.
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
-COMMANDS = ("train", "search", "evaluate", "predict", "export", "push", "options", "tasks",
+COMMANDS = ("train", "search", "audit", "evaluate", "predict", "export", "push", "options", "tasks",
             "plugins")
 # errors caused by what the user typed: usage (2), not a failed run (1)
 USAGE_ERRORS = (ConfigError, UnknownTaskError)
@@ -62,6 +63,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, argparse.ArgumentParser], int]]
     "push": ship.run_push,
     "train": train.run_train,
     "search": train.run_search,
+    "audit": audit.run_audit,
     "evaluate": predict.run_evaluate,
     "predict": predict.run_predict,
     "options": info.run_options,
@@ -71,8 +73,8 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, argparse.ArgumentParser], int]]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The full parser. The train flags are only generated when `command` is 'train' or
-    'search', because they need transformers (and so torch)."""
+    """The full parser. The train flags are only generated when `command` is 'train',
+    'search' or 'audit', because they need transformers (and so torch)."""
     parser = Parser(
         prog=PROG,
         description="Fine-tune a ModernBERT encoder on a text-classification task, then\n"
@@ -85,6 +87,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub.required = True
     train.add_parser(sub, with_flags=command == "train")
     train.add_search_parser(sub, with_flags=command == "search")
+    audit.add_parser(sub, with_flags=command == "audit")
     predict.add_parsers(sub)  # evaluate, predict
     info.add_parsers(sub)  # options, tasks
     ship.add_parsers(sub)  # export, push

@@ -72,7 +72,7 @@ def add_search_parser(sub: Any, with_flags: bool) -> None:
 
 
 def run_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    task, options = _train_options(args, parser)
+    task, options = train_options(args, parser)
     space = read_config_file(args.space, None) if args.space else None
     from ..training.search import search
 
@@ -93,7 +93,7 @@ def run_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    task, options = _train_options(args, parser)
+    task, options = train_options(args, parser)
     from ..training.engine import fine_tune
 
     start = time.perf_counter()
@@ -106,9 +106,9 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_OK
 
 
-def _train_options(args: argparse.Namespace, parser: argparse.ArgumentParser
-                   ) -> tuple[str | None, dict[str, Any]]:
-    """The task and the options of a train (or search) command line, checked."""
+def train_options(args: argparse.Namespace, parser: argparse.ArgumentParser
+                  ) -> tuple[str | None, dict[str, Any]]:
+    """The task and the options of a train (or search, or audit) command line, checked."""
     from ..plugins import get_task
     from ..training.task_source import DATA_OPTIONS, is_data_path
 

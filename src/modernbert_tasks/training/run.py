@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .. import hardware, model_sources
 from ..options import ResolvedOptions, TrainOptions
 from ..task import Task
+from .exclusion import excluded_summary
 
 if TYPE_CHECKING:
     import datasets
@@ -115,6 +116,7 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
                      is not Task.format_text else "text_prefix",
                      "num_examples": run.num_examples,
                      "held_out_eval": run.held_out,
+                     "excluded_rows": excluded_summary(run.options),
                      "class_weight_values": _class_weight_values(run),
                      "global_step": run.trainer.state.global_step})
     return build_manifest(run.task, plugin=run.plugin[0], plugin_version=run.plugin[1],

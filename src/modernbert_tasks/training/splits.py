@@ -13,6 +13,7 @@ from ..errors import ConfigError, DataError
 from ..options import TrainOptions
 from ..task import Task
 from .batching import subsample, tokenize_splits
+from .exclusion import exclude_flagged_rows
 from .task_source import data_files_of
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def load_splits(task: Task, opts: TrainOptions) -> tuple[datasets.DatasetDict, d
                         f"{sorted(splits)}). Add a train file (e.g. train.csv) to data_dir, or "
                         "pass train_file=... (CLI: --train-file).")
     splits, held_out = dict(splits), None
+    splits["train"] = exclude_flagged_rows(splits["train"], task, opts)  # exclude_rows=...
     if "eval" not in splits and opts.validation_fraction > 0:
         splits["train"], splits["eval"], held_out = _hold_out(splits["train"], task, opts)
     limits = {"train": opts.max_train_samples, "eval": opts.max_eval_samples}
