@@ -25,49 +25,89 @@ from typing import Any
 
 import common
 
-COLUMNS = ["run", "train rows", "epochs", "validation accuracy", "test accuracy",
-           "train samples/s", "train min", "wall min"]
+COLUMNS = [
+    "run",
+    "train rows",
+    "epochs",
+    "validation accuracy",
+    "test accuracy",
+    "train samples/s",
+    "train min",
+    "wall min",
+]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mode", choices=("full", "seeds"), default="full")
-    p.add_argument("--model", default=common.MINILM,
-                   help="'minilm' (real pretrained weights) or a model folder")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="folder with train/validation/test TSVs (default: ../shared SST-2)")
+    p.add_argument(
+        "--model", default=common.MINILM, help="'minilm' (real pretrained weights) or a model folder"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with train/validation/test TSVs (default: ../shared SST-2)",
+    )
     p.add_argument("--epochs", type=float, default=1.0, help="num_train_epochs")
-    p.add_argument("--max-train-samples", type=int, default=None,
-                   help="full mode: train on a random subset (for estimating the full run)")
+    p.add_argument(
+        "--max-train-samples",
+        type=int,
+        default=None,
+        help="full mode: train on a random subset (for estimating the full run)",
+    )
     p.add_argument("--subset", type=int, default=5000, help="seeds mode: training rows")
     p.add_argument("--seeds", default="1,2,3", help="seeds mode: comma-separated seeds")
-    p.add_argument("--args", default="",
-                   help="extra fine_tune arguments as key=value,... (e.g. learning_rate=5e-5)")
-    p.add_argument("--output-dir", type=Path, default=None,
-                   help="where fine_tune writes, kept (default: a temporary folder, removed "
-                        "at the end)")
+    p.add_argument(
+        "--args", default="", help="extra fine_tune arguments as key=value,... (e.g. learning_rate=5e-5)"
+    )
+    p.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="where fine_tune writes, kept (default: a temporary folder, removed at the end)",
+    )
     return p.parse_args(argv)
 
 
-def run_once(model: str, data_dir: Path, output_dir: Path, seed: int, epochs: float,
-             max_train_samples: int | None, extra: dict[str, Any]) -> dict[str, Any]:
+def run_once(
+    model: str,
+    data_dir: Path,
+    output_dir: Path,
+    seed: int,
+    epochs: float,
+    max_train_samples: int | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     """One fine_tune run and the test-set evaluation of the model it saved."""
     from modernbert_tasks import fine_tune, load_finetuned
 
     start = time.perf_counter()
-    result = fine_tune("sst2", model_name=model, output_dir=str(output_dir),
-                       data_dir=str(data_dir), num_train_epochs=epochs, seed=seed,
-                       max_train_samples=max_train_samples, overwrite=True, **extra)
+    result = fine_tune(
+        "sst2",
+        model_name=model,
+        output_dir=str(output_dir),
+        data_dir=str(data_dir),
+        num_train_epochs=epochs,
+        seed=seed,
+        max_train_samples=max_train_samples,
+        overwrite=True,
+        **extra,
+    )
     wall = time.perf_counter() - start
     test = load_finetuned(result.model_path).evaluate(split="test", data_dir=str(data_dir))
     metrics = result.metrics
     train_seconds = _train_runtime(result)
     rows = max_train_samples or len(common.read_tsv(data_dir / "train.tsv"))
-    return {"train rows": rows, "epochs": epochs,
-            "validation accuracy": float(metrics["accuracy"]),
-            "test accuracy": float(test["accuracy"]),
-            "train samples/s": rows * epochs / train_seconds,
-            "train min": train_seconds / 60, "wall min": wall / 60}
+    return {
+        "train rows": rows,
+        "epochs": epochs,
+        "validation accuracy": float(metrics["accuracy"]),
+        "test accuracy": float(test["accuracy"]),
+        "train samples/s": rows * epochs / train_seconds,
+        "train min": train_seconds / 60,
+        "wall min": wall / 60,
+    }
 
 
 def _train_runtime(result: Any) -> float:
@@ -91,15 +131,13 @@ def main(argv: list[str] | None = None) -> None:
 
     table = []
     if args.mode == "full":
-        row = run_once(model, data_dir, out_root / "full", 42, args.epochs,
-                       args.max_train_samples, extra)
+        row = run_once(model, data_dir, out_root / "full", 42, args.epochs, args.max_train_samples, extra)
         table.append({"run": "seed 42", **row})
     else:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         runs = []
         for seed in seeds:
-            row = run_once(model, data_dir, out_root / f"seed{seed}", seed, args.epochs,
-                           args.subset, extra)
+            row = run_once(model, data_dir, out_root / f"seed{seed}", seed, args.epochs, args.subset, extra)
             print(f"  seed {seed}: {row}")
             runs.append(row)
             table.append({"run": f"seed {seed}", **row})

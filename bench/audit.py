@@ -28,17 +28,20 @@ import numpy as np
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=common.MINILM,
-                   help="'minilm' (real pretrained weights) or a model folder")
+    p.add_argument(
+        "--model", default=common.MINILM, help="'minilm' (real pretrained weights) or a model folder"
+    )
     p.add_argument("--rows", type=int, default=3000, help="SST-2 training rows audited")
     p.add_argument("--noise", type=float, default=0.05, help="share of labels flipped")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--epochs", type=float, default=1.0, help="num_train_epochs (folds and runs)")
     p.add_argument("--seed", type=int, default=0, help="subset and flips")
-    p.add_argument("--args", default="",
-                   help="extra fine_tune arguments as key=value,... (e.g. learning_rate=5e-5)")
-    p.add_argument("--output-dir", type=Path, default=None,
-                   help="kept (default: a temporary folder, removed at the end)")
+    p.add_argument(
+        "--args", default="", help="extra fine_tune arguments as key=value,... (e.g. learning_rate=5e-5)"
+    )
+    p.add_argument(
+        "--output-dir", type=Path, default=None, help="kept (default: a temporary folder, removed at the end)"
+    )
     return p.parse_args(argv)
 
 
@@ -60,61 +63,102 @@ def main(argv: list[str] | None = None) -> None:
     print(f"cpu capability: {torch.backends.cpu.get_cpu_capability()}")
     out = common.scratch_dir(args.output_dir, "bench-audit-")
     rows = common.read_sst2("train", args.rows, seed=args.seed)
-    planted = set(random.Random(args.seed + 1).sample(range(len(rows)), round(args.noise
-                                                                              * len(rows))))
+    planted = set(random.Random(args.seed + 1).sample(range(len(rows)), round(args.noise * len(rows))))
     noisy = [(t, 1 - y if i in planted else y) for i, (t, y) in enumerate(rows)]
     clean_file = common.write_tsv(out / "true.tsv", rows)
     noisy_file = common.write_tsv(out / "flipped.tsv", noisy)
-    options = {"num_train_epochs": args.epochs, "max_length": 64, "report_to": "none",
-               "disable_tqdm": True, "seed": 42, **common.parse_kv(args.args)}
-    print(f"model: {model}; {len(rows)} rows, {len(planted)} flipped (seed {args.seed}); "
-          f"{args.folds} folds; fine_tune options: {options}")
+    options = {
+        "num_train_epochs": args.epochs,
+        "max_length": 64,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "seed": 42,
+        **common.parse_kv(args.args),
+    }
+    print(
+        f"model: {model}; {len(rows)} rows, {len(planted)} flipped (seed {args.seed}); "
+        f"{args.folds} folds; fine_tune options: {options}"
+    )
 
     start = time.perf_counter()
-    result = audit("sst2", model_name=model, output_dir=out / "audit",
-                   train_file=str(noisy_file), folds=args.folds, **options)
+    result = audit(
+        "sst2",
+        model_name=model,
+        output_dir=out / "audit",
+        train_file=str(noisy_file),
+        folds=args.folds,
+        **options,
+    )
     audit_min = (time.perf_counter() - start) / 60
     given = result.given
-    top = np.argsort(result.quality, kind="stable")[:len(planted)].tolist()
+    top = np.argsort(result.quality, kind="stable")[: len(planted)].tolist()
     table = []
     for method in FILTERS:
         flagged = find_issues(given, result.probabilities, result.labels, False, method).ranked
         p, r = precision_recall(flagged, planted)
-        table.append({"selection": f"cleanlab {method}", "flagged": len(flagged),
-                      "precision": p, "recall": r})
+        table.append(
+            {"selection": f"cleanlab {method}", "flagged": len(flagged), "precision": p, "recall": r}
+        )
     p, r = precision_recall(top, planted)
-    table.append({"selection": f"top {args.noise:.0%} by p(given)", "flagged": len(top),
-                  "precision": p, "recall": r})
+    table.append(
+        {"selection": f"top {args.noise:.0%} by p(given)", "flagged": len(top), "precision": p, "recall": r}
+    )
     truth = np.array([y for _, y in rows])
     oof_accuracy = float((result.probabilities.argmax(axis=1) == truth).mean())
-    print(f"\naudit: {audit_min:.1f} min; out-of-fold accuracy vs the true labels "
-          f"{oof_accuracy:.4f}; cleanlab (default filter) flagged {len(result.flagged)}")
+    print(
+        f"\naudit: {audit_min:.1f} min; out-of-fold accuracy vs the true labels "
+        f"{oof_accuracy:.4f}; cleanlab (default filter) flagged {len(result.flagged)}"
+    )
     print(common.format_table(table, ["selection", "flagged", "precision", "recall"]))
 
     validation = str(common.SST2_DIR / "validation.tsv")
     runs: list[dict[str, Any]] = []
-    plain = {**options, "validation_file": validation, "eval_strategy": "no",
-             "load_best_model_at_end": False, "overwrite": True}
+    plain = {
+        **options,
+        "validation_file": validation,
+        "eval_strategy": "no",
+        "load_best_model_at_end": False,
+        "overwrite": True,
+    }
     for name, train, extra in (
-            ("flipped labels", noisy_file, {}),
-            (f"flipped, {len(result.flagged)} flagged rows excluded", noisy_file,
-             {"exclude_rows": str(result.issues_file)}),
-            ("true labels", clean_file, {})):
+        ("flipped labels", noisy_file, {}),
+        (
+            f"flipped, {len(result.flagged)} flagged rows excluded",
+            noisy_file,
+            {"exclude_rows": str(result.issues_file)},
+        ),
+        ("true labels", clean_file, {}),
+    ):
         t0 = time.perf_counter()
-        run = fine_tune("sst2", model_name=model, output_dir=str(out / name.split(",")[0]
-                                                                 .replace(" ", "-")),
-                        train_file=str(train), **plain, **extra)
-        runs.append({"training data": name, "train rows": run_rows(run),
-                     "validation accuracy": float(run.metrics["accuracy"]),
-                     "min": (time.perf_counter() - t0) / 60})
+        run = fine_tune(
+            "sst2",
+            model_name=model,
+            output_dir=str(out / name.split(",")[0].replace(" ", "-")),
+            train_file=str(train),
+            **plain,
+            **extra,
+        )
+        runs.append(
+            {
+                "training data": name,
+                "train rows": run_rows(run),
+                "validation accuracy": float(run.metrics["accuracy"]),
+                "min": (time.perf_counter() - t0) / 60,
+            }
+        )
     print()
-    print(common.format_table(runs, ["training data", "train rows", "validation accuracy",
-                                     "min"], digits={"min": 1}))
+    print(
+        common.format_table(
+            runs, ["training data", "train rows", "validation accuracy", "min"], digits={"min": 1}
+        )
+    )
     flipped_acc, cleaned_acc, true_acc = (r["validation accuracy"] for r in runs)
     gap = true_acc - flipped_acc
     if gap > 0:
-        print(f"gap recovered by cleaning: {(cleaned_acc - flipped_acc) / gap:.0%} "
-              f"({cleaned_acc - flipped_acc:+.4f} of {gap:+.4f})")
+        print(
+            f"gap recovered by cleaning: {(cleaned_acc - flipped_acc) / gap:.0%} "
+            f"({cleaned_acc - flipped_acc:+.4f} of {gap:+.4f})"
+        )
     else:
         print(f"no gap to recover: true labels {true_acc:.4f} vs flipped {flipped_acc:.4f}")
     print(f"end: {common.load_line()}")

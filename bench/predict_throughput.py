@@ -23,18 +23,28 @@ COLUMNS = ["configuration", "sentences/s", "ratio", "model GFLOP/s", "RSS growth
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=common.MINILM,
-                   help="'minilm' (real all-MiniLM-L6-v2 weights + a 2-label head), a model "
-                        "folder, or a name under ../shared/models (random init)")
-    p.add_argument("--texts", type=Path, default=None,
-                   help="TSV with a 'sentence' column (default: ../shared SST-2 test.tsv)")
+    p.add_argument(
+        "--model",
+        default=common.MINILM,
+        help="'minilm' (real all-MiniLM-L6-v2 weights + a 2-label head), a model "
+        "folder, or a name under ../shared/models (random init)",
+    )
+    p.add_argument(
+        "--texts",
+        type=Path,
+        default=None,
+        help="TSV with a 'sentence' column (default: ../shared SST-2 test.tsv)",
+    )
     p.add_argument("--limit", type=int, default=None, help="use only the first N texts")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per configuration")
-    p.add_argument("--batch-size", type=int, default=64,
-                   help="batch size of predict() and of the batched pipeline row")
-    p.add_argument("--bf16", action="store_true",
-                   help="add a row for predict(precision='bf16') (labels compared, not required "
-                        "to match)")
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="batch size of predict() and of the batched pipeline row"
+    )
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="add a row for predict(precision='bf16') (labels compared, not required to match)",
+    )
     return p.parse_args(argv)
 
 
@@ -52,23 +62,29 @@ def main(argv: list[str] | None = None) -> None:
     texts = [t for t, _ in rows][: args.limit]
     workdir = common.scratch_dir(None, "bench-predict-")
     model_dir = common.prepare_model(args.model, workdir)
-    print(f"model: {args.model} -> {model_dir}; {len(texts)} texts; batch size "
-          f"{args.batch_size}; {args.rounds} rounds")
+    print(
+        f"model: {args.model} -> {model_dir}; {len(texts)} texts; batch size "
+        f"{args.batch_size}; {args.rounds} rounds"
+    )
 
     ours = load_finetuned(model_dir, device="cpu")
     # useful work per call: forward FLOPs of every text's real tokens
     flop_model = flops.FlopModel.from_folder(model_dir)
-    lengths = [len(ids) for ids in ours.tokenizer(texts, truncation=True,
-                                                  max_length=ours.max_length)["input_ids"]]
+    lengths = [
+        len(ids) for ids in ours.tokenizer(texts, truncation=True, max_length=ours.max_length)["input_ids"]
+    ]
     work = sum(flop_model.forward_flops(n) for n in lengths)
-    print(f"texts: {sum(lengths) / len(lengths):.1f} tokens on average; "
-          f"{flop_model.describe()}; CPU matmul measured now: "
-          f"fp32 {flops.measure_matmul(torch.float32) / 1e9:.0f} GFLOP/s, "
-          f"bf16 {flops.measure_matmul(torch.bfloat16) / 1e9:.0f} GFLOP/s")
+    print(
+        f"texts: {sum(lengths) / len(lengths):.1f} tokens on average; "
+        f"{flop_model.describe()}; CPU matmul measured now: "
+        f"fp32 {flops.measure_matmul(torch.float32) / 1e9:.0f} GFLOP/s, "
+        f"bf16 {flops.measure_matmul(torch.bfloat16) / 1e9:.0f} GFLOP/s"
+    )
     ours_bf16 = load_finetuned(model_dir, device="cpu", precision="bf16") if args.bf16 else None
     # the default is "mixed" (bf16 + fp32 for close calls) where bf16 is fast, else fp32
-    ours_fp32 = (load_finetuned(model_dir, device="cpu", precision="fp32")
-                 if ours.precision != "fp32" else None)
+    ours_fp32 = (
+        load_finetuned(model_dir, device="cpu", precision="fp32") if ours.precision != "fp32" else None
+    )
     print(f"predict default precision here: {ours.precision!r}")
     pipe = transformers.pipeline("text-classification", model=str(model_dir), device="cpu")
     labels: dict[str, list[str]] = {}
@@ -81,28 +97,33 @@ def main(argv: list[str] | None = None) -> None:
             seconds, out = common.elapsed(fn)
             labels[name] = [o["label"] for o in out]
             # all models stay loaded, so only the growth during the call is this call's own
-            return {"sentences/s": len(texts) / seconds, "model GFLOP/s": work / seconds / 1e9,
-                    "RSS growth MiB": max(0.0, common.peak_rss_mib() - before)}
+            return {
+                "sentences/s": len(texts) / seconds,
+                "model GFLOP/s": work / seconds / 1e9,
+                "RSS growth MiB": max(0.0, common.peak_rss_mib() - before),
+            }
+
         return run
 
     # The pipeline called the way its docs show (one text at a time), then with batching,
     # which pads each batch of unsorted texts to its longest.
     runs = {
         "pipeline (default, batch 1)": timed("pipe", lambda: pipe(texts)),
-        f"pipeline (batch_size={args.batch_size})":
-            timed("pipe_batched", lambda: pipe(texts, batch_size=args.batch_size)),
-        f"load_finetuned().predict (batch_size={args.batch_size})":
-            timed("ours", lambda: ours.predict(texts, batch_size=args.batch_size,
-                                               show_progress=False)),
+        f"pipeline (batch_size={args.batch_size})": timed(
+            "pipe_batched", lambda: pipe(texts, batch_size=args.batch_size)
+        ),
+        f"load_finetuned().predict (batch_size={args.batch_size})": timed(
+            "ours", lambda: ours.predict(texts, batch_size=args.batch_size, show_progress=False)
+        ),
     }
     if ours_fp32 is not None:
         runs["predict, precision='fp32'"] = timed(
-            "ours_fp32", lambda: ours_fp32.predict(texts, batch_size=args.batch_size,
-                                                   show_progress=False))
+            "ours_fp32", lambda: ours_fp32.predict(texts, batch_size=args.batch_size, show_progress=False)
+        )
     if ours_bf16 is not None:
         runs["predict, precision='bf16'"] = timed(
-            "ours_bf16", lambda: ours_bf16.predict(texts, batch_size=args.batch_size,
-                                                   show_progress=False))
+            "ours_bf16", lambda: ours_bf16.predict(texts, batch_size=args.batch_size, show_progress=False)
+        )
     # warm-up: first calls allocate and pick kernels
     with torch.inference_mode():
         pipe(texts[:8])
@@ -117,18 +138,24 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(common.format_table(table, COLUMNS))
     agree = _agreement(labels["ours"], labels["pipe"])
-    print(f"\nlabels: predict vs pipeline identical on {agree}/{len(texts)} texts; "
-          f"batched pipeline vs pipeline {_agreement(labels['pipe_batched'], labels['pipe'])}"
-          f"/{len(texts)}")
+    print(
+        f"\nlabels: predict vs pipeline identical on {agree}/{len(texts)} texts; "
+        f"batched pipeline vs pipeline {_agreement(labels['pipe_batched'], labels['pipe'])}"
+        f"/{len(texts)}"
+    )
     fp32_labels = labels.get("ours_fp32", labels["ours"])
     if ours_fp32 is not None:
         rescored, total = ours.last_rescored
-        print(f"labels: predict default ({ours.precision}) vs fp32 identical on "
-              f"{_agreement(labels['ours'], fp32_labels)}/{len(texts)} texts; "
-              f"{rescored}/{total} ({100 * rescored / max(total, 1):.1f}%) re-scored in fp32")
+        print(
+            f"labels: predict default ({ours.precision}) vs fp32 identical on "
+            f"{_agreement(labels['ours'], fp32_labels)}/{len(texts)} texts; "
+            f"{rescored}/{total} ({100 * rescored / max(total, 1):.1f}%) re-scored in fp32"
+        )
     if ours_bf16 is not None:
-        print(f"labels: predict bf16 vs fp32 identical on "
-              f"{_agreement(labels['ours_bf16'], fp32_labels)}/{len(texts)} texts")
+        print(
+            f"labels: predict bf16 vs fp32 identical on "
+            f"{_agreement(labels['ours_bf16'], fp32_labels)}/{len(texts)} texts"
+        )
     print(f"end: {common.load_line()}")
     if agree != len(texts):
         raise SystemExit("FAIL: predict() and the pipeline disagree on some labels (see above).")

@@ -42,32 +42,53 @@ from typing import Any
 import common
 
 PARTS = ["forward", "backward", "clip", "optimizer", "collate"]
-COLUMNS = ["configuration", "step ms", "samples/s", "ratio", *(f"{p} ms" for p in PARTS),
-           "other ms", "host syncs/step"]
+COLUMNS = [
+    "configuration",
+    "step ms",
+    "samples/s",
+    "ratio",
+    *(f"{p} ms" for p in PARTS),
+    "other ms",
+    "host syncs/step",
+]
 PROXY = dict(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="proxy",
-                   help="'proxy' (ModernBERT-base shrunk to 2 layers, hidden 64), a name under "
-                        "../shared/models (random init from its config.json), or a folder")
+    p.add_argument(
+        "--model",
+        default="proxy",
+        help="'proxy' (ModernBERT-base shrunk to 2 layers, hidden 64), a name under "
+        "../shared/models (random init from its config.json), or a folder",
+    )
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-length", type=int, default=16,
-                   help="truncate texts to this many tokens: with SST-2-length sentences "
-                        "(mean 14.7 tokens) nearly every batch is then batch x max_length")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=16,
+        help="truncate texts to this many tokens: with SST-2-length sentences "
+        "(mean 14.7 tokens) nearly every batch is then batch x max_length",
+    )
     p.add_argument("--samples", type=int, default=512)
     p.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median shown)")
-    p.add_argument("--configs", default="trainer,loop",
-                   help="comma-separated among trainer (fine_tune's Trainer, defaults) and loop "
-                        "(a plain PyTorch loop: fused AdamW, clipping, the engine's precision)")
-    p.add_argument("--variants", default="",
-                   help="';'-separated 'name:key=value,...' sets of fine_tune arguments, each "
-                        "one more Trainer configuration, e.g. 'compile:torch_compile=True'")
-    p.add_argument("--workdir", type=Path, default=None,
-                   help="folder for the built model and runs (default: temporary)")
+    p.add_argument(
+        "--configs",
+        default="trainer,loop",
+        help="comma-separated among trainer (fine_tune's Trainer, defaults) and loop "
+        "(a plain PyTorch loop: fused AdamW, clipping, the engine's precision)",
+    )
+    p.add_argument(
+        "--variants",
+        default="",
+        help="';'-separated 'name:key=value,...' sets of fine_tune arguments, each "
+        "one more Trainer configuration, e.g. 'compile:torch_compile=True'",
+    )
+    p.add_argument(
+        "--workdir", type=Path, default=None, help="folder for the built model and runs (default: temporary)"
+    )
     return p.parse_args(argv)
 
 
@@ -111,6 +132,7 @@ class Probe:
         def wrapper(*args, **kwargs):
             with self.part(name):
                 return fn(*args, **kwargs)
+
         return wrapper
 
 
@@ -131,6 +153,7 @@ def counting_syncs(probe: Probe) -> Iterator[None]:
                 if site != "profile_step.py:sync":
                     probe.syncs[f"{name} @ {site}"] += 1
             return fn(*args, **kwargs)
+
         return wrapper
 
     for n, fn in originals.items():
@@ -188,15 +211,31 @@ def model_probe(model: Any, probe: Probe) -> list[Any]:
 
 
 # --- configurations ----------------------------------------------------------------------------
-def _prepare(model_dir: Path, data_dir: Path, workdir: Path, args: argparse.Namespace,
-             n_steps: int, extra: dict[str, Any]):
+def _prepare(
+    model_dir: Path,
+    data_dir: Path,
+    workdir: Path,
+    args: argparse.Namespace,
+    n_steps: int,
+    extra: dict[str, Any],
+):
     from modernbert_tasks.training.engine import prepare
 
-    return prepare("sst2", model_name=str(model_dir), output_dir=str(workdir / "run"),
-                   data_dir=str(data_dir), max_steps=n_steps, max_length=args.max_length,
-                   per_device_train_batch_size=args.batch_size, eval_strategy="no",
-                   save_strategy="no", report_to="none", overwrite=True, disable_tqdm=True,
-                   **extra)
+    return prepare(
+        "sst2",
+        model_name=str(model_dir),
+        output_dir=str(workdir / "run"),
+        data_dir=str(data_dir),
+        max_steps=n_steps,
+        max_length=args.max_length,
+        per_device_train_batch_size=args.batch_size,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        overwrite=True,
+        disable_tqdm=True,
+        **extra,
+    )
 
 
 def run_trainer(run: Any, probe: Probe, warmup: int, steps: int) -> None:
@@ -205,8 +244,7 @@ def run_trainer(run: Any, probe: Probe, warmup: int, steps: int) -> None:
     trainer = run.trainer
     trainer.data_collator = probe.timed(trainer.data_collator, "collate")
     trainer.accelerator.backward = probe.timed(trainer.accelerator.backward, "backward")
-    trainer.accelerator.clip_grad_norm_ = probe.timed(trainer.accelerator.clip_grad_norm_,
-                                                      "clip")
+    trainer.accelerator.clip_grad_norm_ = probe.timed(trainer.accelerator.clip_grad_norm_, "clip")
     original = Trainer.training_step
 
     def training_step(self, model, inputs, *a, **kw):
@@ -235,8 +273,8 @@ def run_loop(run: Any, probe: Probe, warmup: int, steps: int) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-5, weight_decay=0.01, fused=True)
     collate = probe.timed(trainer.data_collator, "collate")
     dataset = trainer.train_dataset.remove_columns(
-        [c for c in trainer.train_dataset.column_names
-         if c not in ("input_ids", "attention_mask", "label")])
+        [c for c in trainer.train_dataset.column_names if c not in ("input_ids", "attention_mask", "label")]
+    )
     order = list(trainer._get_train_sampler(dataset))
     bf16 = run.hardware.precision == "bf16"
     handles = model_probe(model, probe)
@@ -244,7 +282,7 @@ def run_loop(run: Any, probe: Probe, warmup: int, steps: int) -> None:
     for step in range(warmup + steps + 1):
         probe.active = warmup <= step < warmup + steps
         start = step * b % (len(order) - b + 1)
-        batch = collate([dataset[i] for i in order[start:start + b]])
+        batch = collate([dataset[i] for i in order[start : start + b]])
         probe.step_start(int(batch["input_ids"].shape[0]))
         batch = {k: v.to(trainer.args.device) for k, v in batch.items()}
         with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -261,7 +299,7 @@ def run_loop(run: Any, probe: Probe, warmup: int, steps: int) -> None:
 
 
 def figures(probe: Probe, warmup: int, steps: int) -> dict[str, float]:
-    starts = probe.starts[warmup: warmup + steps + 1]
+    starts = probe.starts[warmup : warmup + steps + 1]
     if len(starts) < steps + 1:
         raise RuntimeError(f"only {len(probe.starts)} steps ran; expected {warmup + steps + 1}")
     wall = starts[-1] - starts[0]
@@ -280,8 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    print(common.machine_header("training step profile: forward, backward, optimizer, "
-                                "collate, Trainer"))
+    print(common.machine_header("training step profile: forward, backward, optimizer, collate, Trainer"))
     workdir = common.scratch_dir(args.workdir, "bench-profile-")
     if args.model == "proxy":
         model_dir = common.prepare_model("modernbert-base", workdir, **PROXY)
@@ -289,14 +326,19 @@ def main(argv: list[str] | None = None) -> None:
         model_dir = common.prepare_model(args.model, workdir)
     data_dir = workdir / "data"
     data_dir.mkdir(exist_ok=True)
-    rows = (common.read_sst2("train", limit=args.samples, seed=0) if common.SST2_DIR.is_dir()
-            else common.synthetic_sst2(args.samples, seed=0))
+    rows = (
+        common.read_sst2("train", limit=args.samples, seed=0)
+        if common.SST2_DIR.is_dir()
+        else common.synthetic_sst2(args.samples, seed=0)
+    )
     common.write_tsv(data_dir / "train.tsv", rows)
     common.write_tsv(data_dir / "validation.tsv", rows[:32])
     n_steps = args.warmup + args.steps + 1
-    print(f"model: {args.model} ({model_dir.name}); batch {args.batch_size} x <= "
-          f"{args.max_length} tokens; {args.steps} timed steps after {args.warmup}; "
-          f"{args.rounds} rounds; threads {torch.get_num_threads()}")
+    print(
+        f"model: {args.model} ({model_dir.name}); batch {args.batch_size} x <= "
+        f"{args.max_length} tokens; {args.steps} timed steps after {args.warmup}; "
+        f"{args.rounds} rounds; threads {torch.get_num_threads()}"
+    )
 
     sites: dict[str, collections.Counter[str]] = {}
 
@@ -312,28 +354,33 @@ def main(argv: list[str] | None = None) -> None:
                     run_trainer(run, probe, args.warmup, args.steps)
             sites[name] = probe.syncs
             return figures(probe, args.warmup, args.steps)
+
         return go
 
     configs: dict[str, Callable[[], dict]] = {}
     for name in filter(None, (c.strip() for c in args.configs.split(","))):
         if name not in ("trainer", "loop"):
             raise SystemExit(f"--configs: unknown {name!r}; expected trainer or loop")
-        label = ("fine_tune's Trainer, defaults" if name == "trainer"
-                 else "plain loop (same model, batches, precision)")
+        label = (
+            "fine_tune's Trainer, defaults"
+            if name == "trainer"
+            else "plain loop (same model, batches, precision)"
+        )
         configs[label] = measured(label, {}, loop=name == "loop")
     for variant in filter(None, (v.strip() for v in args.variants.split(";"))):
         name, _, kv = variant.partition(":")
         label = f"Trainer + {kv or name}"
         configs[label] = measured(label, common.parse_kv(kv), loop=False)
-    results = common.interleaved(configs, args.rounds,
-                                 log=lambda line: print(line, flush=True))
+    results = common.interleaved(configs, args.rounds, log=lambda line: print(line, flush=True))
     table, base = [], None
     for name, rounds in results.items():
         med = common.median(rounds)
         base = base or med["samples/s"]
         table.append({"configuration": name, **med, "ratio": f"{med['samples/s'] / base:.2f}x"})
-    print(f"\nmedian of {args.rounds} rounds; ratio = samples/s relative to the first row; "
-          "other = step wall time minus the measured parts (Trainer bookkeeping)")
+    print(
+        f"\nmedian of {args.rounds} rounds; ratio = samples/s relative to the first row; "
+        "other = step wall time minus the measured parts (Trainer bookkeeping)"
+    )
     print(common.format_table(table, COLUMNS, digits={"host syncs/step": 2}))
     print("\nhost syncs in the timed steps of the last round, by call site:")
     for name, counter in sites.items():

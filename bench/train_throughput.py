@@ -36,49 +36,96 @@ from typing import Any
 import common
 import flops
 
-COLUMNS = ["configuration", "samples/s", "ratio", "real tokens/s", "padding efficiency",
-           "model TFLOP/s", "% of peak", "executed TFLOP/s", "peak RSS MiB", "peak GPU MiB"]
+COLUMNS = [
+    "configuration",
+    "samples/s",
+    "ratio",
+    "real tokens/s",
+    "padding efficiency",
+    "model TFLOP/s",
+    "% of peak",
+    "executed TFLOP/s",
+    "peak RSS MiB",
+    "peak GPU MiB",
+]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="modernbert-base",
-                   help="a model folder, a name under ../shared/models (random init from its "
-                        "config.json + tokenizer), or 'minilm' (real pretrained weights)")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="folder with train.tsv (sentence, label); default ../shared SST-2; "
-                        "synthetic SST-2-length sentences with --synthetic")
-    p.add_argument("--synthetic", action="store_true",
-                   help="use synthetic sentences with SST-2's length distribution")
-    p.add_argument("--samples", type=int, default=3200,
-                   help="training-set size: random SST-2 train sentences. 3,200 = 4 x 50 "
-                        "batches of 16, so the Trainer's length grouping forms mega-batches of "
-                        "50 batches, as on the full SST-2")
-    p.add_argument("--ours-steps", type=int, default=None,
-                   help="timed steps for ours. Default: one mega-batch of the Trainer's length "
-                        "grouping, min(samples // (4 x batch), 50) batches: batches are sorted "
-                        "by length inside a mega-batch, so only a whole one is a fair sample")
-    p.add_argument("--steps", type=int, default=10,
-                   help="timed steps for dynamic (random batches: a few are a fair sample)")
-    p.add_argument("--recipe-steps", type=int, default=3,
-                   help="timed steps for the recipe (every batch has the same shape)")
+    p.add_argument(
+        "--model",
+        default="modernbert-base",
+        help="a model folder, a name under ../shared/models (random init from its "
+        "config.json + tokenizer), or 'minilm' (real pretrained weights)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with train.tsv (sentence, label); default ../shared SST-2; "
+        "synthetic SST-2-length sentences with --synthetic",
+    )
+    p.add_argument(
+        "--synthetic", action="store_true", help="use synthetic sentences with SST-2's length distribution"
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=3200,
+        help="training-set size: random SST-2 train sentences. 3,200 = 4 x 50 "
+        "batches of 16, so the Trainer's length grouping forms mega-batches of "
+        "50 batches, as on the full SST-2",
+    )
+    p.add_argument(
+        "--ours-steps",
+        type=int,
+        default=None,
+        help="timed steps for ours. Default: one mega-batch of the Trainer's length "
+        "grouping, min(samples // (4 x batch), 50) batches: batches are sorted "
+        "by length inside a mega-batch, so only a whole one is a fair sample",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=10,
+        help="timed steps for dynamic (random batches: a few are a fair sample)",
+    )
+    p.add_argument(
+        "--recipe-steps",
+        type=int,
+        default=3,
+        help="timed steps for the recipe (every batch has the same shape)",
+    )
     p.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
     p.add_argument("--batch-size", type=int, default=16, help="per-device batch (recipe: 16)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median shown)")
     p.add_argument("--max-length", type=int, default=128, help="the recipe's max_length")
-    p.add_argument("--configs", default="recipe,dynamic,ours",
-                   help="comma-separated subset of recipe,dynamic,ours,loop (loop: no Trainer, "
-                        "to measure the Trainer's own cost)")
-    p.add_argument("--workdir", type=Path, default=None,
-                   help="folder for the built model and run outputs, kept (default: a "
-                        "temporary folder, removed at the end); reusing one skips rebuilding "
-                        "a random-init model")
-    p.add_argument("--ablate", default="",
-                   help="';'-separated sets of fine_tune arguments, each run as one more "
-                        "configuration next to ours, e.g. 'precision=fp32;group_by_length=False'")
-    p.add_argument("--ours-args", default="",
-                   help="extra fine_tune arguments as key=value,... (e.g. precision=fp32) to "
-                        "measure one change against the defaults")
+    p.add_argument(
+        "--configs",
+        default="recipe,dynamic,ours",
+        help="comma-separated subset of recipe,dynamic,ours,loop (loop: no Trainer, "
+        "to measure the Trainer's own cost)",
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="folder for the built model and run outputs, kept (default: a "
+        "temporary folder, removed at the end); reusing one skips rebuilding "
+        "a random-init model",
+    )
+    p.add_argument(
+        "--ablate",
+        default="",
+        help="';'-separated sets of fine_tune arguments, each run as one more "
+        "configuration next to ours, e.g. 'precision=fp32;group_by_length=False'",
+    )
+    p.add_argument(
+        "--ours-args",
+        default="",
+        help="extra fine_tune arguments as key=value,... (e.g. precision=fp32) to "
+        "measure one change against the defaults",
+    )
     return p.parse_args(argv)
 
 
@@ -130,17 +177,21 @@ def _synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def summarize(log: StepLog, warmup: int, steps: int, flop_model: flops.FlopModel
-              ) -> dict[str, float]:
+def summarize(log: StepLog, warmup: int, steps: int, flop_model: flops.FlopModel) -> dict[str, float]:
     """Figures over the timed steps [warmup, warmup + steps): their wall time is the time
     between the entries of step `warmup` and step `warmup + steps`."""
     if len(log.times) < warmup + steps + 1:
-        raise RuntimeError(f"only {len(log.times)} training steps ran; expected "
-                           f"{warmup + steps + 1}. Use a larger --samples.")
+        raise RuntimeError(
+            f"only {len(log.times)} training steps ran; expected "
+            f"{warmup + steps + 1}. Use a larger --samples."
+        )
     seconds = log.times[warmup + steps] - log.times[warmup]
     window = range(warmup, warmup + steps)
-    lengths = [int(v) for i in window for v in
-               (log.real[i].tolist() if log.real[i] is not None else [log.width[i]] * log.rows[i])]
+    lengths = [
+        int(v)
+        for i in window
+        for v in (log.real[i].tolist() if log.real[i] is not None else [log.width[i]] * log.rows[i])
+    ]
     rows = sum(log.rows[i] for i in window)
     padded = sum(log.rows[i] * log.width[i] for i in window)
     model_flops = sum(flop_model.training_flops(n) for n in lengths)
@@ -164,14 +215,17 @@ def summarize(log: StepLog, warmup: int, steps: int, flop_model: flops.FlopModel
 def _dataset(tokenizer: Any, rows: list[tuple[str, int]], **tokenize: Any) -> Any:
     import datasets
 
-    ds = datasets.Dataset.from_dict({"sentence": [t for t, _ in rows],
-                                     "label": [y for _, y in rows]})
-    return ds.map(lambda b: tokenizer(b["sentence"], truncation=True, **tokenize),
-                  batched=True, remove_columns=["sentence"])
+    ds = datasets.Dataset.from_dict({"sentence": [t for t, _ in rows], "label": [y for _, y in rows]})
+    return ds.map(
+        lambda b: tokenizer(b["sentence"], truncation=True, **tokenize),
+        batched=True,
+        remove_columns=["sentence"],
+    )
 
 
-def run_trainer(model_dir: Path, train_ds: Any, tokenizer: Any, batch_size: int, n_steps: int,
-                workdir: Path) -> None:
+def run_trainer(
+    model_dir: Path, train_ds: Any, tokenizer: Any, batch_size: int, n_steps: int, workdir: Path
+) -> None:
     """Stock Trainer, fp32, random batches: the TrainingArguments the recipe wrote, minus
     evaluation and checkpointing (not part of training throughput)."""
     from transformers import (
@@ -183,29 +237,53 @@ def run_trainer(model_dir: Path, train_ds: Any, tokenizer: Any, batch_size: int,
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
     args = TrainingArguments(
-        output_dir=str(workdir / "trainer"), max_steps=n_steps,
-        per_device_train_batch_size=batch_size, per_device_eval_batch_size=64,
-        warmup_steps=500, weight_decay=0.01, logging_steps=10,
-        eval_strategy="no", save_strategy="no", report_to="none", disable_tqdm=True)
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
-                      data_collator=DataCollatorWithPadding(tokenizer))
+        output_dir=str(workdir / "trainer"),
+        max_steps=n_steps,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=64,
+        warmup_steps=500,
+        weight_decay=0.01,
+        logging_steps=10,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
     trainer.train()
 
 
-def run_ours(model_dir: Path, data_dir: Path, batch_size: int, n_steps: int, workdir: Path,
-             extra: dict[str, Any]) -> None:
+def run_ours(
+    model_dir: Path, data_dir: Path, batch_size: int, n_steps: int, workdir: Path, extra: dict[str, Any]
+) -> None:
     """The real `fine_tune`, defaults untouched except the step budget and batch size;
     evaluation/saving (after the timed window) use the smallest eval set."""
     from modernbert_tasks import fine_tune
 
-    fine_tune("sst2", model_name=str(model_dir), output_dir=str(workdir / "ours"),
-              data_dir=str(data_dir), max_steps=n_steps, per_device_train_batch_size=batch_size,
-              eval_strategy="no", save_strategy="no", report_to="none", overwrite=True,
-              **extra)
+    fine_tune(
+        "sst2",
+        model_name=str(model_dir),
+        output_dir=str(workdir / "ours"),
+        data_dir=str(data_dir),
+        max_steps=n_steps,
+        per_device_train_batch_size=batch_size,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        overwrite=True,
+        **extra,
+    )
 
 
-def run_loop(model_dir: Path, train_ds: Any, tokenizer: Any, batch_size: int, n_steps: int,
-             log: StepLog) -> None:
+def run_loop(
+    model_dir: Path, train_ds: Any, tokenizer: Any, batch_size: int, n_steps: int, log: StepLog
+) -> None:
     """No Trainer: a plain PyTorch loop over the same kind of batches as ours (length-grouped,
     padded per batch), bf16 autocast where the engine would use it, fused AdamW, gradient
     clipping. What the model costs on this device; the gap to ours is Trainer overhead."""
@@ -223,11 +301,10 @@ def run_loop(model_dir: Path, train_ds: Any, tokenizer: Any, batch_size: int, n_
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-5, weight_decay=0.01, fused=True)
     collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=hw.pad_to_multiple_of)
     lengths = [len(ids) for ids in train_ds["input_ids"]]
-    order = get_length_grouped_indices(lengths, batch_size,
-                                       generator=torch.Generator().manual_seed(42))
+    order = get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(42))
     for step in range(n_steps):
         start = step * batch_size % (len(order) - batch_size + 1)
-        batch = collate([train_ds[i] for i in order[start:start + batch_size]])
+        batch = collate([train_ds[i] for i in order[start : start + batch_size]])
         batch = {k: v.to(device) for k, v in batch.items()}
         log.add(batch)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=hw.precision == "bf16"):
@@ -262,10 +339,12 @@ def main(argv: list[str] | None = None) -> None:
     common.write_tsv(data_dir / "validation.tsv", rows[:32])
     flop_model = flops.FlopModel.from_folder(model_dir)
     peak, peak_source = flops.device_peak()  # on a CPU measured again at the end
-    print(f"model: {args.model} ({flop_model.describe()}); {len(rows)} training sentences; "
-          f"batch {args.batch_size}; timed steps: recipe {args.recipe_steps}, dynamic "
-          f"{args.steps}, ours {args.ours_steps}, after {args.warmup} warm-up steps; "
-          f"{args.rounds} rounds")
+    print(
+        f"model: {args.model} ({flop_model.describe()}); {len(rows)} training sentences; "
+        f"batch {args.batch_size}; timed steps: recipe {args.recipe_steps}, dynamic "
+        f"{args.steps}, ours {args.ours_steps}, after {args.warmup} warm-up steps; "
+        f"{args.rounds} rounds"
+    )
     print(f"peak for '% of peak': {peak_source}")
 
     recipe_ds = _dataset(tokenizer, rows, padding="max_length", max_length=args.max_length)
@@ -283,30 +362,51 @@ def main(argv: list[str] | None = None) -> None:
             with recording(log) if wrap else contextlib.nullcontext():
                 run(args.warmup + steps + 1, log)
             return summarize(log, args.warmup, steps, flop_model)
+
         return go
 
     configs = {
-        "recipe": ("recipe: max_length=128 padding, random, fp32", measured(
-            lambda n, _: run_trainer(model_dir, recipe_ds, tokenizer, args.batch_size, n,
-                                     workdir),
-            args.recipe_steps)),
-        "dynamic": ("dynamic padding, random, fp32 (run_glue-style)", measured(
-            lambda n, _: run_trainer(model_dir, dynamic_ds, tokenizer, args.batch_size, n,
-                                     workdir),
-            args.steps)),
-        "ours": ("fine_tune defaults" + (f" + {args.ours_args}" if extra else ""), measured(
-            lambda n, _: run_ours(model_dir, data_dir, args.batch_size, n, workdir, extra),
-            args.ours_steps)),
-        "loop": ("plain PyTorch loop, same batching and precision as ours", measured(
-            lambda n, log: run_loop(model_dir, dynamic_ds, tokenizer, args.batch_size, n, log),
-            args.ours_steps, wrap=False)),
+        "recipe": (
+            "recipe: max_length=128 padding, random, fp32",
+            measured(
+                lambda n, _: run_trainer(model_dir, recipe_ds, tokenizer, args.batch_size, n, workdir),
+                args.recipe_steps,
+            ),
+        ),
+        "dynamic": (
+            "dynamic padding, random, fp32 (run_glue-style)",
+            measured(
+                lambda n, _: run_trainer(model_dir, dynamic_ds, tokenizer, args.batch_size, n, workdir),
+                args.steps,
+            ),
+        ),
+        "ours": (
+            "fine_tune defaults" + (f" + {args.ours_args}" if extra else ""),
+            measured(
+                lambda n, _: run_ours(model_dir, data_dir, args.batch_size, n, workdir, extra),
+                args.ours_steps,
+            ),
+        ),
+        "loop": (
+            "plain PyTorch loop, same batching and precision as ours",
+            measured(
+                lambda n, log: run_loop(model_dir, dynamic_ds, tokenizer, args.batch_size, n, log),
+                args.ours_steps,
+                wrap=False,
+            ),
+        ),
     }
     for variant in filter(None, (v.strip() for v in args.ablate.split(";"))):
         changes = {**extra, **common.parse_kv(variant)}
-        configs[variant] = (f"fine_tune + {variant}", measured(
-            lambda n, _, changes=changes: run_ours(model_dir, data_dir, args.batch_size, n,
-                                                   workdir, changes),
-            args.ours_steps))
+        configs[variant] = (
+            f"fine_tune + {variant}",
+            measured(
+                lambda n, _, changes=changes: run_ours(
+                    model_dir, data_dir, args.batch_size, n, workdir, changes
+                ),
+                args.ours_steps,
+            ),
+        )
     chosen = [c.strip() for c in args.configs.split(",") if c.strip()]
     chosen += [v.strip() for v in args.ablate.split(";") if v.strip()]
     unknown = set(chosen) - set(configs)
@@ -329,8 +429,10 @@ def main(argv: list[str] | None = None) -> None:
         if peak:
             row["% of peak"] = 100 * med["model TFLOP/s"] * 1e12 / peak
         table.append(row)
-    print(f"\nmedian of {args.rounds} rounds; ratio = samples/s relative to the first row; "
-          f"threads {torch.get_num_threads()}")
+    print(
+        f"\nmedian of {args.rounds} rounds; ratio = samples/s relative to the first row; "
+        f"threads {torch.get_num_threads()}"
+    )
     print(common.format_table(table, [c for c in COLUMNS if any(c in r for r in table)]))
     print(f"end: {common.load_line()}")
 

@@ -36,21 +36,33 @@ LEARNING_RATE = None  # --learning-rate
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--part", choices=PARTS, required=True)
-    p.add_argument("--model", default=common.MINILM,
-                   help="'minilm' (real pretrained weights) or a model folder")
+    p.add_argument(
+        "--model", default=common.MINILM, help="'minilm' (real pretrained weights) or a model folder"
+    )
     p.add_argument("--subset", type=int, default=5000, help="training rows")
     p.add_argument("--seeds", default="1,2,3", help="seeds part: comma-separated seeds")
     p.add_argument("--epochs", type=float, default=1.0, help="num_train_epochs")
     p.add_argument("--positive-share", type=float, default=0.1, help="imbalance part")
     p.add_argument("--patience", type=int, default=2, help="early_stopping part")
-    p.add_argument("--learning-rate", type=float, default=None,
-                   help="default: the task's (3e-5 for sst2, tuned for the 396M ModernBERT-large; "
-                        "the 22.7M MiniLM learns little from a short run at that rate)")
-    p.add_argument("--output-dir", type=Path, default=None,
-                   help="where fine_tune writes, kept (default: a temporary folder)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the runs in --output-dir (finished seeds are kept) instead "
-                        "of starting over: a long part can run in several sittings")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="default: the task's (3e-5 for sst2, tuned for the 396M ModernBERT-large; "
+        "the 22.7M MiniLM learns little from a short run at that rate)",
+    )
+    p.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="where fine_tune writes, kept (default: a temporary folder)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the runs in --output-dir (finished seeds are kept) instead "
+        "of starting over: a long part can run in several sittings",
+    )
     return p.parse_args(argv)
 
 
@@ -60,14 +72,24 @@ def _fine_tune(model: str, data_dir: Path, out: Path, **kwargs: Any):
     kwargs.setdefault("resume" if RESUME else "overwrite", True)
     if LEARNING_RATE is not None:
         kwargs["learning_rate"] = LEARNING_RATE
-    return fine_tune("sst2", model_name=model, output_dir=str(out), data_dir=str(data_dir),
-                     disable_tqdm=True, report_to="none", **kwargs)
+    return fine_tune(
+        "sst2",
+        model_name=model,
+        output_dir=str(out),
+        data_dir=str(data_dir),
+        disable_tqdm=True,
+        report_to="none",
+        **kwargs,
+    )
 
 
 def _ratios(new: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """new / base for every number (a base of 0 has no ratio)."""
-    return {k: (new[k] / v if v else "n/a") for k, v in base.items()
-            if isinstance(v, int | float) and isinstance(new.get(k), int | float)}
+    return {
+        k: (new[k] / v if v else "n/a")
+        for k, v in base.items()
+        if isinstance(v, int | float) and isinstance(new.get(k), int | float)
+    }
 
 
 def _steps(result: Any) -> int:
@@ -78,8 +100,9 @@ def part_seeds(args, model: str, out: Path) -> None:
     from modernbert_tasks.cli.train import format_seed_table
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    result = _fine_tune(model, common.SST2_DIR, out, seeds=seeds, max_train_samples=args.subset,
-                        num_train_epochs=args.epochs)
+    result = _fine_tune(
+        model, common.SST2_DIR, out, seeds=seeds, max_train_samples=args.subset, num_train_epochs=args.epochs
+    )
     print(f"\n{len(seeds)} seeds x {args.subset} training rows, {args.epochs} epoch(s):\n")
     print(format_seed_table(result))
     summary = result.seeds["summary"]
@@ -89,13 +112,24 @@ def part_seeds(args, model: str, out: Path) -> None:
         for name in ("ece", "brier"):
             before = summary[f"{prefix}{name}"]["mean"]
             after = summary[f"{prefix}{name}_calibrated"]["mean"]
-            row |= {f"{name} before": before, f"{name} after": after,
-                    f"{name} after/before": after / before}
+            row |= {f"{name} before": before, f"{name} after": after, f"{name} after/before": after / before}
         rows.append(row)
     temps = [m["temperature"] for m in result.seeds["per_seed"].values()]
     print(f"\nCalibration (mean over seeds; temperatures {', '.join(f'{t:.3f}' for t in temps)}):")
-    print(common.format_table(rows, ["split", "ece before", "ece after", "ece after/before",
-                                     "brier before", "brier after", "brier after/before"]))
+    print(
+        common.format_table(
+            rows,
+            [
+                "split",
+                "ece before",
+                "ece after",
+                "ece after/before",
+                "brier before",
+                "brier after",
+                "brier after/before",
+            ],
+        )
+    )
 
 
 def _imbalanced_dir(root: Path, n: int, share: float, seed: int = 0) -> Path:
@@ -119,56 +153,95 @@ def part_imbalance(args, model: str, out: Path) -> None:
     data = _imbalanced_dir(out / "data", args.subset, args.positive_share)
     rows = []
     for name, weights in (("unweighted", None), ("class_weights='balanced'", "balanced")):
-        result = _fine_tune(model, data, out / name.split("=")[0], class_weights=weights,
-                            num_train_epochs=args.epochs)
+        result = _fine_tune(
+            model, data, out / name.split("=")[0], class_weights=weights, num_train_epochs=args.epochs
+        )
         test = load_finetuned(result.model_path).evaluate(split="test", data_dir=str(data))
         per_class = test["per_class"]
-        rows.append({"run": name, "test accuracy": test["accuracy"],
-                     "test macro-F1": statistics.fmean(c["f1"] for c in per_class.values()),
-                     "positive recall": per_class["positive"]["recall"],
-                     "negative recall": per_class["negative"]["recall"]})
+        rows.append(
+            {
+                "run": name,
+                "test accuracy": test["accuracy"],
+                "test macro-F1": statistics.fmean(c["f1"] for c in per_class.values()),
+                "positive recall": per_class["positive"]["recall"],
+                "negative recall": per_class["negative"]["recall"],
+            }
+        )
     rows.append({"run": "ratio balanced/unweighted", **_ratios(rows[1], rows[0])})
-    print(f"\n{args.subset} training rows, {args.positive_share:.0%} positive; test split "
-          "(1,821 rows, balanced):")
-    print(common.format_table(rows, ["run", "test accuracy", "test macro-F1", "positive recall",
-                                     "negative recall"]))
+    print(
+        f"\n{args.subset} training rows, {args.positive_share:.0%} positive; test split "
+        "(1,821 rows, balanced):"
+    )
+    print(
+        common.format_table(
+            rows, ["run", "test accuracy", "test macro-F1", "positive recall", "negative recall"]
+        )
+    )
 
 
 def part_max_length(args, model: str, out: Path) -> None:
     rows = []
     for value in ("auto", 128):
-        result = _fine_tune(model, common.SST2_DIR, out / str(value), max_length=value,
-                            max_train_samples=args.subset, num_train_epochs=args.epochs,
-                            temperature_scaling=False)
+        result = _fine_tune(
+            model,
+            common.SST2_DIR,
+            out / str(value),
+            max_length=value,
+            max_train_samples=args.subset,
+            num_train_epochs=args.epochs,
+            temperature_scaling=False,
+        )
         manifest = (result.model_path / "modernbert_tasks.json").read_text()
         import json
 
-        rows.append({"max_length": str(value), "value used": json.loads(manifest)["max_length"],
-                     "validation accuracy": result.metrics["accuracy"],
-                     "test accuracy": result.metrics["test_accuracy"],
-                     "train s": result.metrics["train_runtime"]})
+        rows.append(
+            {
+                "max_length": str(value),
+                "value used": json.loads(manifest)["max_length"],
+                "validation accuracy": result.metrics["accuracy"],
+                "test accuracy": result.metrics["test_accuracy"],
+                "train s": result.metrics["train_runtime"],
+            }
+        )
     rows.append({"max_length": "ratio auto/128", **_ratios(rows[0], rows[1])})
     print(f"\n{args.subset} training rows, {args.epochs} epoch(s):")
-    print(common.format_table(rows, ["max_length", "value used", "validation accuracy",
-                                     "test accuracy", "train s"]))
+    print(
+        common.format_table(
+            rows, ["max_length", "value used", "validation accuracy", "test accuracy", "train s"]
+        )
+    )
 
 
 def part_early_stopping(args, model: str, out: Path) -> None:
     rows = []
     for name, patience in (("full run", None), (f"patience {args.patience}", args.patience)):
-        result = _fine_tune(model, common.SST2_DIR, out / str(patience),
-                            early_stopping_patience=patience, max_train_samples=args.subset,
-                            num_train_epochs=args.epochs, temperature_scaling=False)
+        result = _fine_tune(
+            model,
+            common.SST2_DIR,
+            out / str(patience),
+            early_stopping_patience=patience,
+            max_train_samples=args.subset,
+            num_train_epochs=args.epochs,
+            temperature_scaling=False,
+        )
         evals = [e for e in result.log_history if "eval_accuracy" in e]
-        rows.append({"run": name, "steps": _steps(result), "evaluations": len(evals),
-                     "validation accuracy": result.metrics["accuracy"],
-                     "test accuracy": result.metrics["test_accuracy"],
-                     "train s": result.metrics["train_runtime"]})
+        rows.append(
+            {
+                "run": name,
+                "steps": _steps(result),
+                "evaluations": len(evals),
+                "validation accuracy": result.metrics["accuracy"],
+                "test accuracy": result.metrics["test_accuracy"],
+                "train s": result.metrics["train_runtime"],
+            }
+        )
     rows.append({"run": "ratio early/full", **_ratios(rows[1], rows[0])})
-    print(f"\n{args.subset} training rows, up to {args.epochs} epoch(s), evaluation every 10% "
-          "of the run:")
-    print(common.format_table(rows, ["run", "steps", "evaluations", "validation accuracy",
-                                     "test accuracy", "train s"]))
+    print(f"\n{args.subset} training rows, up to {args.epochs} epoch(s), evaluation every 10% of the run:")
+    print(
+        common.format_table(
+            rows, ["run", "steps", "evaluations", "validation accuracy", "test accuracy", "train s"]
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -68,9 +68,13 @@ def scan(modules: set[str]) -> tuple[dict[str, set[str]], list[str]]:
                         if alias.name.startswith("_") and not alias.name.startswith("__"):
                             private.append(f"{name}: from {source} import {alias.name}")
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                    and node.value.id in aliases and node.attr.startswith("_")
-                    and not node.attr.startswith("__")):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 private.append(f"{name}: {aliases[node.value.id]}.{node.attr}")
         # importing a submodule runs the package's __init__ anyway: edges to it say nothing
         graph[name] = {d for d in deps if d in modules and d not in (name, PACKAGE)}
@@ -79,8 +83,15 @@ def scan(modules: set[str]) -> tuple[dict[str, set[str]], list[str]]:
 
 # The dependency rule: a module imports only from its own layer or the ones below, and the two
 # layer-2 packages never import each other. The package's __init__/__main__ sit above all.
-LAYERS = {"artifacts": 1, "inference": 2, "training": 2, "exporters": 3, "auditing": 3, "cli": 4,
-          "testing": 5}
+LAYERS = {
+    "artifacts": 1,
+    "inference": 2,
+    "training": 2,
+    "exporters": 3,
+    "auditing": 3,
+    "cli": 4,
+    "testing": 5,
+}
 
 
 def layer(module: str) -> tuple[int, str]:
@@ -159,8 +170,9 @@ def dependency_problems() -> list[str]:
     pyproject = tomllib.loads((ROOT.parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
     project = pyproject["project"]
     core = {_requirement_name(d) for d in project["dependencies"]}
-    extras = {_requirement_name(d) for group in project.get("optional-dependencies", {}).values()
-              for d in group}
+    extras = {
+        _requirement_name(d) for group in project.get("optional-dependencies", {}).values() for d in group
+    }
     imported: set[str] = set()
     for path in ROOT.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -202,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     deps = dependency_problems()
     for line in deps:
         print("dependencies: " + line)
-    print(f"{len(modules)} modules, {sum(map(len, graph.values()))} imports, "
-          f"{len(circles)} import circle(s), {len(layers)} import(s) against the layers, "
-          f"{len(private)} private name(s) across modules, {len(deps)} dependency problem(s)")
+    print(
+        f"{len(modules)} modules, {sum(map(len, graph.values()))} imports, "
+        f"{len(circles)} import circle(s), {len(layers)} import(s) against the layers, "
+        f"{len(private)} private name(s) across modules, {len(deps)} dependency problem(s)"
+    )
     return 1 if circles or layers or private or deps else 0
 
 

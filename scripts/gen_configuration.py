@@ -74,45 +74,76 @@ def render() -> str:
     rows = describe_options()
     library = [r for r in rows if r["group"] == "modernbert_tasks"]
     changed = [r for r in rows if r["group"] != "modernbert_tasks" and r["source"] != TA_SOURCE]
-    untouched = [r for r in rows if r["group"] != "modernbert_tasks" and r["source"] == TA_SOURCE
-                 and r["name"] not in RENAMED]
+    untouched = [
+        r
+        for r in rows
+        if r["group"] != "modernbert_tasks" and r["source"] == TA_SOURCE and r["name"] not in RENAMED
+    ]
 
     out = [INTRO]
-    out += ["## Library options", "",
-            "The fields of `modernbert_tasks.options.TrainOptions`: data, tokenization, speed "
-            "and run control.", "",
-            "| option | flag | type | default | description |", "|---|---|---|---|---|"]
+    out += [
+        "## Library options",
+        "",
+        "The fields of `modernbert_tasks.options.TrainOptions`: data, tokenization, speed and run control.",
+        "",
+        "| option | flag | type | default | description |",
+        "|---|---|---|---|---|",
+    ]
     for r in library:
         flag = "Python only" if r["name"] == "callbacks" else _flag(r["name"])
-        out.append(f"| `{r['name']}` | {flag} | {_cell(r['type'])} | {_value(r['default'])} | "
-                   f"{_cell(r['help'])} |")
-    out += ["", "## TrainingArguments defaults the library changes", "",
-            "The recipe's values (see [recipe.md](recipe.md)), fixed where they do not fit the "
-            "data, and the values the library derives from other options.", "",
-            "| option | flag | default | default comes from |", "|---|---|---|---|"]
+        out.append(
+            f"| `{r['name']}` | {flag} | {_cell(r['type'])} | {_value(r['default'])} | {_cell(r['help'])} |"
+        )
+    out += [
+        "",
+        "## TrainingArguments defaults the library changes",
+        "",
+        "The recipe's values (see [recipe.md](recipe.md)), fixed where they do not fit the "
+        "data, and the values the library derives from other options.",
+        "",
+        "| option | flag | default | default comes from |",
+        "|---|---|---|---|",
+    ]
     for r in changed:
-        out.append(f"| `{r['name']}` | {_flag(r['name'])} | {_value(r['default'])} | "
-                   f"{_cell(r['source'])} |")
-    out += ["", "## Built-in task hyperparameters", "",
-            "A task may set any option in its `hyperparameters`; they beat the recipe defaults. "
-            "Plugin tasks list theirs with `modernbert-tasks options --task NAME`.", "",
-            "| task | option | value |", "|---|---|---|"]
+        out.append(f"| `{r['name']}` | {_flag(r['name'])} | {_value(r['default'])} | {_cell(r['source'])} |")
+    out += [
+        "",
+        "## Built-in task hyperparameters",
+        "",
+        "A task may set any option in its `hyperparameters`; they beat the recipe defaults. "
+        "Plugin tasks list theirs with `modernbert-tasks options --task NAME`.",
+        "",
+        "| task | option | value |",
+        "|---|---|---|",
+    ]
     for name, value in SST2.hyperparameters.items():
         out.append(f"| `{SST2.name}` | `{name}` | {_value(value)} |")
     out.append(f"| `{SST2.name}` | `max_length` (task field) | {_value(SST2.max_length)} |")
-    out += ["", "## Every other TrainingArguments field", "",
-            "These keep the `transformers.TrainingArguments` default. Their descriptions are in "
-            "`modernbert-tasks train --help` and the "
-            "[transformers documentation](https://huggingface.co/docs/transformers/main_classes/"
-            "trainer#transformers.TrainingArguments). The field `debug` is the flag "
-            "`--trainer-debug`, because `--debug` shows tracebacks.", "",
-            "| option | type | default |", "|---|---|---|"]
+    out += [
+        "",
+        "## Every other TrainingArguments field",
+        "",
+        "These keep the `transformers.TrainingArguments` default. Their descriptions are in "
+        "`modernbert-tasks train --help` and the "
+        "[transformers documentation](https://huggingface.co/docs/transformers/main_classes/"
+        "trainer#transformers.TrainingArguments). The field `debug` is the flag "
+        "`--trainer-debug`, because `--debug` shows tracebacks.",
+        "",
+        "| option | type | default |",
+        "|---|---|---|",
+    ]
     for r in untouched:
         out.append(f"| `{r['name']}` | {_cell(r['type'])} | {_value(r['default'])} |")
-    out += ["", "## Old names", "",
-            "Names from `run_glue.py` and transformers 4.x are refused with a pointer to the "
-            "current one, so a pasted command fails at once instead of being ignored.", "",
-            "| old name | use instead |", "|---|---|"]
+    out += [
+        "",
+        "## Old names",
+        "",
+        "Names from `run_glue.py` and transformers 4.x are refused with a pointer to the "
+        "current one, so a pasted command fails at once instead of being ignored.",
+        "",
+        "| old name | use instead |",
+        "|---|---|",
+    ]
     for old, new in RENAMED.items():
         out.append(f"| `{old}` | {_cell(new)} |")
     return "\n".join(out) + "\n"
@@ -120,15 +151,15 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 if docs/configuration.md is out of date")
+    parser.add_argument(
+        "--check", action="store_true", help="do not write; exit 1 if docs/configuration.md is out of date"
+    )
     args = parser.parse_args(argv)
     text = render()
     if args.check:
         current = TARGET.read_text(encoding="utf-8") if TARGET.is_file() else ""
         if current != text:
-            print(f"{TARGET} is out of date: run python scripts/gen_configuration.py",
-                  file=sys.stderr)
+            print(f"{TARGET} is out of date: run python scripts/gen_configuration.py", file=sys.stderr)
             return 1
         return 0
     TARGET.write_text(text, encoding="utf-8")

@@ -29,8 +29,7 @@ def main() -> int:
     assert ("console_scripts", "modernbert-tasks") in groups
 
     script = shutil.which("modernbert-tasks", path=str(Path(sys.executable).parent))
-    listed = subprocess.run([script, "tasks", "--json"], capture_output=True, text=True,
-                            check=True)
+    listed = subprocess.run([script, "tasks", "--json"], capture_output=True, text=True, check=True)
     names = {row["name"] for row in json.loads(listed.stdout)}
     assert "sst2" in names, names
 
@@ -42,14 +41,23 @@ def main() -> int:
         write_tsv(data / "train.tsv", make_sentiment_rows(256, seed=1))
         write_tsv(data / "validation.tsv", make_sentiment_rows(64, seed=2))
         result = modernbert_tasks.fine_tune(
-            "sst2", model_name=model, data_dir=data, output_dir=root / "run", learning_rate=1e-3,
-            num_train_epochs=3, report_to="none", disable_tqdm=True)
+            "sst2",
+            model_name=model,
+            data_dir=data,
+            output_dir=root / "run",
+            learning_rate=1e-3,
+            num_train_epochs=3,
+            report_to="none",
+            disable_tqdm=True,
+        )
         loaded = modernbert_tasks.load_finetuned(result.model_path)
         (good, bad) = loaded.predict(["what a wonderful film", "the plot was dull and tedious"])
         assert result.metrics["accuracy"] >= 0.8, result.metrics
         assert (good["label"], bad["label"]) == ("positive", "negative"), (good, bad)
-    print(f"wheel smoke test passed: {dist.version} from {package}; tasks {sorted(names)}; "
-          f"accuracy {result.metrics['accuracy']:.3f}")
+    print(
+        f"wheel smoke test passed: {dist.version} from {package}; tasks {sorted(names)}; "
+        f"accuracy {result.metrics['accuracy']:.3f}"
+    )
     return 0
 
 

@@ -41,8 +41,11 @@ def environment_untouched():
     before = _installed_packages(path)
     yield
     after = _installed_packages(path)
-    changed = sorted(f"{name}: {before.get(name, '(absent)')} -> {after.get(name, '(absent)')}"
-                     for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    changed = sorted(
+        f"{name}: {before.get(name, '(absent)')} -> {after.get(name, '(absent)')}"
+        for name in before.keys() | after.keys()
+        if before.get(name) != after.get(name)
+    )
     assert not changed, "the test suite changed the installed packages: " + "; ".join(changed)
 
 
@@ -88,12 +91,20 @@ def file_trained_model(tiny_model_dir, tmp_path_factory) -> Path:
     words = ["invoice", "refund", "crash", "login", "demo", "quote"]
     rng = random.Random(0)
     folder = tmp_path_factory.mktemp("tickets")
-    lines = ["text,team"] + [f"{w} {rng.choice(words)},{'billing' if w in words[:2] else 'tech'}"
-                             for w in (rng.choice(words) for _ in range(60))]
+    lines = ["text,team"] + [
+        f"{w} {rng.choice(words)},{'billing' if w in words[:2] else 'tech'}"
+        for w in (rng.choice(words) for _ in range(60))
+    ]
     (folder / "train.csv").write_text("\n".join(lines) + "\n")
-    result = fine_tune(train_file=folder / "train.csv", model_name=tiny_model_dir,
-                       output_dir=folder / "run", num_train_epochs=1, report_to="none",
-                       disable_tqdm=True, precision="fp32")
+    result = fine_tune(
+        train_file=folder / "train.csv",
+        model_name=tiny_model_dir,
+        output_dir=folder / "run",
+        num_train_epochs=1,
+        report_to="none",
+        disable_tqdm=True,
+        precision="fp32",
+    )
     return result.model_path
 
 
@@ -118,9 +129,14 @@ def trained_sentiment(tiny_model_dir, sentiment_dir, tmp_path_factory):
     from modernbert_tasks.testing import FAST
 
     out = tmp_path_factory.mktemp("sst2-run")
-    return fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=out,
-                     data_dir=str(sentiment_dir), eval_steps=4,
-                     **{**FAST, "report_to": "tensorboard"})
+    return fine_tune(
+        "sst2",
+        model_name=str(tiny_model_dir),
+        output_dir=out,
+        data_dir=str(sentiment_dir),
+        eval_steps=4,
+        **{**FAST, "report_to": "tensorboard"},
+    )
 
 
 @pytest.fixture(scope="session")

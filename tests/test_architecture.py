@@ -38,10 +38,13 @@ def test_imports_point_one_way_and_dependencies_are_declared(capsys):
 
 def test_the_checker_sees_a_circle_and_an_upward_import():
     check = _check_imports()
-    graph = {"modernbert_tasks.a": {"modernbert_tasks.b"}, "modernbert_tasks.b": {"modernbert_tasks.a"},
-             "modernbert_tasks.artifacts.x": {"modernbert_tasks.inference.y"},
-             "modernbert_tasks.inference.y": set(), "modernbert_tasks.training.z":
-             {"modernbert_tasks.inference.y"}}
+    graph = {
+        "modernbert_tasks.a": {"modernbert_tasks.b"},
+        "modernbert_tasks.b": {"modernbert_tasks.a"},
+        "modernbert_tasks.artifacts.x": {"modernbert_tasks.inference.y"},
+        "modernbert_tasks.inference.y": set(),
+        "modernbert_tasks.training.z": {"modernbert_tasks.inference.y"},
+    }
     assert check.cycles(graph) == [["modernbert_tasks.a", "modernbert_tasks.b"]]
     problems = check.layer_problems(graph)
     assert any("artifacts.x imports modernbert_tasks.inference.y" in p for p in problems)

@@ -17,8 +17,16 @@ from modernbert_tasks.auditing.issues import find_issues
 from modernbert_tasks.cli import main
 from modernbert_tasks.testing import make_sentiment_rows, write_tsv
 
-FAST = {"learning_rate": 1e-3, "num_train_epochs": 6, "disable_tqdm": True, "report_to": "none",
-        "warmup_steps": 0, "max_length": 32, "precision": "fp32", "seed": 3}
+FAST = {
+    "learning_rate": 1e-3,
+    "num_train_epochs": 6,
+    "disable_tqdm": True,
+    "report_to": "none",
+    "warmup_steps": 0,
+    "max_length": 32,
+    "precision": "fp32",
+    "seed": 3,
+}
 ROWS, FLIPS, FOLDS = 300, 15, 3
 
 
@@ -40,13 +48,19 @@ def audited(tiny_model_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("audit")
     rows = reviews(ROWS, seed=11)
     flipped = sorted(random.Random(0).sample(range(ROWS), FLIPS))
-    noisy = [(t, {"pos": "neg", "neg": "pos"}[y]) if i in flipped else (t, y)
-             for i, (t, y) in enumerate(rows)]
+    noisy = [
+        (t, {"pos": "neg", "neg": "pos"}[y]) if i in flipped else (t, y) for i, (t, y) in enumerate(rows)
+    ]
     train = write_reviews(folder / "reviews.csv", noisy)
-    result = audit(train_file=train, model_name=tiny_model_dir, output_dir=folder / "audit",
-                   folds=FOLDS, write_cleaned=True, **FAST)
-    return {"folder": folder, "train": train, "rows": rows, "flipped": flipped,
-            "result": result}
+    result = audit(
+        train_file=train,
+        model_name=tiny_model_dir,
+        output_dir=folder / "audit",
+        folds=FOLDS,
+        write_cleaned=True,
+        **FAST,
+    )
+    return {"folder": folder, "train": train, "rows": rows, "flipped": flipped, "result": result}
 
 
 def test_planted_flips_are_found_out_of_sample(audited):
@@ -68,8 +82,14 @@ def test_audit_files(audited):
     out = result.output_dir
     with open(out / "label_issues.csv", encoding="utf-8") as fh:
         issues = list(csv.DictReader(fh))
-    assert list(issues[0]) == ["row", "text", "given_label", "suggested_label",
-                               "given_label_probability", "quality"]
+    assert list(issues[0]) == [
+        "row",
+        "text",
+        "given_label",
+        "suggested_label",
+        "given_label_probability",
+        "quality",
+    ]
     # worst first, and each row points at its row of the user's file
     probs = [float(i["given_label_probability"]) for i in issues]
     assert probs == sorted(probs)
@@ -98,13 +118,18 @@ def test_audit_files(audited):
 def test_train_excludes_flagged_rows_and_records_it(audited, tiny_model_dir, tmp_path):
     result = audited["result"]
     top = 5
-    run = fine_tune(train_file=audited["train"], model_name=tiny_model_dir,
-                    output_dir=tmp_path / "run", exclude_rows=result.issues_file, exclude_top=top,
-                    validation_fraction=0, **{**FAST, "num_train_epochs": 1})
+    run = fine_tune(
+        train_file=audited["train"],
+        model_name=tiny_model_dir,
+        output_dir=tmp_path / "run",
+        exclude_rows=result.issues_file,
+        exclude_top=top,
+        validation_fraction=0,
+        **{**FAST, "num_train_epochs": 1},
+    )
     manifest = json.loads((run.model_path / "modernbert_tasks.json").read_text())
     training = manifest["training"]
-    assert training["excluded_rows"] == {"file": "label_issues.csv", "rows": top,
-                                         "exclude_top": top}
+    assert training["excluded_rows"] == {"file": "label_issues.csv", "rows": top, "exclude_top": top}
     assert training["num_examples"]["train"] == ROWS - top
 
 
@@ -116,35 +141,68 @@ def test_resume_skips_finished_folds(audited, tiny_model_dir, caplog):
     import shutil
 
     shutil.rmtree(out / "fold-2" / "model")
-    before = {k: (out / f"fold-{k}" / "held_out_predictions.json").stat().st_mtime_ns
-              for k in (1, 3)}
+    before = {k: (out / f"fold-{k}" / "held_out_predictions.json").stat().st_mtime_ns for k in (1, 3)}
     with pytest.raises(ConfigError, match=r"holds an earlier audit \(2 of 3 folds done\)"):
-        audit(train_file=audited["train"], model_name=tiny_model_dir, output_dir=out,
-              folds=FOLDS, **FAST)
+        audit(train_file=audited["train"], model_name=tiny_model_dir, output_dir=out, folds=FOLDS, **FAST)
     caplog.set_level("INFO", logger="modernbert_tasks")
-    again = audit(train_file=audited["train"], model_name=tiny_model_dir, output_dir=out,
-                  folds=FOLDS, resume=True, **FAST)
+    again = audit(
+        train_file=audited["train"],
+        model_name=tiny_model_dir,
+        output_dir=out,
+        folds=FOLDS,
+        resume=True,
+        **FAST,
+    )
     assert again.folds_run == 1
     assert "fold 1/3: done earlier" in caplog.text and "fold 3/3: done earlier" in caplog.text
     assert "Resuming from" in caplog.text  # fold 2 continued from its checkpoint
-    assert {k: (out / f"fold-{k}" / "held_out_predictions.json").stat().st_mtime_ns
-            for k in (1, 3)} == before
+    assert {k: (out / f"fold-{k}" / "held_out_predictions.json").stat().st_mtime_ns for k in (1, 3)} == before
     assert (out / "fold-2" / "held_out_predictions.json").is_file()
     recall = len(set(again.flagged) & set(audited["flipped"])) / FLIPS
     assert recall >= 0.8
     # another folds count is another audit: resume refuses to mix them
     with pytest.raises(ConfigError, match="differs in: folds"):
-        audit(train_file=audited["train"], model_name=tiny_model_dir, output_dir=out,
-              folds=4, resume=True, **FAST)
+        audit(
+            train_file=audited["train"],
+            model_name=tiny_model_dir,
+            output_dir=out,
+            folds=4,
+            resume=True,
+            **FAST,
+        )
 
 
 def test_cli_prints_the_noise_table(audited, tiny_model_dir, capsys):
     out = audited["result"].output_dir
-    code = main(["audit", "--train-file", str(audited["train"]), "--model", str(tiny_model_dir),
-                 "--output-dir", str(out), "--folds", str(FOLDS), "--resume",
-                 "--learning-rate", "1e-3", "--num-train-epochs", "6", "--disable-tqdm",
-                 "--report-to", "none", "--warmup-steps", "0", "--max-length", "32",
-                 "--precision", "fp32", "--seed", "3"])
+    code = main(
+        [
+            "audit",
+            "--train-file",
+            str(audited["train"]),
+            "--model",
+            str(tiny_model_dir),
+            "--output-dir",
+            str(out),
+            "--folds",
+            str(FOLDS),
+            "--resume",
+            "--learning-rate",
+            "1e-3",
+            "--num-train-epochs",
+            "6",
+            "--disable-tqdm",
+            "--report-to",
+            "none",
+            "--warmup-steps",
+            "0",
+            "--max-length",
+            "32",
+            "--precision",
+            "fp32",
+            "--seed",
+            "3",
+        ]
+    )
     printed, errors = capsys.readouterr()
     assert code == 0, errors
     assert f"Audited {ROWS} rows with {FOLDS} folds" in printed
@@ -157,12 +215,22 @@ def test_exclude_rows_from_other_data_is_refused(audited, tiny_model_dir, tmp_pa
     issues = audited["result"].issues_file
     other = write_reviews(tmp_path / "other.csv", reviews(ROWS, seed=99))
     with pytest.raises(DataError, match="does not match the training data at row"):
-        fine_tune(train_file=other, model_name=tiny_model_dir, output_dir=tmp_path / "a",
-                  exclude_rows=issues, **FAST)
+        fine_tune(
+            train_file=other,
+            model_name=tiny_model_dir,
+            output_dir=tmp_path / "a",
+            exclude_rows=issues,
+            **FAST,
+        )
     shorter = write_reviews(tmp_path / "shorter.csv", audited["rows"][:150])
     with pytest.raises(DataError, match="comes from an audit of 300 rows.*has 150 rows"):
-        fine_tune(train_file=shorter, model_name=tiny_model_dir, output_dir=tmp_path / "b",
-                  exclude_rows=issues, **FAST)
+        fine_tune(
+            train_file=shorter,
+            model_name=tiny_model_dir,
+            output_dir=tmp_path / "b",
+            exclude_rows=issues,
+            **FAST,
+        )
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
@@ -171,8 +239,7 @@ def test_too_few_rows_per_class(tiny_model_dir, tmp_path):
     rows = [r for r in rows if r[1] == "pos"][:30] + [("the film was dull", "neg")] * 3
     train = write_reviews(tmp_path / "few.csv", rows)
     with pytest.raises(DataError, match=r"'neg' has 3 rows.*at least 5"):
-        audit(train_file=train, model_name=tiny_model_dir, output_dir=tmp_path / "audit",
-              folds=5, **FAST)
+        audit(train_file=train, model_name=tiny_model_dir, output_dir=tmp_path / "audit", folds=5, **FAST)
     assert not (tmp_path / "audit").exists()
 
 
@@ -180,16 +247,21 @@ def test_single_class_and_regression_are_refused(tiny_model_dir, tmp_path):
     (tmp_path / "sst2").mkdir()
     one = write_reviews(tmp_path / "one.csv", [(t, "pos") for t, _ in reviews(20, 1)])
     # inferred from the data, the task itself refuses one label
-    with pytest.raises(DataError, match=r"single value \['pos'\]; classification needs at "
-                                        "least two labels"):
+    with pytest.raises(
+        DataError,
+        match=r"single value \['pos'\]; classification needs at "
+        "least two labels",
+    ):
         audit(train_file=one, model_name=tiny_model_dir, output_dir=tmp_path / "a", **FAST)
     # a registered task with two labels, on data that holds only one of them
     write_tsv(tmp_path / "sst2" / "train.tsv", [(t, 1) for t, _ in make_sentiment_rows(20, 1)])
     with pytest.raises(DataError, match=r"single label \('positive', all 20 rows\)"):
-        audit("sst2", data_dir=tmp_path / "sst2", model_name=tiny_model_dir,
-              output_dir=tmp_path / "a", **FAST)
-    scores = write_reviews(tmp_path / "scores.csv",
-                           [(t, f"{0.5 + i / 100:.2f}") for i, (t, _) in enumerate(reviews(20, 1))])
+        audit(
+            "sst2", data_dir=tmp_path / "sst2", model_name=tiny_model_dir, output_dir=tmp_path / "a", **FAST
+        )
+    scores = write_reviews(
+        tmp_path / "scores.csv", [(t, f"{0.5 + i / 100:.2f}") for i, (t, _) in enumerate(reviews(20, 1))]
+    )
     with pytest.raises(ConfigError, match="regression task: the label audit supports"):
         audit(train_file=scores, model_name=tiny_model_dir, output_dir=tmp_path / "b", **FAST)
 
@@ -197,10 +269,8 @@ def test_single_class_and_regression_are_refused(tiny_model_dir, tmp_path):
 def test_folder_of_a_training_run_is_refused(tiny_model_dir, tmp_path):
     train = write_reviews(tmp_path / "r.csv", reviews(40, 2))
     (tmp_path / "run" / "checkpoint-10").mkdir(parents=True)
-    with pytest.raises(ConfigError, match="holds a training run .*checkpoint-10.*another "
-                                          "output_dir"):
-        audit(train_file=train, model_name=tiny_model_dir, output_dir=tmp_path / "run",
-              folds=2, **FAST)
+    with pytest.raises(ConfigError, match="holds a training run .*checkpoint-10.*another output_dir"):
+        audit(train_file=train, model_name=tiny_model_dir, output_dir=tmp_path / "run", folds=2, **FAST)
 
 
 def test_missing_cleanlab_gives_the_install_line(monkeypatch, tmp_path):
@@ -244,8 +314,7 @@ def test_find_issues_multi_label():
     given = truth.copy()
     flipped = rng.choice(n, 15, replace=False)
     given[flipped, 0] = 1 - given[flipped, 0]
-    issues = find_issues(given.tolist(), np.clip(probs, 0.01, 0.99), ["a", "b", "c"],
-                         multi_label=True)
+    issues = find_issues(given.tolist(), np.clip(probs, 0.01, 0.99), ["a", "b", "c"], multi_label=True)
     found = set(issues.ranked)
     assert len(found & set(flipped.tolist())) / 15 >= 0.8
     assert issues.noise_rate["a"] > issues.noise_rate["b"]

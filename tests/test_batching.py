@@ -21,16 +21,23 @@ def ragged_dir(tmp_path_factory):
     rng = random.Random(0)
     root = tmp_path_factory.mktemp("ragged")
     for split, n, seed in (("train", 192, 1), ("validation", 64, 2)):
-        rows = [(" and ".join([text] * rng.randint(1, 12)), label)
-                for text, label in make_sentiment_rows(n, seed)]
+        rows = [
+            (" and ".join([text] * rng.randint(1, 12)), label) for text, label in make_sentiment_rows(n, seed)
+        ]
         write_tsv(root / f"{split}.tsv", rows)
     return root
 
 
 def _prepare(tiny_model_dir, data_dir, tmp_path, **args):
-    return prepare("sst2", model_name=str(tiny_model_dir), output_dir=tmp_path / "run",
-                   data_dir=str(data_dir), cache_dir=str(tmp_path / "cache"), report_to="none",
-                   **args)
+    return prepare(
+        "sst2",
+        model_name=str(tiny_model_dir),
+        output_dir=tmp_path / "run",
+        data_dir=str(data_dir),
+        cache_dir=str(tmp_path / "cache"),
+        report_to="none",
+        **args,
+    )
 
 
 def _batches(dataloader):
@@ -38,8 +45,9 @@ def _batches(dataloader):
 
 
 def test_batches_are_padded_to_their_own_longest_text(tiny_model_dir, ragged_dir, tmp_path):
-    run = _prepare(tiny_model_dir, ragged_dir, tmp_path, per_device_train_batch_size=8,
-                   per_device_eval_batch_size=16)
+    run = _prepare(
+        tiny_model_dir, ragged_dir, tmp_path, per_device_train_batch_size=8, per_device_eval_batch_size=16
+    )
     batch = next(iter(run.trainer.get_train_dataloader()))
     # ModernBERT takes no token_type_ids: only the tokenizer's model inputs reach the model
     assert set(batch) == {"input_ids", "attention_mask", "labels"}
@@ -59,14 +67,17 @@ def test_max_length_padding_gives_fixed_width_batches(tiny_model_dir, ragged_dir
 
 
 def _padding(run) -> int:
-    return sum(int(width * len(lengths) - lengths.sum())
-               for width, lengths in _batches(run.trainer.get_train_dataloader()))
+    return sum(
+        int(width * len(lengths) - lengths.sum())
+        for width, lengths in _batches(run.trainer.get_train_dataloader())
+    )
 
 
 def test_grouping_by_length_cuts_padding(tiny_model_dir, ragged_dir, tmp_path):
     grouped = _prepare(tiny_model_dir, ragged_dir, tmp_path / "a", per_device_train_batch_size=8)
-    shuffled = _prepare(tiny_model_dir, ragged_dir, tmp_path / "b", per_device_train_batch_size=8,
-                        group_by_length=False)
+    shuffled = _prepare(
+        tiny_model_dir, ragged_dir, tmp_path / "b", per_device_train_batch_size=8, group_by_length=False
+    )
     assert grouped.trainer.args.train_sampling_strategy == "group_by_length"
     assert shuffled.trainer.args.train_sampling_strategy == "random"
     assert _padding(grouped) < 0.5 * _padding(shuffled)
@@ -94,11 +105,17 @@ def test_pairs_are_encoded_as_pairs_with_the_prefix(tiny_model_dir, tmp_path):
     import datasets
     from transformers import AutoTokenizer
 
-    task = Task(name="pairs", labels=("no", "yes"), text_columns=("premise", "hypothesis"),
-                text_prefix="query: ")
+    task = Task(
+        name="pairs", labels=("no", "yes"), text_columns=("premise", "hypothesis"), text_prefix="query: "
+    )
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    splits = datasets.DatasetDict({"train": datasets.Dataset.from_dict(
-        {"premise": ["the film was great"], "hypothesis": ["it was dull"], "label": [0]})})
+    splits = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(
+                {"premise": ["the film was great"], "hypothesis": ["it was dull"], "label": [0]}
+            )
+        }
+    )
     encoded = tokenize_splits(splits, task, tokenizer, max_length=32, cache_dir=str(tmp_path))
     ids = encoded["train"]["input_ids"][0]
     assert ids.count(tokenizer.sep_token_id) == 2  # [CLS] a [SEP] b [SEP]
@@ -126,8 +143,7 @@ def test_subsample_is_seeded_and_tolerates_too_large_requests(caplog):
 
 
 def test_subsets_reach_the_trainer(tiny_model_dir, sentiment_dir, tmp_path):
-    run = _prepare(tiny_model_dir, sentiment_dir, tmp_path, max_train_samples=50,
-                   max_eval_samples=20)
+    run = _prepare(tiny_model_dir, sentiment_dir, tmp_path, max_train_samples=50, max_eval_samples=20)
     assert run.num_examples == {"train": 50, "eval": 20, "test": 80}
     assert len(run.trainer.train_dataset) == 50 and len(run.trainer.eval_dataset) == 20
 
@@ -145,9 +161,10 @@ def test_length_grouped_order_depends_on_seed_and_epoch_only():
     assert list(sampler) == first and sorted(first) == list(range(400))
     sampler.set_epoch(2)
     assert list(sampler) != first
+
     # consecutive batches hold similar lengths: far less padding than a random order
     def padding(order):
-        batches = [[lengths[i] for i in order[k:k + 8]] for k in range(0, len(order), 8)]
+        batches = [[lengths[i] for i in order[k : k + 8]] for k in range(0, len(order), 8)]
         return sum(max(b) * len(b) - sum(b) for b in batches)
 
     assert padding(first) < 0.3 * padding(random.Random(0).sample(range(400), 400))

@@ -58,8 +58,10 @@ def run_script(*argv: str, env: dict[str, str] | None = None, timeout: int = 240
         os.chdir(cwd)
         sys.path[:] = path
         for name in set(sys.modules) - before:  # bench's `common`, `flops` and the script
-            if getattr(sys.modules[name], "__file__", "") and \
-                    Path(sys.modules[name].__file__).parent == script.parent:
+            if (
+                getattr(sys.modules[name], "__file__", "")
+                and Path(sys.modules[name].__file__).parent == script.parent
+            ):
                 del sys.modules[name]
     return out.getvalue()
 
@@ -69,10 +71,8 @@ def run_script_process(*argv: str, env: dict[str, str] | None = None, timeout: i
     cmd = ["bash", *argv] if argv[0].endswith(".sh") else [sys.executable, *argv]
     # one thread, like the in-process tests: tiny models gain nothing from more, and two
     # OpenMP threads on a busy 2-core machine make every step several times slower
-    full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-                **(env or {})}
-    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", **(env or {})}
+    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{argv[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
@@ -121,15 +121,38 @@ def config_only_model(tiny_model_dir, tmp_path_factory) -> Path:
 
 
 def test_train_throughput_table(tiny_model_dir):
-    out = run_script("bench/train_throughput.py", "--model", str(tiny_model_dir), "--synthetic",
-                     "--samples", "64", "--batch-size", "4", "--steps", "2",
-                     "--recipe-steps", "1", "--warmup", "1", "--rounds", "1",
-                     "--configs", "recipe,dynamic,ours,loop")
+    out = run_script(
+        "bench/train_throughput.py",
+        "--model",
+        str(tiny_model_dir),
+        "--synthetic",
+        "--samples",
+        "64",
+        "--batch-size",
+        "4",
+        "--steps",
+        "2",
+        "--recipe-steps",
+        "1",
+        "--warmup",
+        "1",
+        "--rounds",
+        "1",
+        "--configs",
+        "recipe,dynamic,ours,loop",
+    )
     (table,) = tables(out)
     assert [r["configuration"].split(":")[0].split(" ")[0] for r in table] == [
-        "recipe", "dynamic", "fine_tune", "plain"]
-    check_table(table, ["samples/s", "real tokens/s", "padding efficiency", "model TFLOP/s",
-                        "peak RSS MiB"], ratio="ratio")
+        "recipe",
+        "dynamic",
+        "fine_tune",
+        "plain",
+    ]
+    check_table(
+        table,
+        ["samples/s", "real tokens/s", "padding efficiency", "model TFLOP/s", "peak RSS MiB"],
+        ratio="ratio",
+    )
     recipe, dynamic, ours, loop = (number(r["padding efficiency"]) for r in table)
     # padding every row to 128 wastes most of it; padding to each batch's longest far less
     assert 0 < recipe < 0.5 and recipe < dynamic <= 1 and recipe < ours <= 1
@@ -138,9 +161,19 @@ def test_train_throughput_table(tiny_model_dir):
 
 
 def test_predict_throughput_table(tiny_model_dir, sentiment_dir):
-    out = run_script("bench/predict_throughput.py", "--model", str(tiny_model_dir),
-                     "--texts", str(sentiment_dir / "test.tsv"), "--limit", "48",
-                     "--rounds", "1", "--batch-size", "16")
+    out = run_script(
+        "bench/predict_throughput.py",
+        "--model",
+        str(tiny_model_dir),
+        "--texts",
+        str(sentiment_dir / "test.tsv"),
+        "--limit",
+        "48",
+        "--rounds",
+        "1",
+        "--batch-size",
+        "16",
+    )
     (table,) = tables(out)
     assert table[0]["configuration"].startswith("pipeline (default")
     assert any(r["configuration"].startswith("load_finetuned().predict") for r in table)
@@ -150,9 +183,21 @@ def test_predict_throughput_table(tiny_model_dir, sentiment_dir):
 
 @pytest.mark.usefixtures("shared_tokenizer_dir")  # written for the real ModernBERT tokenizer in ../shared
 def test_accuracy_seeds_table(tiny_model_dir, sentiment_dir):
-    out = run_script("bench/accuracy.py", "--mode", "seeds", "--model", str(tiny_model_dir),
-                     "--data-dir", str(sentiment_dir), "--seeds", "1,2", "--subset", "64",
-                     "--args", "eval_strategy=no,save_strategy=no,report_to=none")
+    out = run_script(
+        "bench/accuracy.py",
+        "--mode",
+        "seeds",
+        "--model",
+        str(tiny_model_dir),
+        "--data-dir",
+        str(sentiment_dir),
+        "--seeds",
+        "1,2",
+        "--subset",
+        "64",
+        "--args",
+        "eval_strategy=no,save_strategy=no,report_to=none",
+    )
     (table,) = tables(out)
     assert [r["run"] for r in table] == ["seed 1", "seed 2", "mean +- std (2 seeds)"]
     for row in table[:2]:
@@ -164,10 +209,28 @@ def test_accuracy_seeds_table(tiny_model_dir, sentiment_dir):
 
 
 def test_scaling_tables(tiny_model_dir, sentiment_dir):
-    out = run_script("bench/scaling.py", "--model", str(tiny_model_dir), "--layers", "0",
-                     "--data-dir", str(sentiment_dir), "--lengths", "16,128",
-                     "--batch-tokens", "128", "--steps", "1", "--rounds", "1",
-                     "--predict-tokens", "512", "--sizes", "64", "--no-plot")
+    out = run_script(
+        "bench/scaling.py",
+        "--model",
+        str(tiny_model_dir),
+        "--layers",
+        "0",
+        "--data-dir",
+        str(sentiment_dir),
+        "--lengths",
+        "16,128",
+        "--batch-tokens",
+        "128",
+        "--steps",
+        "1",
+        "--rounds",
+        "1",
+        "--predict-tokens",
+        "512",
+        "--sizes",
+        "64",
+        "--no-plot",
+    )
     lengths, sizes = tables(out)
     assert [number(r["tokens"]) for r in lengths] == [16, 128]
     check_table(lengths, ["train tokens/s", "predict sentences/s", "predict tokens/s"])
@@ -178,13 +241,20 @@ def test_scaling_tables(tiny_model_dir, sentiment_dir):
 
 
 def test_padding_table(tiny_model_dir, sentiment_dir):
-    out = run_script("bench/padding.py", "--tokenizer", str(tiny_model_dir),
-                     "--data", str(sentiment_dir / "train.tsv"), "--batch-size", "8",
-                     "--mega", "4,0")
+    out = run_script(
+        "bench/padding.py",
+        "--tokenizer",
+        str(tiny_model_dir),
+        "--data",
+        str(sentiment_dir / "train.tsv"),
+        "--batch-size",
+        "8",
+        "--mega",
+        "4,0",
+    )
     (table,) = tables(out)
     check_table(table, ["padding efficiency", "padded tokens/sample"], ratio="ratio")
-    eff = {r["batching"].split(",")[0].split(":")[0]: number(r["padding efficiency"])
-           for r in table}
+    eff = {r["batching"].split(",")[0].split(":")[0]: number(r["padding efficiency"]) for r in table}
     grouped = [number(r["padding efficiency"]) for r in table if "length-grouped" in r["batching"]]
     assert len(grouped) == 2
     # padding to max_length wastes the most; sorted consecutive batches waste the least
@@ -194,35 +264,56 @@ def test_padding_table(tiny_model_dir, sentiment_dir):
 def test_gpu_script_on_cpu(config_only_model):
     """gpu.sh's whole code path on the CPU: package check, random init from a config-only
     folder, synthetic sentences, the table."""
-    out = run_script("bench/gpu.sh", env={
-        "PYTHON": sys.executable,  # the suite's interpreter, not whichever `python` PATH has
-        "DEVICE": "cpu", "SKIP_INSTALL": "1", "MODEL_DIR": str(config_only_model),
-        "DATA_DIR": "/nonexistent", "BATCH_SIZES": "4", "SAMPLES": "48", "STEPS": "2",
-        "RECIPE_STEPS": "1", "WARMUP": "1", "ROUNDS": "1", "CONFIGS": "recipe,ours"})
+    out = run_script(
+        "bench/gpu.sh",
+        env={
+            "PYTHON": sys.executable,  # the suite's interpreter, not whichever `python` PATH has
+            "DEVICE": "cpu",
+            "SKIP_INSTALL": "1",
+            "MODEL_DIR": str(config_only_model),
+            "DATA_DIR": "/nonexistent",
+            "BATCH_SIZES": "4",
+            "SAMPLES": "48",
+            "STEPS": "2",
+            "RECIPE_STEPS": "1",
+            "WARMUP": "1",
+            "ROUNDS": "1",
+            "CONFIGS": "recipe,ours",
+        },
+    )
     assert "found: torch" in out
     assert "synthetic sentences" in out
     table, ablation = tables(out)
     assert len(table) == 2
     check_table(table, ["samples/s", "real tokens/s", "padding efficiency"], ratio="ratio")
     # the ablation: defaults, then one lever per row (the CPU smoke default: fp32)
-    assert [r["configuration"] for r in ablation] == ["fine_tune defaults",
-                                                      "fine_tune + precision=fp32"]
+    assert [r["configuration"] for r in ablation] == ["fine_tune defaults", "fine_tune + precision=fp32"]
     check_table(ablation, ["samples/s", "real tokens/s"], ratio="ratio")
 
 
-@pytest.mark.parametrize("script", ["train_throughput.py", "predict_throughput.py",
-                                    "accuracy.py", "scaling.py", "padding.py"])
+@pytest.mark.parametrize(
+    "script", ["train_throughput.py", "predict_throughput.py", "accuracy.py", "scaling.py", "padding.py"]
+)
 def test_scripts_skip_without_shared(script, tmp_path):
-    out = run_script(f"bench/{script}", env={"MODERNBERT_TASKS_SHARED": str(tmp_path)},
-                     timeout=60)
+    out = run_script(f"bench/{script}", env={"MODERNBERT_TASKS_SHARED": str(tmp_path)}, timeout=60)
     assert out.startswith("SKIP:") and str(tmp_path) in out
 
 
 def test_audit_tables(tiny_model_dir, sst2_dir):
     """bench/audit.py end to end on a few real SST-2 rows with the tiny model."""
-    out = run_script("bench/audit.py", "--model", str(tiny_model_dir), "--rows", "120",
-                     "--noise", "0.1", "--folds", "2",
-                     "--args", "learning_rate=1e-3,per_device_eval_batch_size=128")
+    out = run_script(
+        "bench/audit.py",
+        "--model",
+        str(tiny_model_dir),
+        "--rows",
+        "120",
+        "--noise",
+        "0.1",
+        "--folds",
+        "2",
+        "--args",
+        "learning_rate=1e-3,per_device_eval_batch_size=128",
+    )
     selection, runs = tables(out)
     assert [r["selection"] for r in selection][-1] == "top 10% by p(given)"
     for row in selection:

@@ -31,11 +31,13 @@ def run_cli(*args: object, stdin: str | None = None) -> CliResult:
     return testing.run_cli(*args, env=IN_PROCESS_ENV, stdin=stdin)
 
 
-def run_cli_process(*args: object, env: dict[str, str] | None = None,
-                    timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli_process(
+    *args: object, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """`python -m modernbert_tasks ARGS` in a fresh interpreter."""
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True,
-                          env=env or ENV, timeout=timeout)
+    return subprocess.run(
+        [*CLI, *map(str, args)], capture_output=True, text=True, env=env or ENV, timeout=timeout
+    )
 
 
 def assert_usage_error(proc: CliResult, *fragments: str) -> None:
@@ -50,18 +52,32 @@ def trained(tmp_path_factory, tiny_model_dir, sentiment_dir) -> SimpleNamespace:
     """`train` with options from a YAML file plus flags; the flag must win over the file."""
     root = tmp_path_factory.mktemp("cli-train")
     config = root / "run.yaml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         task: sst2
         model: {tiny_model_dir}
         data-dir: {sentiment_dir}
         learning_rate: 1.0e-3
         num_train_epochs: 0.1   # the --num-train-epochs flag overrides this
         warmup_steps: 0
-        """))
+        """)
+    )
     output_dir = root / "run"
-    proc = run_cli("train", "--config", config, "--output-dir", output_dir,
-                   "--num-train-epochs", "2", "--eval-strategy", "epoch",
-                   "--per-device-train-batch-size", "16", "--report-to", "tensorboard")
+    proc = run_cli(
+        "train",
+        "--config",
+        config,
+        "--output-dir",
+        output_dir,
+        "--num-train-epochs",
+        "2",
+        "--eval-strategy",
+        "epoch",
+        "--per-device-train-batch-size",
+        "16",
+        "--report-to",
+        "tensorboard",
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return SimpleNamespace(proc=proc, output_dir=output_dir, model=output_dir / "model")
 
@@ -111,8 +127,9 @@ def test_predict_reads_a_file_and_writes_jsonl(trained, tmp_path):
 
     # a .txt file from stdin: one record per line; a blank line is a "skipped" record, so
     # output line N matches input line N
-    proc = run_cli("predict", trained.model, "--file", "-",
-                   stdin="the film was wonderful\n\nthe plot was dull\n")
+    proc = run_cli(
+        "predict", trained.model, "--file", "-", stdin="the film was wonderful\n\nthe plot was dull\n"
+    )
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r.get("label") for r in records] == ["positive", None, "negative"]
@@ -126,8 +143,11 @@ def test_evaluate_prints_metrics_confusion_matrix_and_per_class(trained, sentime
     accuracy = float(re.search(r"^\s+accuracy\s+([\d.]+)$", out, re.M).group(1))
     assert accuracy >= 0.85
     assert "Confusion matrix (rows: true label, columns: predicted label):" in out
-    matrix = [list(map(int, re.findall(r"\d+", line))) for line in out.splitlines()
-              if re.match(r"^(negative|positive)\s+\d+\s+\d+$", line)]
+    matrix = [
+        list(map(int, re.findall(r"\d+", line)))
+        for line in out.splitlines()
+        if re.match(r"^(negative|positive)\s+\d+\s+\d+$", line)
+    ]
     assert len(matrix) == 2 and sum(map(sum, matrix)) == 80  # validation.tsv has 80 rows
     assert re.search(r"^label\s+precision\s+recall\s+f1\s+support$", out, re.M)
 
@@ -176,9 +196,11 @@ def test_a_broken_plugin_is_listed_with_its_error(tmp_path):
 @pytest.mark.parametrize("argv", [["tasks"], ["tasks", "--help"], ["plugins"], ["--help"]])
 def test_listing_and_help_do_not_import_torch(argv):
     # third-party plugins are off: what they import is their business
-    code = (f"import sys\nfrom modernbert_tasks.cli import main\ntry:\n    main({argv!r})\n"
-            "except SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n")
+    code = (
+        f"import sys\nfrom modernbert_tasks.cli import main\ntry:\n    main({argv!r})\n"
+        "except SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
+    )
     env = {**ENV, "MODERNBERT_TASKS_DISABLE_PLUGINS": "1"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -204,8 +226,15 @@ def test_options_lists_defaults_and_where_they_come_from():
 def test_train_help_lists_every_trainer_field_and_examples():
     proc = run_cli("train", "--help")
     assert proc.returncode == 0, proc.stderr
-    for flag in ("--lr-scheduler-type", "--gradient-accumulation-steps", "--max-train-samples",
-                 "--eval-strategy", "--trainer-debug", "--config", "examples:"):
+    for flag in (
+        "--lr-scheduler-type",
+        "--gradient-accumulation-steps",
+        "--max-train-samples",
+        "--eval-strategy",
+        "--trainer-debug",
+        "--config",
+        "examples:",
+    ):
         assert flag in proc.stdout
 
 
@@ -215,22 +244,28 @@ def test_unknown_task_suggests_the_closest():
 
 
 def test_unknown_flag_suggests_the_closest_and_old_names_point_to_new_ones():
-    assert_usage_error(run_cli("train", "sst2", "--learning-rat", "1e-3"),
-                       "unrecognized arguments: --learning-rat", "Did you mean: --learning-rate")
-    assert_usage_error(run_cli("train", "sst2", "--evaluation_strategy", "steps"),
-                       "--evaluation_strategy is an old name: use --eval-strategy")
+    assert_usage_error(
+        run_cli("train", "sst2", "--learning-rat", "1e-3"),
+        "unrecognized arguments: --learning-rat",
+        "Did you mean: --learning-rate",
+    )
+    assert_usage_error(
+        run_cli("train", "sst2", "--evaluation_strategy", "steps"),
+        "--evaluation_strategy is an old name: use --eval-strategy",
+    )
 
 
 def test_bad_values_are_usage_errors(tmp_path):
-    assert_usage_error(run_cli("train", "sst2", "--num-train-epochs", "three"),
-                       "argument --num-train-epochs/--num_train_epochs: invalid float value: "
-                       "'three'")
-    assert_usage_error(run_cli("train", "sst2", "--bf16", "maybe"),
-                       "expected true or false, got 'maybe'")
+    assert_usage_error(
+        run_cli("train", "sst2", "--num-train-epochs", "three"),
+        "argument --num-train-epochs/--num_train_epochs: invalid float value: 'three'",
+    )
+    assert_usage_error(run_cli("train", "sst2", "--bf16", "maybe"), "expected true or false, got 'maybe'")
     config = tmp_path / "run.json"
     config.write_text(json.dumps({"task": "sst2", "learning_rat": 1e-3}))
-    assert_usage_error(run_cli("train", "--config", config),
-                       "unknown option 'learning_rat'. Did you mean: learning_rate")
+    assert_usage_error(
+        run_cli("train", "--config", config), "unknown option 'learning_rat'. Did you mean: learning_rate"
+    )
 
 
 def test_missing_arguments_are_usage_errors(trained):
@@ -246,9 +281,11 @@ def test_predict_on_a_missing_model_is_a_run_failure(tmp_path):
     proc = run_cli("predict", missing, "some text")
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: Model folder {str(missing)!r} does not exist. Pass the folder "
-                      "fine_tune saved the model to (FineTuneResult.model_path), e.g. "
-                      "'runs/sst2/model'."]
+    assert errors == [
+        f"error: Model folder {str(missing)!r} does not exist. Pass the folder "
+        "fine_tune saved the model to (FineTuneResult.model_path), e.g. "
+        "'runs/sst2/model'."
+    ]
     assert "Traceback" not in proc.stderr
 
     proc = run_cli_process("predict", missing, "some text", "--debug")  # a fresh process too
@@ -265,24 +302,27 @@ def test_train_flags_parse_to_the_types_fine_tune_expects():
 
     def given(*argv: str) -> dict:
         ns = parser.parse_args(["train", "sst2", *argv])
-        return {k: v for k, v in vars(ns).items()
-                if k not in ("command", "traceback", "config", "task")}
+        return {k: v for k, v in vars(ns).items() if k not in ("command", "traceback", "config", "task")}
 
     assert given() == {}  # defaults are fine_tune's business, not argparse's
     assert given("--num_train_epochs", "2", "--learning-rate", "2e-5") == {
-        "num_train_epochs": 2.0, "learning_rate": 2e-5}
+        "num_train_epochs": 2.0,
+        "learning_rate": 2e-5,
+    }
     assert given("--bf16") == {"bf16": True} and given("--bf16", "false") == {"bf16": False}
     assert given("--no-group-by-length") == {"group_by_length": False}
     assert given("--resume") == {"resume": True}
     assert given("--resume", "runs/x/checkpoint-5") == {"resume": "runs/x/checkpoint-5"}
     assert given("--report-to", "tensorboard", "wandb") == {"report_to": ["tensorboard", "wandb"]}
-    assert given("--lr-scheduler-kwargs", '{"num_cycles": 2}') == {
-        "lr_scheduler_kwargs": {"num_cycles": 2}}
+    assert given("--lr-scheduler-kwargs", '{"num_cycles": 2}') == {"lr_scheduler_kwargs": {"num_cycles": 2}}
     assert given("--data-files", "train=a.csv,eval=b.csv") == {
-        "data_files": {"train": "a.csv", "eval": "b.csv"}}
+        "data_files": {"train": "a.csv", "eval": "b.csv"}
+    }
     assert given("--data-files", "a.csv") == {"data_files": "a.csv"}
     assert given("--eval-strategy", "epoch", "--padding", "max_length") == {
-        "eval_strategy": "epoch", "padding": "max_length"}
+        "eval_strategy": "epoch",
+        "padding": "max_length",
+    }
     assert given("--trainer-debug", "underflow_overflow") == {"debug": ["underflow_overflow"]}
     with pytest.raises(SystemExit):
         given("--eval-strategy", "sometimes")  # not a choice
@@ -293,11 +333,15 @@ def test_pair_inputs_come_from_the_task_columns(tmp_path):
     from modernbert_tasks.cli import read_inputs
 
     task = Task(name="pairs", text_columns=("sentence1", "sentence2"), labels=("no", "yes"))
-    table = write_tsv(tmp_path / "pairs.tsv", [("a cat sat", "a cat was sitting", "x"),
-                                               ("it rained", "the sun shone", "y")],
-                      header=("sentence1", "sentence2", "extra"))
-    assert read_inputs(str(table), task) == [("a cat sat", "a cat was sitting"),
-                                             ("it rained", "the sun shone")]
+    table = write_tsv(
+        tmp_path / "pairs.tsv",
+        [("a cat sat", "a cat was sitting", "x"), ("it rained", "the sun shone", "y")],
+        header=("sentence1", "sentence2", "extra"),
+    )
+    assert read_inputs(str(table), task) == [
+        ("a cat sat", "a cat was sitting"),
+        ("it rained", "the sun shone"),
+    ]
     lines = tmp_path / "texts.txt"
     lines.write_text("one text\n")
     with pytest.raises(DataError, match="classifies text pairs"):
@@ -311,14 +355,40 @@ def test_flags_that_take_a_number_or_a_word_and_a_mapping_or_a_word():
     from modernbert_tasks.cli import build_parser
 
     parser = build_parser("train")
-    args = parser.parse_args(["train", "--max-length", "24", "--class-weights", "balanced",
-                              "--decision-threshold", "tune", "--seeds", "1", "2"])
+    args = parser.parse_args(
+        [
+            "train",
+            "--max-length",
+            "24",
+            "--class-weights",
+            "balanced",
+            "--decision-threshold",
+            "tune",
+            "--seeds",
+            "1",
+            "2",
+        ]
+    )
     assert (args.max_length, args.class_weights, args.decision_threshold, args.seeds) == (
-        24, "balanced", "tune", [1, 2])
-    args = parser.parse_args(["train", "--max-length", "auto", "--class-weights", '{"a": 2.0}',
-                              "--decision-threshold", "0.3", "--text-column", "body"])
-    assert (args.max_length, args.class_weights, args.decision_threshold) == ("auto", {"a": 2.0},
-                                                                              0.3)
+        24,
+        "balanced",
+        "tune",
+        [1, 2],
+    )
+    args = parser.parse_args(
+        [
+            "train",
+            "--max-length",
+            "auto",
+            "--class-weights",
+            '{"a": 2.0}',
+            "--decision-threshold",
+            "0.3",
+            "--text-column",
+            "body",
+        ]
+    )
+    assert (args.max_length, args.class_weights, args.decision_threshold) == ("auto", {"a": 2.0}, 0.3)
     assert args.text_columns == ["body"]
 
 
@@ -358,12 +428,21 @@ def test_a_run_folder_is_accepted_where_a_model_folder_is_expected(trained, capl
 @pytest.fixture(scope="module")
 def pair_model(tmp_path_factory, tiny_model_dir) -> Path:
     root = tmp_path_factory.mktemp("pairs")
-    rows = [(t, t.upper() if i % 2 else "something else", i % 2)
-            for i, (t, _) in enumerate(make_sentiment_rows(32, seed=4))]
+    rows = [
+        (t, t.upper() if i % 2 else "something else", i % 2)
+        for i, (t, _) in enumerate(make_sentiment_rows(32, seed=4))
+    ]
     write_tsv(root / "train.tsv", rows, header=("first", "second", "label"))
-    fine_tune(train_file=root / "train.tsv", text_columns=["first", "second"],
-              label_column="label", model_name=tiny_model_dir, output_dir=root / "run",
-              max_steps=1, validation_fraction=0, **FAST)
+    fine_tune(
+        train_file=root / "train.tsv",
+        text_columns=["first", "second"],
+        label_column="label",
+        model_name=tiny_model_dir,
+        output_dir=root / "run",
+        max_steps=1,
+        validation_fraction=0,
+        **FAST,
+    )
     return root / "run" / "model"
 
 

@@ -130,7 +130,6 @@ def test_metrics_are_offline_and_correct():
     logits = np.array([[2.0, 0.1], [0.2, 1.0], [0.3, 0.1], [0.0, 3.0]])
     labels = np.array([0, 1, 1, 1])
     assert TASK.compute_metrics(logits, labels) == {"accuracy": 0.75}
-    reg = Task(name="reg", problem_type="regression", metrics=("pearson", "spearman"),
-               main_metric="pearson")
+    reg = Task(name="reg", problem_type="regression", metrics=("pearson", "spearman"), main_metric="pearson")
     out = reg.compute_metrics(np.array([[0.1], [0.5], [0.9]]), np.array([1.0, 2.0, 3.0]))
     assert out["pearson"] == pytest.approx(1.0) and out["spearman"] == pytest.approx(1.0)

@@ -33,10 +33,25 @@ def test_torchrun_two_processes_train_one_model(tiny_model_dir, sentiment_dir, t
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     # its own process group, so a hang kills the workers too, not only torchrun
     proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(script), str(tiny_model_dir), str(sentiment_dir), str(out), str(report)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            str(tiny_model_dir),
+            str(sentiment_dir),
+            str(out),
+            str(report),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:
@@ -58,13 +73,39 @@ def test_torchrun_two_processes_train_one_model(tiny_model_dir, sentiment_dir, t
 
 def _accelerate(*launch_args, model, data, out, timeout=240):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    command = [sys.executable, "-m", "accelerate.commands.launch", *launch_args,
-               "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-               "--dynamo_backend", "no", "-m", "modernbert_tasks", "train", "sst2",
-               "--model", str(model), "--data-dir", str(data), "--output-dir", str(out),
-               "--max-train-samples", "64", "--num-train-epochs", "1", "--report-to", "none"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *launch_args,
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "modernbert_tasks",
+        "train",
+        "sst2",
+        "--model",
+        str(model),
+        "--data-dir",
+        str(data),
+        "--output-dir",
+        str(out),
+        "--max-train-samples",
+        "64",
+        "--num-train-epochs",
+        "1",
+        "--report-to",
+        "none",
+    ]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -77,11 +118,11 @@ def _accelerate(*launch_args, model, data, out, timeout=240):
 
 
 @pytest.mark.slow
-def test_accelerate_launch_multi_gpu_runs_two_cpu_processes(tiny_model_dir, sentiment_dir,
-                                                             tmp_path):
+def test_accelerate_launch_multi_gpu_runs_two_cpu_processes(tiny_model_dir, sentiment_dir, tmp_path):
     """The command docs/distributed.md gives for several CPU processes really starts two."""
-    training, output = _accelerate("--multi_gpu", model=tiny_model_dir, data=sentiment_dir,
-                                   out=tmp_path / "run")
+    training, output = _accelerate(
+        "--multi_gpu", model=tiny_model_dir, data=sentiment_dir, out=tmp_path / "run"
+    )
     assert training["world_size"] == 2
     assert training["global_step"] == 2  # 64 rows / (16 per process x 2 processes)
     assert "this run is the only one" not in output
@@ -89,8 +130,7 @@ def test_accelerate_launch_multi_gpu_runs_two_cpu_processes(tiny_model_dir, sent
 
 @pytest.mark.slow
 def test_accelerate_launch_cpu_says_it_runs_one_process(tiny_model_dir, sentiment_dir, tmp_path):
-    training, output = _accelerate("--cpu", model=tiny_model_dir, data=sentiment_dir,
-                                   out=tmp_path / "run")
+    training, output = _accelerate("--cpu", model=tiny_model_dir, data=sentiment_dir, out=tmp_path / "run")
     assert training["world_size"] == 1 and training["global_step"] == 4  # 64 rows / 16
     assert "asked for several processes, but this run is the only one (world size 1)" in output
     assert "accelerate launch --multi_gpu --num_processes N" in output

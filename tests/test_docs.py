@@ -25,8 +25,9 @@ def _text(path: Path) -> str:
 
 
 def _load_generator():
-    spec = importlib.util.spec_from_file_location("gen_configuration",
-                                                  ROOT / "scripts" / "gen_configuration.py")
+    spec = importlib.util.spec_from_file_location(
+        "gen_configuration", ROOT / "scripts" / "gen_configuration.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -36,10 +37,15 @@ def test_configuration_page_is_generated_from_the_current_code():
     generator = _load_generator()
     expected = generator.render()
     assert _text(DOCS / "configuration.md") == expected, (
-        "docs/configuration.md is out of date: run `python scripts/gen_configuration.py`")
+        "docs/configuration.md is out of date: run `python scripts/gen_configuration.py`"
+    )
     # and it really lists the options: one from each source
-    for needle in ("| `max_train_samples` |", "| `warmup_steps` |", "| `learning_rate` |",
-                   "| `evaluation_strategy` |"):
+    for needle in (
+        "| `max_train_samples` |",
+        "| `warmup_steps` |",
+        "| `learning_rate` |",
+        "| `evaluation_strategy` |",
+    ):
         assert needle in expected
 
 
@@ -49,7 +55,8 @@ def test_public_name_is_documented_and_has_a_docstring(name):
     assert (inspect.getdoc(obj) or "").strip(), f"modernbert_tasks.{name} has no docstring"
     pattern = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)")
     assert any(pattern.search(_text(page)) for page in PAGES), (
-        f"modernbert_tasks.{name} is not mentioned in README.md or docs/")
+        f"modernbert_tasks.{name} is not mentioned in README.md or docs/"
+    )
 
 
 def test_the_plugin_hook_is_documented():
@@ -63,8 +70,7 @@ def test_readme_test_command_is_the_one_ci_runs():
     assert TEST_COMMAND in ci_lines
     readme = _text(README)
     assert f"```bash\n{TEST_COMMAND}\n```" in readme
-    assert "pip install torch==2.13.0 && pip install -e '.[dev]' && modernbert-tasks train sst2" \
-        in readme
+    assert "pip install torch==2.13.0 && pip install -e '.[dev]' && modernbert-tasks train sst2" in readme
 
 
 def test_recipe_page_maps_eight_steps_and_names_the_broken_apis():
@@ -72,8 +78,12 @@ def test_recipe_page_maps_eight_steps_and_names_the_broken_apis():
     assert "```mermaid" in recipe
     steps = re.findall(r"^\| ([1-8]) \|", recipe, re.M)
     assert steps == [str(i) for i in range(1, 9)]
-    for broken in ("evaluation_strategy", "eval_strategy", "datasets.load_metric",
-                   'evaluate.load("accuracy")'):
+    for broken in (
+        "evaluation_strategy",
+        "eval_strategy",
+        "datasets.load_metric",
+        'evaluate.load("accuracy")',
+    ):
         assert broken in recipe
 
 
@@ -98,7 +108,8 @@ def test_relative_links_resolve(page):
         if anchor and path.suffix == ".md":
             headings = re.findall(r"^#+ (.+)$", _text(path), re.M)
             assert anchor in {_slug(h) for h in headings}, (
-                f"{page.name}: link to {target!r}, but {path.name} has no such heading")
+                f"{page.name}: link to {target!r}, but {path.name} has no such heading"
+            )
 
 
 def _shell_lines(text: str):
@@ -114,8 +125,11 @@ def _command_lines():
     from modernbert_tasks import cli
 
     sources = [(page.name, _shell_lines(_text(page))) for page in PAGES]
-    sources += [(f"cli.{name}", getattr(cli, name).replace("\\\n", " ").splitlines())
-                for name in dir(cli) if name.endswith("_EPILOG")]
+    sources += [
+        (f"cli.{name}", getattr(cli, name).replace("\\\n", " ").splitlines())
+        for name in dir(cli)
+        if name.endswith("_EPILOG")
+    ]
     for source, lines in sources:
         for line in lines:
             found = re.search(r"(?:^|[\s$])(?:modernbert-tasks|-m modernbert_tasks)\s+(.*)", line)
@@ -132,8 +146,9 @@ def test_the_docs_show_command_lines():
     assert {"train", "evaluate", "predict", "tasks", "options"} <= commands
 
 
-@pytest.mark.parametrize("page,line,argv", COMMAND_LINES,
-                         ids=[f"{p}:{' '.join(a)[:40]}" for p, _, a in COMMAND_LINES])
+@pytest.mark.parametrize(
+    "page,line,argv", COMMAND_LINES, ids=[f"{p}:{' '.join(a)[:40]}" for p, _, a in COMMAND_LINES]
+)
 def test_command_lines_in_the_docs_parse(page, line, argv):
     from modernbert_tasks.cli import build_parser
 

@@ -53,8 +53,7 @@ def test_the_saved_folder_is_complete_and_safe(trained, tiny_model_dir):
     folder = trained.model_path
     assert folder == trained.output_dir / "model"
     names = {p.name for p in folder.iterdir()}
-    assert {"model.safetensors", "config.json", "tokenizer.json",
-            "modernbert_tasks.json"} <= names
+    assert {"model.safetensors", "config.json", "tokenizer.json", "modernbert_tasks.json"} <= names
     assert not [n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl"))]
     assert not list(trained.output_dir.glob(".model.*"))  # no staging folder left behind
     config = json.loads((folder / "config.json").read_text())
@@ -88,8 +87,9 @@ def test_the_reloaded_model_reproduces_the_evaluation(trained, sentiment_dir):
     rows = _read_tsv(sentiment_dir / "validation.tsv")
     predictions = model.predict([r["sentence"] for r in rows])
     labels = ["negative", "positive"]
-    accuracy = sum(p["label"] == labels[int(r["label"])] for p, r in zip(predictions, rows,
-                                                                          strict=True)) / len(rows)
+    accuracy = sum(
+        p["label"] == labels[int(r["label"])] for p, r in zip(predictions, rows, strict=True)
+    ) / len(rows)
     assert accuracy == trained.metrics["accuracy"]
     scored = model.evaluate(data_dir=str(sentiment_dir))
     assert scored["accuracy"] == trained.metrics["accuracy"]
@@ -132,8 +132,9 @@ def _losses(result: FineTuneResult) -> dict[int, float]:
 
 def test_resume_continues_where_training_stopped(tiny_model_dir, sentiment_dir, tmp_path):
     # 320 rows / 16 = 20 steps an epoch, 40 in all; checkpoints every 10; stop mid-epoch 2
-    args = dict(model_name=str(tiny_model_dir), data_dir=str(sentiment_dir),
-                eval_steps=10, logging_steps=5, **FAST)
+    args = dict(
+        model_name=str(tiny_model_dir), data_dir=str(sentiment_dir), eval_steps=10, logging_steps=5, **FAST
+    )
     whole = fine_tune("sst2", output_dir=tmp_path / "whole", **args)
 
     stopped = fine_tune("sst2", output_dir=tmp_path / "run", callbacks=[StopAt(30)], **args)
@@ -142,8 +143,7 @@ def test_resume_continues_where_training_stopped(tiny_model_dir, sentiment_dir, 
         fine_tune("sst2", output_dir=tmp_path / "run", **args)
 
     counter = CountSteps()
-    resumed = fine_tune("sst2", output_dir=tmp_path / "run", resume=True, callbacks=[counter],
-                        **args)
+    resumed = fine_tune("sst2", output_dir=tmp_path / "run", resume=True, callbacks=[counter], **args)
     assert counter.steps == list(range(31, 41))  # only the missing steps ran
     losses = _losses(resumed)
     assert sorted(losses) == list(range(5, 41, 5))  # each logged step once, none redone
@@ -153,8 +153,13 @@ def test_resume_continues_where_training_stopped(tiny_model_dir, sentiment_dir, 
 
 
 def test_overwrite_starts_over(tiny_model_dir, sentiment_dir, tmp_path):
-    args = dict(model_name=str(tiny_model_dir), data_dir=str(sentiment_dir), output_dir=tmp_path,
-                disable_tqdm=True, learning_rate=1e-3)
+    args = dict(
+        model_name=str(tiny_model_dir),
+        data_dir=str(sentiment_dir),
+        output_dir=tmp_path,
+        disable_tqdm=True,
+        learning_rate=1e-3,
+    )
     fine_tune("sst2", max_steps=6, eval_steps=3, **args)
     assert {p.name for p in tmp_path.glob("checkpoint-*")} == {"checkpoint-3", "checkpoint-6"}
     old_logs = set((tmp_path / "logs").iterdir())
@@ -179,11 +184,23 @@ def _graded_rows(n: int, seed: int):
 def test_regression(tiny_model_dir, tmp_path):
     for split, n, seed in (("train", 320, 1), ("validation", 80, 2)):
         write_tsv(tmp_path / f"{split}.tsv", _graded_rows(n, seed), header=("sentence", "score"))
-    task = Task(name="toy-sts", problem_type="regression", label_column="score",
-                metrics=("pearson", "mse"), main_metric="pearson")
-    result = fine_tune(task, model_name=str(tiny_model_dir), output_dir=tmp_path / "run",
-                       data_dir=str(tmp_path), num_train_epochs=3, learning_rate=1e-3,
-                       disable_tqdm=True, report_to="none")
+    task = Task(
+        name="toy-sts",
+        problem_type="regression",
+        label_column="score",
+        metrics=("pearson", "mse"),
+        main_metric="pearson",
+    )
+    result = fine_tune(
+        task,
+        model_name=str(tiny_model_dir),
+        output_dir=tmp_path / "run",
+        data_dir=str(tmp_path),
+        num_train_epochs=3,
+        learning_rate=1e-3,
+        disable_tqdm=True,
+        report_to="none",
+    )
     assert result.metrics["pearson"] > 0.8
     config = json.loads((result.model_path / "config.json").read_text())
     assert config["problem_type"] == "regression" and len(config["id2label"]) == 1
@@ -203,14 +220,24 @@ def _nli_rows(n: int, seed: int):
 
 def test_three_labels_on_sentence_pairs(tiny_model_dir, tmp_path):
     for split, n, seed in (("train", 320, 1), ("validation", 90, 2)):
-        write_tsv(tmp_path / f"{split}.tsv", _nli_rows(n, seed),
-                  header=("premise", "hypothesis", "label"))
-    task = Task(name="toy-nli", labels=("good", "bad", "neutral"),
-                text_columns=("premise", "hypothesis"), metrics=("accuracy", "macro_f1"),
-                main_metric="macro_f1")
-    result = fine_tune(task, model_name=str(tiny_model_dir), output_dir=tmp_path / "run",
-                       data_dir=str(tmp_path), disable_tqdm=True, report_to="none",
-                       learning_rate=1e-3, num_train_epochs=3)
+        write_tsv(tmp_path / f"{split}.tsv", _nli_rows(n, seed), header=("premise", "hypothesis", "label"))
+    task = Task(
+        name="toy-nli",
+        labels=("good", "bad", "neutral"),
+        text_columns=("premise", "hypothesis"),
+        metrics=("accuracy", "macro_f1"),
+        main_metric="macro_f1",
+    )
+    result = fine_tune(
+        task,
+        model_name=str(tiny_model_dir),
+        output_dir=tmp_path / "run",
+        data_dir=str(tmp_path),
+        disable_tqdm=True,
+        report_to="none",
+        learning_rate=1e-3,
+        num_train_epochs=3,
+    )
     assert result.metrics["accuracy"] > 0.8  # chance is 1/3
     config = json.loads((result.model_path / "config.json").read_text())
     assert config["id2label"] == {"0": "good", "1": "bad", "2": "neutral"}
@@ -218,11 +245,15 @@ def test_three_labels_on_sentence_pairs(tiny_model_dir, tmp_path):
     assert manifest["task"]["plugin"] is None  # a Task object nobody registered
 
 
-def test_without_an_eval_split_it_trains_and_saves_the_last_model(tiny_model_dir,
-                                                                  sentiment_dir, tmp_path):
+def test_without_an_eval_split_it_trains_and_saves_the_last_model(tiny_model_dir, sentiment_dir, tmp_path):
     shutil.copy(sentiment_dir / "train.tsv", tmp_path / "train.tsv")
-    args = dict(model_name=str(tiny_model_dir), data_dir=str(tmp_path), max_steps=3,
-                disable_tqdm=True, report_to="none")
+    args = dict(
+        model_name=str(tiny_model_dir),
+        data_dir=str(tmp_path),
+        max_steps=3,
+        disable_tqdm=True,
+        report_to="none",
+    )
     result = fine_tune("sst2", output_dir=tmp_path / "run", validation_fraction=0, **args)
     assert "accuracy" not in result.metrics and result.best_checkpoint is None
     assert (result.model_path / "model.safetensors").is_file()
@@ -236,8 +267,9 @@ def test_without_an_eval_split_it_trains_and_saves_the_last_model(tiny_model_dir
 def test_a_folder_without_weights_is_explained(tiny_model_dir, sentiment_dir, tmp_path):
     shutil.copytree(tiny_model_dir, tmp_path / "m", ignore=shutil.ignore_patterns("*.safetensors"))
     with pytest.raises(ModelLoadError, match="no weights"):
-        fine_tune("sst2", model_name=str(tmp_path / "m"), output_dir=tmp_path / "run",
-                  data_dir=str(sentiment_dir))
+        fine_tune(
+            "sst2", model_name=str(tmp_path / "m"), output_dir=tmp_path / "run", data_dir=str(sentiment_dir)
+        )
 
 
 def test_a_folder_that_is_no_model_is_explained(sentiment_dir, tmp_path):
@@ -251,14 +283,23 @@ def test_offline_without_cache_says_to_pass_a_local_folder(monkeypatch, sentimen
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelLoadError, match="pass a local model folder: model_name="):
-        fine_tune("sst2", model_name="lightonai/not-cached-anywhere", cache_dir=str(tmp_path),
-                  data_dir=str(sentiment_dir))
+        fine_tune(
+            "sst2",
+            model_name="lightonai/not-cached-anywhere",
+            cache_dir=str(tmp_path),
+            data_dir=str(sentiment_dir),
+        )
 
 
 def test_max_length_beyond_the_model_is_refused(tiny_model_dir, sentiment_dir, tmp_path):
     with pytest.raises(ConfigError, match="max_length=1024 exceeds"):
-        fine_tune("sst2", model_name=str(tiny_model_dir), output_dir=tmp_path,
-                  data_dir=str(sentiment_dir), max_length=1024)
+        fine_tune(
+            "sst2",
+            model_name=str(tiny_model_dir),
+            output_dir=tmp_path,
+            data_dir=str(sentiment_dir),
+            max_length=1024,
+        )
 
 
 # --- the final save -------------------------------------------------------------------------
@@ -281,9 +322,19 @@ def bf16_run(tmp_path_factory, tiny_model_dir, small_sentiment_dir) -> tuple[Pat
     """Trained under bf16 autocast (emulated on CPUs without bf16: slow, but the model is tiny),
     with an evaluation at the last step, so the final evaluation repeats that step."""
     out = tmp_path_factory.mktemp("round2-bf16") / "run"
-    result = fine_tune("sst2", model_name=tiny_model_dir, output_dir=out, data_dir=small_sentiment_dir,
-                       max_steps=6, eval_steps=3, precision="bf16", learning_rate=1e-3,
-                       disable_tqdm=True, warmup_steps=0, report_to="tensorboard")
+    result = fine_tune(
+        "sst2",
+        model_name=tiny_model_dir,
+        output_dir=out,
+        data_dir=small_sentiment_dir,
+        max_steps=6,
+        eval_steps=3,
+        precision="bf16",
+        learning_rate=1e-3,
+        disable_tqdm=True,
+        warmup_steps=0,
+        report_to="tensorboard",
+    )
     return out, result.metrics
 
 

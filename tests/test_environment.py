@@ -15,4 +15,3 @@ def test_the_package_check_sees_a_new_install(tmp_path, installed_packages):
     after = installed_packages([str(site), *sys.path])
     assert "surprise-pkg" not in before
     assert after["surprise-pkg"] == "9.9" and after != before
-

@@ -33,8 +33,10 @@ def test_estimate_from_the_steps_after_the_first(caplog):
     with caplog.at_level(logging.INFO, logger="modernbert_tasks"):
         _drive(TimeEstimate(clock), clock, max_steps=300, device="cuda", steps=20)
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["Training time: about 10m 00s for 300 steps (2.00 s per step over the "
-                     "first 6; evaluations come on top)."]  # logged once, warm-up excluded
+    assert lines == [
+        "Training time: about 10m 00s for 300 steps (2.00 s per step over the "
+        "first 6; evaluations come on top)."
+    ]  # logged once, warm-up excluded
 
 
 @pytest.mark.parametrize("cli", [False, True])

@@ -39,8 +39,11 @@ def _run(*command: str) -> subprocess.CompletedProcess:
 
 def _source_files() -> dict[str, bytes]:
     root = EXAMPLE / "src"
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in (root / PACKAGE).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in (root / PACKAGE).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def _installed_matches_source() -> bool:
@@ -49,16 +52,17 @@ def _installed_matches_source() -> bool:
         dist = metadata.distribution(DIST)
     except metadata.PackageNotFoundError:
         return False
-    installed = {f.as_posix(): f for f in dist.files or ()
-                 if f.parts[0] == PACKAGE and "__pycache__" not in f.parts}
+    installed = {
+        f.as_posix(): f for f in dist.files or () if f.parts[0] == PACKAGE and "__pycache__" not in f.parts
+    }
     version = re.search(r'^version = "(.+)"', (EXAMPLE / "pyproject.toml").read_text(), re.M)
     entry_points = {(ep.group, ep.name, ep.value) for ep in dist.entry_points}
     if dist.version != version[1] or entry_points != {(GROUP, PLUGIN, MODULE)}:
         return False
     source = _source_files()
     return installed.keys() == source.keys() and all(
-        Path(dist.locate_file(installed[name])).read_bytes() == data
-        for name, data in source.items())
+        Path(dist.locate_file(installed[name])).read_bytes() == data for name, data in source.items()
+    )
 
 
 @pytest.fixture(scope="session")
@@ -66,9 +70,11 @@ def installed_plugin() -> metadata.Distribution:
     """The example as pip installed it. The suite never installs it itself: testing must not
     change the user's environment (.ci/run installs it before running the tests)."""
     if not _installed_matches_source():
-        pytest.skip(f"the example plugin is not installed (or is out of date); run "
-                    f"`pip install --no-deps --no-build-isolation ./examples/{EXAMPLE.name}` "
-                    f"to include these tests (.ci/run does)")
+        pytest.skip(
+            f"the example plugin is not installed (or is out of date); run "
+            f"`pip install --no-deps --no-build-isolation ./examples/{EXAMPLE.name}` "
+            f"to include these tests (.ci/run does)"
+        )
     registry.reset()  # discover the plugins again, whatever earlier tests did to the registry
     return metadata.distribution(DIST)
 
@@ -118,8 +124,10 @@ def test_fresh_process_lists_the_plugin_tasks(installed_plugin):
 
 # CLI check: enabled because the src/modernbert_tasks/cli/ package exists (its `tasks --json`
 # prints list_tasks()); the console script is the one pip put next to this interpreter.
-@pytest.mark.skipif(not (Path(modernbert_tasks.__file__).parent / "cli" / "__init__.py").is_file(),
-                    reason="the CLI (modernbert_tasks/cli/) is not written yet")
+@pytest.mark.skipif(
+    not (Path(modernbert_tasks.__file__).parent / "cli" / "__init__.py").is_file(),
+    reason="the CLI (modernbert_tasks/cli/) is not written yet",
+)
 def test_cli_lists_the_plugin_tasks(installed_plugin):
     script = shutil.which("modernbert-tasks", path=str(Path(sys.executable).parent))
     command = [script] if script else [sys.executable, "-m", "modernbert_tasks"]
@@ -149,33 +157,40 @@ def test_shipped_data_load_without_data_dir(installed_plugin, clean_registry):
 
 def test_data_dir_still_wins_over_shipped_data(installed_plugin, clean_registry, tmp_path):
     (tmp_path / "train.jsonl").write_text(
-        '{"premise": "a man is asleep .", "hypothesis": "a man is awake .", '
-        '"label": "contradiction"}\n', encoding="utf-8")
+        '{"premise": "a man is asleep .", "hypothesis": "a man is awake .", "label": "contradiction"}\n',
+        encoding="utf-8",
+    )
     dd = modernbert_tasks.get_task("pairs-nli").load_dataset(data_dir=str(tmp_path))
     assert set(dd) == {"train"} and dd["train"]["label"] == [2]
 
 
-def test_fine_tune_installed_task_learns(installed_plugin, clean_registry, tiny_model_dir,
-                                         tmp_path):
+def test_fine_tune_installed_task_learns(installed_plugin, clean_registry, tiny_model_dir, tmp_path):
     """pairs-nli end to end through the public API: 3 labels, text pairs, JSONL data."""
     # evaluate (and checkpoint) once per epoch rather than 10 times; fp32 is the quicker
     # precision for a model this small on CPU
     result = modernbert_tasks.fine_tune(
-        "pairs-nli", model_name=str(tiny_model_dir), output_dir=str(tmp_path / "run"),
-        learning_rate=1e-3, num_train_epochs=3, per_device_train_batch_size=16,
-        eval_strategy="epoch", report_to=[], seed=0, max_length=48, precision="fp32")
+        "pairs-nli",
+        model_name=str(tiny_model_dir),
+        output_dir=str(tmp_path / "run"),
+        learning_rate=1e-3,
+        num_train_epochs=3,
+        per_device_train_batch_size=16,
+        eval_strategy="epoch",
+        report_to=[],
+        seed=0,
+        max_length=48,
+        precision="fp32",
+    )
     # chance is 1/3; the hypotheses' wording gives the label away to a model that learned it
     assert result.metrics["macro_f1"] > 0.7, result.metrics
     assert result.metrics["accuracy"] > 0.7, result.metrics
     config = json.loads((Path(result.model_path) / "config.json").read_text())
-    assert [config["id2label"][str(i)] for i in range(3)] == [
-        "entailment", "neutral", "contradiction"]
+    assert [config["id2label"][str(i)] for i in range(3)] == ["entailment", "neutral", "contradiction"]
 
     # the saved model (no plugin code needed to load it) predicts pairs as evaluation scored them
     model = modernbert_tasks.load_finetuned(result.model_path, device="cpu")
     eval_split = modernbert_tasks.get_task("pairs-nli").load_dataset()["eval"]
-    predicted = model.predict(list(zip(eval_split["premise"], eval_split["hypothesis"],
-                                       strict=True)))
+    predicted = model.predict(list(zip(eval_split["premise"], eval_split["hypothesis"], strict=True)))
     names = [model.labels[i] for i in eval_split["label"]]
     accuracy = sum(p["label"] == n for p, n in zip(predicted, names, strict=True)) / len(names)
     assert accuracy == pytest.approx(result.metrics["accuracy"], abs=0.02)
@@ -203,8 +218,7 @@ def source_modules():
         sys.modules.update(saved)
 
 
-def test_register_plugin_in_process_without_installing(source_modules, clean_registry,
-                                                       monkeypatch):
+def test_register_plugin_in_process_without_installing(source_modules, clean_registry, monkeypatch):
     """How a plugin author tests an unpublished plugin: register the module object."""
     assert Path(source_modules.__file__).is_relative_to(EXAMPLE)  # the source, not site-packages
     # An installed copy would register the same task names (DuplicateTaskError): skip it.

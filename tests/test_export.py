@@ -22,8 +22,14 @@ from modernbert_tasks.exporters.onnx import (  # noqa: E402
     export_onnx,
 )
 
-TEXTS = ["the film was wonderful and charming", "a dull , boring mess", "i found the cast superb",
-         "what a tedious experience", "ok", " ".join(["the plot was painful"] * 60)]
+TEXTS = [
+    "the film was wonderful and charming",
+    "a dull , boring mess",
+    "i found the cast superb",
+    "what a tedious experience",
+    "ok",
+    " ".join(["the plot was painful"] * 60),
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +37,9 @@ def trained_tiny(trained_sentiment, tmp_path_factory) -> Path:
     """The tiny ModernBERT fine-tuned on the synthetic sentiment data (it learns it): a copy
     of the session's model folder, since exporting writes onnx/ into it."""
     assert trained_sentiment.metrics["accuracy"] >= 0.85
-    return Path(shutil.copytree(trained_sentiment.model_path,
-                                tmp_path_factory.mktemp("export-run") / "model"))
+    return Path(
+        shutil.copytree(trained_sentiment.model_path, tmp_path_factory.mktemp("export-run") / "model")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +55,26 @@ def minilm_dir(tmp_path_factory) -> Path:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     source = Path(gt.__file__).parent / "model"
-    task = Task(name="minilm-demo", labels=("negative", "positive"), max_length=128,
-                metrics=("accuracy",))
+    task = Task(name="minilm-demo", labels=("negative", "positive"), max_length=128, metrics=("accuracy",))
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=2, id2label=dict(task.id2label), label2id=dict(task.label2id))
+        source, num_labels=2, id2label=dict(task.id2label), label2id=dict(task.label2id)
+    )
     folder = tmp_path_factory.mktemp("minilm") / "model"
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(source).save_pretrained(folder)
-    write_manifest(folder, build_manifest(
-        task, plugin=None, plugin_version=None, max_length=128, metrics={"accuracy": 0.5},
-        base_model="sentence-transformers/all-MiniLM-L6-v2", training={}))
+    write_manifest(
+        folder,
+        build_manifest(
+            task,
+            plugin=None,
+            plugin_version=None,
+            max_length=128,
+            metrics={"accuracy": 0.5},
+            base_model="sentence-transformers/all-MiniLM-L6-v2",
+            training={},
+        ),
+    )
     return folder
 
 
@@ -70,8 +86,14 @@ def test_export_passes_parity_on_the_eval_split(exported_tiny, trained_tiny):
     assert fp32.quantization == "fp32" and fp32.passed
     assert fp32.max_abs_diff < 1e-4 and fp32.label_agreement == 1.0
     assert fp32.metric == "accuracy" and fp32.onnx_value == fp32.torch_value >= 0.85
-    for name in ("model.onnx", "model.int8.onnx", "config.json", "tokenizer.json",
-                 "modernbert_tasks.json", "export_report.json"):
+    for name in (
+        "model.onnx",
+        "model.int8.onnx",
+        "config.json",
+        "tokenizer.json",
+        "modernbert_tasks.json",
+        "export_report.json",
+    ):
         assert (exported_tiny.output / name).is_file(), name
     report = json.loads((exported_tiny.output / "export_report.json").read_text())
     assert report["parity"][0]["max_abs_diff"] == fp32.max_abs_diff

@@ -29,12 +29,28 @@ from modernbert_tasks.training.interrupts import GracefulInterrupt, TrainingInte
 from modernbert_tasks.training.locking import HOLDER_NAME, LOCK_NAME, RunLock, RunLockedError
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-       "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_OFFLINE": "1",
+    "PYTHONUNBUFFERED": "1",
+}
 # 320 rows / 16 = 20 steps an epoch; 24 steps; warmup over the first 6; a checkpoint every 6
-ARGS = {"report_to": "none", "max_length": 32, "disable_tqdm": True, "learning_rate": 1e-3,
-        "per_device_train_batch_size": 16, "per_device_eval_batch_size": 64, "max_steps": 24,
-        "warmup_steps": 6, "logging_steps": 1, "save_steps": 6, "eval_steps": 6, "seed": 7}
+ARGS = {
+    "report_to": "none",
+    "max_length": 32,
+    "disable_tqdm": True,
+    "learning_rate": 1e-3,
+    "per_device_train_batch_size": 16,
+    "per_device_eval_batch_size": 64,
+    "max_steps": 24,
+    "warmup_steps": 6,
+    "logging_steps": 1,
+    "save_steps": 6,
+    "eval_steps": 6,
+    "seed": 7,
+}
 TEXTS = ["a wonderful , moving film", "the plot was dull and tedious", "i found the cast superb"]
 
 
@@ -99,21 +115,27 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:
-            raise AssertionError(f"the run ended (code {proc.returncode}) before {path} appeared: "
-                                 f"{proc.stderr.read()[-3000:] if proc.stderr else ''}")
+            raise AssertionError(
+                f"the run ended (code {proc.returncode}) before {path} appeared: "
+                f"{proc.stderr.read()[-3000:] if proc.stderr else ''}"
+            )
         if time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"{path} did not appear within {timeout}s")
         time.sleep(0.05)
 
 
-def test_kill_9_then_resume_matches_the_uninterrupted_run(reference, tiny_model_dir, data_dir,
-                                                          tmp_path, caplog):
+def test_kill_9_then_resume_matches_the_uninterrupted_run(
+    reference, tiny_model_dir, data_dir, tmp_path, caplog
+):
     out = tmp_path / "run"
     victim = subprocess.Popen(
-        [sys.executable, "-c", VICTIM,
-         json.dumps([str(tiny_model_dir), str(data_dir), str(out), ARGS])],
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-c", VICTIM, json.dumps([str(tiny_model_dir), str(data_dir), str(out), ARGS])],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(out / "checkpoint-6" / "trainer_state.json", victim)
     time.sleep(0.75)  # mid-way through step 7 or 8
     victim.send_signal(signal.SIGKILL)
@@ -147,8 +169,9 @@ def test_kill_9_then_resume_matches_the_uninterrupted_run(reference, tiny_model_
 
 
 # --- a crash during the final save -------------------------------------------------------------
-def test_a_crash_in_the_final_save_keeps_the_previous_model(reference, tiny_model_dir, data_dir,
-                                                            tmp_path, monkeypatch):
+def test_a_crash_in_the_final_save_keeps_the_previous_model(
+    reference, tiny_model_dir, data_dir, tmp_path, monkeypatch
+):
     import transformers.modeling_utils as modeling_utils
 
     out = tmp_path / "run"
@@ -176,18 +199,50 @@ def test_a_crash_in_the_final_save_keeps_the_previous_model(reference, tiny_mode
 
 
 # --- Ctrl-C ------------------------------------------------------------------------------------
-def test_ctrl_c_checkpoints_and_exits_and_a_second_run_is_locked_out(tiny_model_dir, data_dir,
-                                                                     tmp_path):
+def test_ctrl_c_checkpoints_and_exits_and_a_second_run_is_locked_out(tiny_model_dir, data_dir, tmp_path):
     out = tmp_path / "run"
     # two DataLoader workers: a terminal's Ctrl-C reaches every process of the group
-    flags = ["--report-to", "none", "--max-length", "32", "--learning-rate", "1e-3",
-             "--per-device-train-batch-size", "16", "--max-steps", "60", "--save-steps", "30",
-             "--eval-steps", "30", "--logging-steps", "1", "--disable-tqdm", "true",
-             "--dataloader-num-workers", "2"]
-    proc = subprocess.Popen([*CLI, "train", "sst2", "--model", str(tiny_model_dir),
-                             "--data-dir", str(data_dir), "--output-dir", str(out), *flags],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    flags = [
+        "--report-to",
+        "none",
+        "--max-length",
+        "32",
+        "--learning-rate",
+        "1e-3",
+        "--per-device-train-batch-size",
+        "16",
+        "--max-steps",
+        "60",
+        "--save-steps",
+        "30",
+        "--eval-steps",
+        "30",
+        "--logging-steps",
+        "1",
+        "--disable-tqdm",
+        "true",
+        "--dataloader-num-workers",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "train",
+            "sst2",
+            "--model",
+            str(tiny_model_dir),
+            "--data-dir",
+            str(data_dir),
+            "--output-dir",
+            str(out),
+            *flags,
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         for line in proc.stdout:  # PrinterCallback prints one dict per logged step
             if "'loss'" in line:
@@ -221,22 +276,61 @@ def test_ctrl_c_checkpoints_and_exits_and_a_second_run_is_locked_out(tiny_model_
 
     # the checkpoint resumes: only the remaining steps run
     steps = StepLog()
-    resumed = _train(tiny_model_dir, data_dir, out, resume=True, callbacks=[steps], max_steps=60,
-                     save_steps=30, eval_steps=30)
+    resumed = _train(
+        tiny_model_dir,
+        data_dir,
+        out,
+        resume=True,
+        callbacks=[steps],
+        max_steps=60,
+        save_steps=30,
+        eval_steps=30,
+    )
     assert steps.steps == list(range(step + 1, 61))
     assert (resumed.model_path / "model.safetensors").is_file()
 
 
-def test_sigterm_checkpoints_exits_143_and_resumes_with_the_next_step(tiny_model_dir, data_dir,
-                                                                     tmp_path):
+def test_sigterm_checkpoints_exits_143_and_resumes_with_the_next_step(tiny_model_dir, data_dir, tmp_path):
     """What SLURM and Kubernetes send: treated like the first Ctrl-C."""
     out = tmp_path / "run"
-    flags = ["--report-to", "none", "--max-length", "32", "--learning-rate", "1e-3",
-             "--per-device-train-batch-size", "16", "--max-steps", "60", "--save-steps", "30",
-             "--eval-steps", "30", "--logging-steps", "1", "--disable-tqdm", "true"]
-    proc = subprocess.Popen([*CLI, "train", "sst2", "--model", str(tiny_model_dir),
-                             "--data-dir", str(data_dir), "--output-dir", str(out), *flags],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    flags = [
+        "--report-to",
+        "none",
+        "--max-length",
+        "32",
+        "--learning-rate",
+        "1e-3",
+        "--per-device-train-batch-size",
+        "16",
+        "--max-steps",
+        "60",
+        "--save-steps",
+        "30",
+        "--eval-steps",
+        "30",
+        "--logging-steps",
+        "1",
+        "--disable-tqdm",
+        "true",
+    ]
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "train",
+            "sst2",
+            "--model",
+            str(tiny_model_dir),
+            "--data-dir",
+            str(data_dir),
+            "--output-dir",
+            str(out),
+            *flags,
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in proc.stdout:
             if "'loss'" in line:
@@ -256,8 +350,16 @@ def test_sigterm_checkpoints_exits_143_and_resumes_with_the_next_step(tiny_model
     step = int(checkpoint.name.split("-")[1])
     assert 1 <= step < 30 and (checkpoint / "trainer_state.json").is_file()
     steps = StepLog()
-    _train(tiny_model_dir, data_dir, out, resume=True, callbacks=[steps], max_steps=60,
-           save_steps=30, eval_steps=30)
+    _train(
+        tiny_model_dir,
+        data_dir,
+        out,
+        resume=True,
+        callbacks=[steps],
+        max_steps=60,
+        save_steps=30,
+        eval_steps=30,
+    )
     assert steps.steps == list(range(step + 1, 61))  # continues with the next step
 
 
@@ -354,8 +456,9 @@ def test_an_unreadable_lock_is_refused_until_deleted(tmp_path):
 
 
 # --- a full disk while checkpointing -----------------------------------------------------------
-def test_disk_full_while_checkpointing_is_reported_and_resumable(tiny_model_dir, data_dir,
-                                                                 tmp_path, monkeypatch):
+def test_disk_full_while_checkpointing_is_reported_and_resumable(
+    tiny_model_dir, data_dir, tmp_path, monkeypatch
+):
     out = tmp_path / "run"
     real = Trainer._save_optimizer_and_scheduler
 
@@ -414,9 +517,13 @@ def test_a_real_failed_write_mid_checkpoint_is_reported(tiny_model_dir, data_dir
     """Not a mock: the kernel refuses the write (RLIMIT_FSIZE), and torch.save fails with its
     own cryptic error, as it does on a full disk."""
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", LIMITED,
-                           json.dumps([str(tiny_model_dir), str(data_dir), str(out), ARGS])],
-                          capture_output=True, text=True, env=ENV, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", LIMITED, json.dumps([str(tiny_model_dir), str(data_dir), str(out), ARGS])],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     message = result["error"]
@@ -472,13 +579,19 @@ LOAD = textwrap.dedent("""
 @pytest.mark.slow
 def test_predicting_50k_texts_keeps_memory_bounded_and_order(reference):
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", LOAD, str(reference.model_path),
-                           str(Path(__file__).parent)], capture_output=True, text=True,
-                          env=ENV, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD, str(reference.model_path), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"50k predict: {result['seconds']:.1f}s ({time.monotonic() - start:.1f}s in all), "
-          f"peak RSS growth {result['growth_mib']:.0f} MiB over {result['base_mib']:.0f} MiB")
+    print(
+        f"50k predict: {result['seconds']:.1f}s ({time.monotonic() - start:.1f}s in all), "
+        f"peak RSS growth {result['growth_mib']:.0f} MiB over {result['base_mib']:.0f} MiB"
+    )
     assert result["n"] == 50_000
     assert result["words"][0] <= 5 and result["words"][1] >= 100  # really mixed lengths
     # bounded: the 50k results and logits take ~30 MiB; one 8,192-text chunk is tokenized
@@ -488,7 +601,6 @@ def test_predicting_50k_texts_keeps_memory_bounded_and_order(reference):
     assert result["accuracy"] >= 0.9
     # ... and each sampled text's prediction equals predicting it in a small separate call
     assert result["max_diff"] < 1e-4
-
 
 
 # --- a diverging run -----------------------------------------------------------------------------
@@ -515,33 +627,47 @@ def test_a_nan_loss_stops_training_at_the_first_logging_step(tiny_model_dir, dat
     from modernbert_tasks import TrainingDiverged
 
     out = tmp_path / "run"
-    with pytest.raises(TrainingDiverged, match=r"the loss became nan at step 5; the last finite "
-                       r"loss was .* at step 4\. learning_rate=0\.001 is probably too high: pass "
-                       r"a lower one, e\.g\. learning_rate=3e-5\. No checkpoint"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"the loss became nan at step 5; the last finite "
+        r"loss was .* at step 4\. learning_rate=0\.001 is probably too high: pass "
+        r"a lower one, e\.g\. learning_rate=3e-5\. No checkpoint",
+    ):
         _train(tiny_model_dir, data_dir, out, callbacks=[PoisonAt(4)])
     assert _checkpoints(out) == [] and not (out / "model").exists()
 
 
 def test_no_checkpoint_of_non_finite_weights_and_the_earlier_model_survives(
-        reference, tiny_model_dir, data_dir, tmp_path):
+    reference, tiny_model_dir, data_dir, tmp_path
+):
     from modernbert_tasks import TrainingDiverged
 
     out = Path(shutil.copytree(reference.output_dir, tmp_path / "run"))
     before = {p.name: p.read_bytes() for p in (out / "model").iterdir()}
     # no logging step sees it (every 100 steps): the check before the step-6 save does
     with pytest.raises(TrainingDiverged, match=r"parameter '.*' became non-finite at step 6"):
-        _train(tiny_model_dir, data_dir, out, overwrite=True, logging_steps=100,
-               callbacks=[PoisonAt(6)])
+        _train(tiny_model_dir, data_dir, out, overwrite=True, logging_steps=100, callbacks=[PoisonAt(6)])
     assert _checkpoints(out) == []  # overwrite removed the earlier ones; none was written
     assert {p.name: p.read_bytes() for p in (out / "model").iterdir()} == before
 
 
-def test_cli_learning_rate_above_one_is_refused_before_anything(tiny_model_dir, data_dir,
-                                                                tmp_path, caplog):
+def test_cli_learning_rate_above_one_is_refused_before_anything(tiny_model_dir, data_dir, tmp_path, caplog):
     from modernbert_tasks.testing import run_cli
 
     out = tmp_path / "run"
-    code, _, err = astuple(run_cli("train", "sst2", "--model", tiny_model_dir, "--data-dir",
-                                   data_dir, "--output-dir", out, "--learning-rate", "1e9"))
+    code, _, err = astuple(
+        run_cli(
+            "train",
+            "sst2",
+            "--model",
+            tiny_model_dir,
+            "--data-dir",
+            data_dir,
+            "--output-dir",
+            out,
+            "--learning-rate",
+            "1e9",
+        )
+    )
     assert code == 2 and "--learning-rate 1000000000.0 is out of range" in err
     assert "Fine-tuning uses 1e-5 to 1e-4" in err and not out.exists()

@@ -25,24 +25,46 @@ from modernbert_tasks.errors import ModelLoadError
 from modernbert_tasks.tasks.sst2 import SST2
 
 PAIR_TASK = Task(
-    name="nli-demo", description="pairs", version="2.1.0", hub_id="me/nli", hub_config="x",
-    hub_revision="abc123", splits={"train": "train", "eval": "dev", "test": None},
-    text_columns=("premise", "hypothesis"), label_column="gold",
-    labels=("entailment", "neutral", "contradiction"), metrics=("accuracy", "macro_f1"),
-    main_metric="macro_f1", hyperparameters={"learning_rate": 2e-5, "num_train_epochs": 2},
-    max_length=256, text_prefix="nli: ")
+    name="nli-demo",
+    description="pairs",
+    version="2.1.0",
+    hub_id="me/nli",
+    hub_config="x",
+    hub_revision="abc123",
+    splits={"train": "train", "eval": "dev", "test": None},
+    text_columns=("premise", "hypothesis"),
+    label_column="gold",
+    labels=("entailment", "neutral", "contradiction"),
+    metrics=("accuracy", "macro_f1"),
+    main_metric="macro_f1",
+    hyperparameters={"learning_rate": 2e-5, "num_train_epochs": 2},
+    max_length=256,
+    text_prefix="nli: ",
+)
+
+
 class Scheduler(Enum):  # like transformers' SchedulerType
     LINEAR = "linear"
 
 
-REGRESSION_TASK = Task(name="sts-demo", text_columns=("a", "b"), problem_type="regression",
-                       metrics=("pearson", "spearman"), main_metric="pearson")
+REGRESSION_TASK = Task(
+    name="sts-demo",
+    text_columns=("a", "b"),
+    problem_type="regression",
+    metrics=("pearson", "spearman"),
+    main_metric="pearson",
+)
 
 
 def make(task: Task = SST2, **overrides):
-    kwargs = dict(plugin="builtin", plugin_version="0.1.0", max_length=64,
-                  metrics={"accuracy": 0.91, "loss": 0.25}, base_model="answerdotai/ModernBERT-base",
-                  training={"learning_rate": 3e-5, "num_train_epochs": 3, "precision": "bf16"})
+    kwargs = dict(
+        plugin="builtin",
+        plugin_version="0.1.0",
+        max_length=64,
+        metrics={"accuracy": 0.91, "loss": 0.25},
+        base_model="answerdotai/ModernBERT-base",
+        training={"learning_rate": 3e-5, "num_train_epochs": 3, "precision": "bf16"},
+    )
     kwargs.update(overrides)
     return build_manifest(task, **kwargs)
 
@@ -67,12 +89,16 @@ def test_round_trip_rebuilds_the_task(tmp_path, task):
 def test_build_makes_training_values_and_metrics_json(tmp_path):
     import numpy as np
 
-    manifest = make(metrics={"accuracy": np.float32(0.5), "pearson": float("nan")},
-                    training={"output_dir": tmp_path, "lr_scheduler_type": Scheduler.LINEAR,
-                              "seeds": (1, 2)})
+    manifest = make(
+        metrics={"accuracy": np.float32(0.5), "pearson": float("nan")},
+        training={"output_dir": tmp_path, "lr_scheduler_type": Scheduler.LINEAR, "seeds": (1, 2)},
+    )
     assert manifest["metrics"] == {"accuracy": 0.5, "pearson": None}  # NaN is not JSON
-    assert manifest["training"] == {"output_dir": str(tmp_path), "lr_scheduler_type": "linear",
-                                    "seeds": [1, 2]}
+    assert manifest["training"] == {
+        "output_dir": str(tmp_path),
+        "lr_scheduler_type": "linear",
+        "seeds": [1, 2],
+    }
     text = write_manifest(tmp_path, manifest).read_text()
     assert "NaN" not in text and json.loads(text)["metrics"]["pearson"] is None
 
@@ -90,8 +116,12 @@ def test_schema_errors_name_every_bad_field(tmp_path):
     (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(ManifestError) as info:
         read_manifest(tmp_path)
-    assert set(info.value.fields) == {"max_length", "metrics", "task.definition.labels",
-                                      "task.plugin_version"}
+    assert set(info.value.fields) == {
+        "max_length",
+        "metrics",
+        "task.definition.labels",
+        "task.plugin_version",
+    }
     message = str(info.value)
     for name in info.value.fields:
         assert repr(name) in message
@@ -107,13 +137,16 @@ def test_unknown_manifest_version_is_refused_with_upgrade_hint(tmp_path):
         read_manifest(tmp_path)
 
 
-@pytest.mark.parametrize("content, match", [
-    ("{not json", r"not valid JSON: .* \(line 1, column 2\)"),
-    ('{"task": "cut', r"Unterminated string starting at \(line 1, column 10\)"),
-    ("[1, 2]", "must hold a JSON object"),
-    ('{"manifest_version": 0}', "manifest_version 0"),
-    ('{"manifest_version": "1"}', "'manifest_version' is \"1\"; expected an integer"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("{not json", r"not valid JSON: .* \(line 1, column 2\)"),
+        ('{"task": "cut', r"Unterminated string starting at \(line 1, column 10\)"),
+        ("[1, 2]", "must hold a JSON object"),
+        ('{"manifest_version": 0}', "manifest_version 0"),
+        ('{"manifest_version": "1"}', "'manifest_version' is \"1\"; expected an integer"),
+    ],
+)
 def test_unreadable_manifests(tmp_path, content, match):
     (tmp_path / MANIFEST_NAME).write_text(content)
     with pytest.raises(ManifestError, match=match):
@@ -150,7 +183,9 @@ def test_fields_from_a_newer_task_are_ignored():
 
 
 def test_importing_manifest_and_predictor_does_not_import_torch():
-    code = ("import sys, modernbert_tasks.artifacts.manifest, modernbert_tasks.inference.predictor; "
-            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    code = (
+        "import sys, modernbert_tasks.artifacts.manifest, modernbert_tasks.inference.predictor; "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -55,13 +55,16 @@ def test_a_bad_name_in_task_hyperparameters_names_the_task():
 
 
 # --- types ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("name", "value", "expected"), [
-    ("num_train_epochs", "three", "float"),
-    ("per_device_train_batch_size", 16.5, "int"),
-    ("max_train_samples", True, "int | None"),  # a bool is not a count
-    ("padding", "maxlength", "'longest' | 'max_length'"),
-    ("load_best_model_at_end", "yes", "bool"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("num_train_epochs", "three", "float"),
+        ("per_device_train_batch_size", 16.5, "int"),
+        ("max_train_samples", True, "int | None"),  # a bool is not a count
+        ("padding", "maxlength", "'longest' | 'max_length'"),
+        ("load_best_model_at_end", "yes", "bool"),
+    ],
+)
 def test_wrong_type_names_field_value_and_expected_type(name, value, expected):
     with pytest.raises(ConfigError) as err:
         resolve_options(SST2, {name: value})
@@ -70,14 +73,20 @@ def test_wrong_type_names_field_value_and_expected_type(name, value, expected):
 
 
 def test_ints_are_accepted_for_floats_and_paths_for_strings(tmp_path):
-    resolved = resolve_options(SST2, {"num_train_epochs": 2, "data_dir": tmp_path,
-                                      "cache_dir": tmp_path})
+    resolved = resolve_options(SST2, {"num_train_epochs": 2, "data_dir": tmp_path, "cache_dir": tmp_path})
     assert resolved.trainer_kwargs["num_train_epochs"] == 2
     assert resolved.options.data_dir == str(tmp_path)
 
 
-@pytest.mark.parametrize("args", [{"max_train_samples": 0}, {"max_eval_samples": -1},
-                                  {"max_length": 4}, {"resume": True, "overwrite": True}])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"max_train_samples": 0},
+        {"max_eval_samples": -1},
+        {"max_length": 4},
+        {"resume": True, "overwrite": True},
+    ],
+)
 def test_values_that_leave_nothing_to_train_on_are_refused(args):
     with pytest.raises(ConfigError, match=next(iter(args))):
         resolve_options(SST2, args)
@@ -132,13 +141,13 @@ def test_no_evaluation_turns_off_best_model_loading():
     assert kw["load_best_model_at_end"] is False and kw["eval_strategy"] == "steps"
 
 
-@pytest.mark.parametrize("args", [{"eval_strategy": "no"}, {"save_strategy": "no"},
-                                  {"save_strategy": "epoch"}, {"eval_steps": 50}])
+@pytest.mark.parametrize(
+    "args", [{"eval_strategy": "no"}, {"save_strategy": "no"}, {"save_strategy": "epoch"}, {"eval_steps": 50}]
+)
 def test_schedules_a_caller_changes_still_build(args, tmp_path):
     from modernbert_tasks.training.engine import training_arguments
 
-    training_arguments(resolve_options(SST2, args), hw.detect(precision="fp32", use_cpu=True),
-                   tmp_path)
+    training_arguments(resolve_options(SST2, args), hw.detect(precision="fp32", use_cpu=True), tmp_path)
 
 
 def test_bf16_fp16_flags_become_the_precision_option():
@@ -191,8 +200,11 @@ def test_describe_options_lists_every_option_once_with_its_source():
     assert set(by_name["padding"]) == {"name", "group", "type", "default", "source", "help"}
     assert by_name["learning_rate"]["default"] == 3e-5
     assert by_name["learning_rate"]["source"] == "task 'sst2'"
-    assert by_name["per_device_train_batch_size"] == {**by_name["per_device_train_batch_size"],
-                                                      "default": 16, "source": "recipe"}
+    assert by_name["per_device_train_batch_size"] == {
+        **by_name["per_device_train_batch_size"],
+        "default": 16,
+        "source": "recipe",
+    }
     assert "6%" in by_name["warmup_steps"]["source"]
     assert by_name["adam_beta1"]["source"] == "transformers.TrainingArguments"
     assert by_name["metric_for_best_model"]["default"] == "accuracy"
@@ -205,12 +217,12 @@ def test_cpu_bf16_is_read_from_torchs_cpu_capabilities(monkeypatch):
     import torch
 
     monkeypatch.delenv(hw.FORCE_BF16_ENV, raising=False)
-    assert hw.cpu_supports_bf16({"avx512_bf16": True, "amx_bf16": True}) == (
-        True, "CPU has amx_bf16")
+    assert hw.cpu_supports_bf16({"avx512_bf16": True, "amx_bf16": True}) == (True, "CPU has amx_bf16")
     # AVX512-BF16 without AMX measured slower than fp32: not "fast bf16"
     assert hw.cpu_supports_bf16({"avx512_bf16": True, "amx_bf16": False}) == (
-        False, "CPU has AVX512-BF16 but no AMX: bf16 measured slower than fp32 there (0.57x "
-               "in training)")
+        False,
+        "CPU has AVX512-BF16 but no AMX: bf16 measured slower than fp32 there (0.57x in training)",
+    )
     assert hw.cpu_supports_bf16({"avx512_bf16": False, "avx2": True})[0] is False
     caps = torch.cpu.get_capabilities()  # this machine: the answer follows its flags
     assert hw.cpu_supports_bf16()[0] is bool(caps.get("amx_bf16"))
@@ -244,18 +256,23 @@ def test_fp16_on_cpu_is_refused():
 
 
 # --- numbers that cannot be right --------------------------------------------------------------
-@pytest.mark.parametrize("name", ["num_train_epochs", "learning_rate", "weight_decay",
-                                  "warmup_steps"])
+@pytest.mark.parametrize("name", ["num_train_epochs", "learning_rate", "weight_decay", "warmup_steps"])
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_nan_and_inf_are_refused_up_front(name, value):
-    with pytest.raises(ConfigError, match=rf"{name}={value!r} is not a finite number; expected "
-                                          "a number, e.g."):
+    with pytest.raises(
+        ConfigError,
+        match=rf"{name}={value!r} is not a finite number; expected "
+        "a number, e.g.",
+    ):
         resolve_options(SST2, {name: value})
 
 
 def test_learning_rates_far_above_fine_tuning_warn_and_above_one_fail(caplog):
-    with pytest.raises(ConfigError, match=r"learning_rate=2\.0 is out of range: .* Fine-tuning "
-                                          r"uses 1e-5 to 1e-4 .* Nothing was changed on disk"):
+    with pytest.raises(
+        ConfigError,
+        match=r"learning_rate=2\.0 is out of range: .* Fine-tuning "
+        r"uses 1e-5 to 1e-4 .* Nothing was changed on disk",
+    ):
         resolve_options(SST2, {"learning_rate": 2.0})
     with caplog.at_level("WARNING", logger="modernbert_tasks"):
         resolve_options(SST2, {"learning_rate": 0.05})
@@ -269,7 +286,17 @@ def test_learning_rates_far_above_fine_tuning_warn_and_above_one_fail(caplog):
 def test_cli_nan_epochs_exit_2_before_any_data_is_read(tmp_path, capsys):
     from modernbert_tasks.cli import main
 
-    code = main(["train", "sst2", "--data-dir", str(tmp_path / "absent"), "--model",
-                 str(tmp_path / "absent-model"), "--num-train-epochs", "nan"])
+    code = main(
+        [
+            "train",
+            "sst2",
+            "--data-dir",
+            str(tmp_path / "absent"),
+            "--model",
+            str(tmp_path / "absent-model"),
+            "--num-train-epochs",
+            "nan",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--num-train-epochs nan is not a finite number" in err

@@ -17,11 +17,12 @@ from modernbert_tasks.data import encode_labels, infer_labels
 from modernbert_tasks.testing import FAST, run_cli
 
 FAST = {**FAST, "num_train_epochs": 3, "warmup_steps": 0}
-TEAMS = {"billing": ["invoice", "refund", "charge", "payment", "receipt", "price"],
-         "tech": ["crash", "error", "login", "bug", "password", "install"],
-         "sales": ["demo", "quote", "upgrade", "discount", "license", "trial"]}
-FILLER = ["please help with the", "question about my", "urgent :", "hi team ,", "i need a",
-          "about the"]
+TEAMS = {
+    "billing": ["invoice", "refund", "charge", "payment", "receipt", "price"],
+    "tech": ["crash", "error", "login", "bug", "password", "install"],
+    "sales": ["demo", "quote", "upgrade", "discount", "license", "trial"],
+}
+FILLER = ["please help with the", "question about my", "urgent :", "hi team ,", "i need a", "about the"]
 
 
 def ticket_rows(n: int, seed: int) -> list[tuple[str, str]]:
@@ -34,8 +35,9 @@ def ticket_rows(n: int, seed: int) -> list[tuple[str, str]]:
     return rows
 
 
-def write_csv(path: Path, rows, header=("text", "category"), delimiter=",", bom=False,
-              line_end="\n", encoding="utf-8") -> Path:
+def write_csv(
+    path: Path, rows, header=("text", "category"), delimiter=",", bom=False, line_end="\n", encoding="utf-8"
+) -> Path:
     with open(path, "w", newline="", encoding=("utf-8-sig" if bom else encoding)) as fh:
         writer = csv.writer(fh, delimiter=delimiter, lineterminator=line_end)
         writer.writerow(header)
@@ -48,46 +50,61 @@ def test_digit_names_map_cells_by_name_row_by_row():
     """Star ratings: names "1".."5" and integer cells 1..5. 1 -> "1", never "2"."""
     names = ("1", "2", "3", "4", "5")
     cells = [1, 2, 3, 4, 5, 3, 1]
-    ids = encode_labels(cells, names, "single_label_classification", column="stars",
-                        source="t", task_name="stars")
+    ids = encode_labels(
+        cells, names, "single_label_classification", column="stars", source="t", task_name="stars"
+    )
     assert [names[i] for i in ids] == ["1", "2", "3", "4", "5", "3", "1"]
     # cells read as floats or text with spaces mean the same names
-    assert encode_labels([5.0, " 4 ", "1"], names, "single_label_classification",
-                         column="stars", source="t", task_name="stars") == [4, 3, 0]
+    assert encode_labels(
+        [5.0, " 4 ", "1"], names, "single_label_classification", column="stars", source="t", task_name="stars"
+    ) == [4, 3, 0]
     # with digit names, a cell is never an id: 0 is not a label (it would have meant "1")
     with pytest.raises(DataError, match=r"'0'.*never read as ids|0.*never read as ids"):
-        encode_labels([0, 1], names, "single_label_classification", column="stars",
-                      source="t", task_name="stars")
+        encode_labels(
+            [0, 1], names, "single_label_classification", column="stars", source="t", task_name="stars"
+        )
 
 
 def test_plugin_task_with_digit_names_maps_integer_cells_by_name(tmp_path):
-    task = Task(name="stars", text_columns=("review",), label_column="stars",
-                labels=("1", "2", "3", "4", "5"))
-    path = write_csv(tmp_path / "train.csv", [("bad", 1), ("ok", 3), ("great", 5), ("meh", 2)],
-                     header=("review", "stars"))
+    task = Task(
+        name="stars", text_columns=("review",), label_column="stars", labels=("1", "2", "3", "4", "5")
+    )
+    path = write_csv(
+        tmp_path / "train.csv", [("bad", 1), ("ok", 3), ("great", 5), ("meh", 2)], header=("review", "stars")
+    )
     ds = task.load_dataset(data_files={"train": path})["train"]
     assert [task.labels[i] for i in ds["label"]] == ["1", "3", "5", "2"]
 
 
 def test_names_win_over_ids_and_whitespace_is_counted_once(caplog):
     with caplog.at_level(logging.WARNING, logger="modernbert_tasks"):
-        ids = encode_labels(["sales ", "tech", " billing"], ("billing", "sales", "tech"),
-                            "single_label_classification", column="team", source="f.csv",
-                            task_name="t")
+        ids = encode_labels(
+            ["sales ", "tech", " billing"],
+            ("billing", "sales", "tech"),
+            "single_label_classification",
+            column="team",
+            source="f.csv",
+            task_name="t",
+        )
     assert ids == [1, 2, 0]
     assert sum("surrounding whitespace" in r.message for r in caplog.records) == 1
     assert "2 label cell(s)" in caplog.text
     # non-digit names: an integer cell that matches no name may be an id
-    assert encode_labels([1, "negative"], ("negative", "positive"), "single_label_classification",
-                         column="label", source="f", task_name="t") == [1, 0]
+    assert encode_labels(
+        [1, "negative"],
+        ("negative", "positive"),
+        "single_label_classification",
+        column="label",
+        source="f",
+        task_name="t",
+    ) == [1, 0]
 
 
 def test_label_inference_order_and_problem_types():
     assert infer_labels([10, 2, 1, 2]) == (("1", "2", "10"), "single_label_classification")
     assert infer_labels(["b", "a ", "c"]) == (("a", "b", "c"), "single_label_classification")
     assert infer_labels([0.5, 1.25, 3.0]) == ((), "regression")
-    assert infer_labels(["x,y", "y"], label_separator=",") == (("x", "y"),
-                                                               "multi_label_classification")
+    assert infer_labels(["x,y", "y"], label_separator=",") == (("x", "y"), "multi_label_classification")
     assert infer_labels([["b"], ["a", "b"]]) == (("a", "b"), "multi_label_classification")
     assert infer_labels([1, 2], problem_type="regression") == ((), "regression")
 
@@ -105,8 +122,9 @@ def test_from_data_infers_columns_and_names_the_task(tmp_path):
 
 
 def test_ambiguous_columns_list_them_and_name_the_option(tmp_path):
-    path = write_csv(tmp_path / "t.csv", [("a b", "c d", "x"), ("e", "f", "y")],
-                     header=("subject", "body", "label"))
+    path = write_csv(
+        tmp_path / "t.csv", [("a b", "c d", "x"), ("e", "f", "y")], header=("subject", "body", "label")
+    )
     with pytest.raises(DataError) as info:
         Task.from_data({"train": path})
     message = str(info.value)
@@ -125,8 +143,7 @@ def test_validation_labels_outside_training_are_named_with_rows(tmp_path):
 
 
 def test_spreadsheet_exports_semicolon_bom_crlf(tmp_path, caplog):
-    path = write_csv(tmp_path / "export.csv", ticket_rows(12, 3), delimiter=";", bom=True,
-                     line_end="\r\n")
+    path = write_csv(tmp_path / "export.csv", ticket_rows(12, 3), delimiter=";", bom=True, line_end="\r\n")
     with caplog.at_level(logging.WARNING, logger="modernbert_tasks"):
         task = Task.from_data({"train": path})
     assert "';'-separated" in caplog.text  # says which delimiter was used
@@ -144,8 +161,7 @@ def test_non_utf8_names_the_likely_encoding(tmp_path):
 
 
 def test_numbers_in_a_text_column_become_text_with_a_warning(tmp_path, caplog):
-    path = write_csv(tmp_path / "codes.csv", [(101, "a"), (202, "b"), (303, "a")],
-                     header=("code", "label"))
+    path = write_csv(tmp_path / "codes.csv", [(101, "a"), (202, "b"), (303, "a")], header=("code", "label"))
     task = Task(name="codes", text_columns=("code",), labels=("a", "b"))
     with caplog.at_level(logging.WARNING, logger="modernbert_tasks"):
         ds = task.load_dataset(data_files={"train": path})["train"]
@@ -157,11 +173,14 @@ def test_numbers_in_a_text_column_become_text_with_a_warning(tmp_path, caplog):
 def test_star_ratings_where_5_means_positive(tmp_path, tiny_model_dir):
     rng = random.Random(4)
     pos, neg = ["great", "superb", "brilliant"], ["awful", "dull", "terrible"]
-    rows = [(f"the film was {rng.choice(pos)}", 5) if rng.random() < 0.5
-            else (f"the film was {rng.choice(neg)}", 1) for _ in range(240)]
+    rows = [
+        (f"the film was {rng.choice(pos)}", 5)
+        if rng.random() < 0.5
+        else (f"the film was {rng.choice(neg)}", 1)
+        for _ in range(240)
+    ]
     train = write_csv(tmp_path / "train.csv", rows, header=("review", "stars"))
-    result = fine_tune(train_file=train, model_name=tiny_model_dir, output_dir=tmp_path / "run",
-                       **FAST)
+    result = fine_tune(train_file=train, model_name=tiny_model_dir, output_dir=tmp_path / "run", **FAST)
     model = load_finetuned(result.model_path)
     assert list(model.labels) == ["1", "5"]
     assert result.metrics["accuracy"] >= 0.9
@@ -199,8 +218,13 @@ def test_regression_inferred_from_float_labels(tmp_path, tiny_model_dir):
         word = {0.5: "awful", 1.5: "dull", 2.5: "good", 3.5: "superb"}[score]
         rows.append((f"it was {word} , {word}", score + rng.uniform(-0.2, 0.2)))
     train = write_csv(tmp_path / "scores.csv", rows, header=("text", "score"))
-    result = fine_tune(train_file=train, label_column="score", model_name=tiny_model_dir,
-                       output_dir=tmp_path / "run", **{**FAST, "num_train_epochs": 6})
+    result = fine_tune(
+        train_file=train,
+        label_column="score",
+        model_name=tiny_model_dir,
+        output_dir=tmp_path / "run",
+        **{**FAST, "num_train_epochs": 6},
+    )
     manifest = json.loads((result.model_path / "modernbert_tasks.json").read_text())
     assert manifest["task"]["definition"]["problem_type"] == "regression"
     assert result.metrics["pearson"] > 0.8
@@ -214,9 +238,14 @@ def test_multi_label_inferred_from_a_separator(tmp_path, tiny_model_dir):
         words = {"plot": "the story twists", "acting": "the cast shines"}
         rows.append((" and ".join(words[t] for t in tags), "|".join(tags)))
     train = write_csv(tmp_path / "tags.csv", rows, header=("text", "tags"))
-    result = fine_tune(train_file=train, label_column="tags", label_separator="|",
-                       model_name=tiny_model_dir, output_dir=tmp_path / "run",
-                       **{**FAST, "num_train_epochs": 6})
+    result = fine_tune(
+        train_file=train,
+        label_column="tags",
+        label_separator="|",
+        model_name=tiny_model_dir,
+        output_dir=tmp_path / "run",
+        **{**FAST, "num_train_epochs": 6},
+    )
     model = load_finetuned(result.model_path)
     assert model.task.problem_type == "multi_label_classification"
     assert list(model.labels) == ["acting", "plot"]
@@ -234,9 +263,14 @@ def test_pairs_from_two_text_columns(tmp_path, tiny_model_dir):
     train = write_csv(tmp_path / "pairs.csv", rows, header=("first", "second", "label"))
     task = Task.from_data({"train": train}, text_columns="first,second")
     assert task.is_pair and task.labels == ("different", "same")
-    result = fine_tune(train_file=train, text_columns=["first", "second"],
-                       model_name=tiny_model_dir, output_dir=tmp_path / "run", max_steps=2,
-                       **FAST)
+    result = fine_tune(
+        train_file=train,
+        text_columns=["first", "second"],
+        model_name=tiny_model_dir,
+        output_dir=tmp_path / "run",
+        max_steps=2,
+        **FAST,
+    )
     out = load_finetuned(result.model_path).predict([("the red car", "a red car")])
     assert out[0]["label"] in ("same", "different")
 
@@ -271,17 +305,44 @@ def test_hub_dataset_offline_fails_fast_with_the_local_form(tmp_path, monkeypatc
 # --- the command line -------------------------------------------------------------------------
 def test_cli_trains_evaluates_and_predicts_on_a_spreadsheet_csv(tmp_path, tiny_model_dir):
     """A ';'-separated, BOM, CRLF export: train -> predict returns the original strings."""
-    train = write_csv(tmp_path / "tickets.csv", ticket_rows(300, 12), header=("text", "team"),
-                      delimiter=";", bom=True, line_end="\r\n")
-    proc = run_cli("train", "--train-file", train, "--text-column", "text", "--label-column",
-                   "team", "--model", tiny_model_dir, "--output-dir", tmp_path / "run",
-                   "--learning-rate", "1e-3", "--num-train-epochs", "3", "--warmup-steps", "0",
-                   "--report-to", "none")
+    train = write_csv(
+        tmp_path / "tickets.csv",
+        ticket_rows(300, 12),
+        header=("text", "team"),
+        delimiter=";",
+        bom=True,
+        line_end="\r\n",
+    )
+    proc = run_cli(
+        "train",
+        "--train-file",
+        train,
+        "--text-column",
+        "text",
+        "--label-column",
+        "team",
+        "--model",
+        tiny_model_dir,
+        "--output-dir",
+        tmp_path / "run",
+        "--learning-rate",
+        "1e-3",
+        "--num-train-epochs",
+        "3",
+        "--warmup-steps",
+        "0",
+        "--report-to",
+        "none",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((tmp_path / "run" / "model" / "modernbert_tasks.json").read_text())
     assert manifest["metrics"]["macro_f1"] >= 0.8  # on the held-out 10%; chance ~0.33
-    proc = run_cli("predict", tmp_path / "run" / "model", "please help with the refund and invoice",
-                   "urgent : crash and login")
+    proc = run_cli(
+        "predict",
+        tmp_path / "run" / "model",
+        "please help with the refund and invoice",
+        "urgent : crash and login",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     labels = [json.loads(line)["label"] for line in proc.stdout.splitlines()]
     assert labels == ["billing", "tech"]
@@ -312,8 +373,11 @@ def test_a_config_task_mapping_is_a_clear_usage_error(tmp_path):
 # --- columns that are easy to get wrong ------------------------------------------------------
 def test_a_duplicated_column_name_is_refused_not_renamed(tmp_path):
     path = write_csv(tmp_path / "dup.csv", [("a b", "c", "billing")], header=("text", "text", "team"))
-    with pytest.raises(DataError, match=r"dup\.csv' names column 'text' more than once in its "
-                                        r"header \['text', 'text', 'team'\]\. Rename"):
+    with pytest.raises(
+        DataError,
+        match=r"dup\.csv' names column 'text' more than once in its "
+        r"header \['text', 'text', 'team'\]\. Rename",
+    ):
         Task.from_data({"train": path})
 
 
@@ -330,8 +394,11 @@ def test_the_only_column_besides_the_text_is_the_label(tmp_path, caplog):
 
 
 def test_one_hot_columns_get_a_message_naming_the_multi_label_forms(tmp_path):
-    path = write_csv(tmp_path / "oh.csv", [("bad words", 1, 0, 1), ("fine", 0, 0, 0)],
-                     header=("text", "toxic", "obscene", "insult"))
+    path = write_csv(
+        tmp_path / "oh.csv",
+        [("bad words", 1, 0, 1), ("fine", 0, 0, 0)],
+        header=("text", "toxic", "obscene", "insult"),
+    )
     with pytest.raises(DataError) as info:
         Task.from_data({"train": path})
     message = str(info.value)
@@ -340,8 +407,7 @@ def test_one_hot_columns_get_a_message_naming_the_multi_label_forms(tmp_path):
     assert "JSON list" in message and "label_separator=','" in message
 
 
-def test_a_task_name_that_is_also_a_folder_means_the_task_and_says_so(tmp_path, monkeypatch,
-                                                                      caplog):
+def test_a_task_name_that_is_also_a_folder_means_the_task_and_says_so(tmp_path, monkeypatch, caplog):
     from modernbert_tasks.training.task_source import resolve_task
 
     (tmp_path / "sst2").mkdir()
@@ -350,8 +416,11 @@ def test_a_task_name_that_is_also_a_folder_means_the_task_and_says_so(tmp_path, 
     with caplog.at_level("WARNING", logger="modernbert_tasks"):
         task, _, args = resolve_task("sst2", {"data_dir": "elsewhere"})
     assert task.name == "sst2" and args["data_dir"] == "elsewhere"
-    assert "'sst2' is a registered task and also a folder in this folder: training the " \
-           "registered task. For the folder, pass './sst2' instead." in caplog.text
+    assert (
+        "'sst2' is a registered task and also a folder in this folder: training the "
+        "registered task. For the folder, pass './sst2' instead." in caplog.text
+    )
     task, _, args = resolve_task("./sst2", {})
-    assert args["data_dir"] == "./sst2" and task.name == "sst2" and task.labels == (
-        "billing", "sales", "tech")
+    assert (
+        args["data_dir"] == "./sst2" and task.name == "sst2" and task.labels == ("billing", "sales", "tech")
+    )

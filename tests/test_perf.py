@@ -15,9 +15,17 @@ from modernbert_tasks.training.batching import BucketedPadding, make_collator
 # 50 steps of batch 16 on the 320 synthetic rows (2.5 epochs); a loss logged every step. The
 # validation and test splits (80 rows each) are scored in one batch: one shape, so a compiled
 # model compiles one evaluation graph instead of two (batches of 64 and 16)
-RUN = {"learning_rate": 1e-3, "max_steps": 50, "logging_steps": 1, "eval_strategy": "no",
-       "save_strategy": "no", "report_to": "none", "disable_tqdm": True, "precision": "fp32",
-       "per_device_eval_batch_size": 80}
+RUN = {
+    "learning_rate": 1e-3,
+    "max_steps": 50,
+    "logging_steps": 1,
+    "eval_strategy": "no",
+    "save_strategy": "no",
+    "report_to": "none",
+    "disable_tqdm": True,
+    "precision": "fp32",
+    "per_device_eval_batch_size": 80,
+}
 
 
 def _losses(result) -> list[float]:
@@ -29,8 +37,13 @@ def eager(tiny_model_dir, sentiment_dir, tmp_path_factory):
     import torch
 
     torch.set_num_threads(1)
-    return fine_tune("sst2", model_name=str(tiny_model_dir), data_dir=str(sentiment_dir),
-                     output_dir=tmp_path_factory.mktemp("eager"), **RUN)
+    return fine_tune(
+        "sst2",
+        model_name=str(tiny_model_dir),
+        data_dir=str(sentiment_dir),
+        output_dir=tmp_path_factory.mktemp("eager"),
+        **RUN,
+    )
 
 
 def test_bucket_widths():
@@ -57,17 +70,28 @@ def test_bucketed_collator_pads_to_the_next_width(tiny_model_dir):
 
 
 def test_buckets_alone_do_not_change_training(eager, tiny_model_dir, sentiment_dir, tmp_path):
-    bucketed = fine_tune("sst2", model_name=str(tiny_model_dir), data_dir=str(sentiment_dir),
-                         output_dir=tmp_path, shape_buckets="pow2", **RUN)
+    bucketed = fine_tune(
+        "sst2",
+        model_name=str(tiny_model_dir),
+        data_dir=str(sentiment_dir),
+        output_dir=tmp_path,
+        shape_buckets="pow2",
+        **RUN,
+    )
     # extra padding is masked out: the same losses up to float reassociation
     assert _losses(bucketed) == pytest.approx(_losses(eager), rel=1e-3, abs=1e-4)
     assert len(_losses(eager)) == 50
 
 
-def test_compiled_fast_path_follows_the_eager_loss_curve(eager, tiny_model_dir, sentiment_dir,
-                                                         tmp_path):
-    fast = fine_tune("sst2", model_name=str(tiny_model_dir), data_dir=str(sentiment_dir),
-                     output_dir=tmp_path, compile=True, **RUN)
+def test_compiled_fast_path_follows_the_eager_loss_curve(eager, tiny_model_dir, sentiment_dir, tmp_path):
+    fast = fine_tune(
+        "sst2",
+        model_name=str(tiny_model_dir),
+        data_dir=str(sentiment_dir),
+        output_dir=tmp_path,
+        compile=True,
+        **RUN,
+    )
     fast_losses, eager_losses = _losses(fast), _losses(eager)
     assert len(fast_losses) == len(eager_losses) == 50
     # fused kernels reorder float sums; over 50 steps the curves stay within 2%
@@ -104,9 +128,14 @@ def test_freeze_embeddings_trains_everything_else(tiny_model_dir, sentiment_dir,
     import torch
     from safetensors.torch import load_file
 
-    result = fine_tune("sst2", model_name=str(tiny_model_dir), data_dir=str(sentiment_dir),
-                       output_dir=tmp_path, freeze_embeddings=True,
-                       **{**RUN, "max_steps": 5})
+    result = fine_tune(
+        "sst2",
+        model_name=str(tiny_model_dir),
+        data_dir=str(sentiment_dir),
+        output_dir=tmp_path,
+        freeze_embeddings=True,
+        **{**RUN, "max_steps": 5},
+    )
     before = load_file(tiny_model_dir / "model.safetensors")
     after = load_file(result.model_path / "model.safetensors")
     emb = next(k for k in before if k.endswith("embeddings.tok_embeddings.weight"))

@@ -41,8 +41,7 @@ def test_a_text_past_the_models_limit_says_it_was_truncated(file_trained_model, 
     assert fm.last_truncation[0] == 1
 
 
-def test_cli_predict_marks_the_record_and_prints_one_summary_line(file_trained_model, tmp_path,
-                                                                  capsys):
+def test_cli_predict_marks_the_record_and_prints_one_summary_line(file_trained_model, tmp_path, capsys):
     big = tmp_path / "big.txt"
     big.write_text("refund please\n" + "invoice " * 3000 + "\n")
     assert main(["predict", str(file_trained_model), "--file", str(big)]) == 0
@@ -68,8 +67,7 @@ def test_an_empty_text_gets_no_label_in_python_and_on_the_cli(file_trained_model
 
 def test_a_bad_prediction_length_is_refused_in_python_terms(file_trained_model):
     for bad in (4, 513, "long", True):
-        with pytest.raises(ConfigError, match=f"max_length={bad!r}; expected an integer from 8 "
-                                              "to 512"):
+        with pytest.raises(ConfigError, match=f"max_length={bad!r}; expected an integer from 8 to 512"):
             load_finetuned(file_trained_model, max_length=bad)
 
 

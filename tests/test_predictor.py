@@ -17,13 +17,22 @@ from modernbert_tasks.errors import ConfigError, DataError
 from modernbert_tasks.inference import predictor as predictor_module
 from modernbert_tasks.testing import build_tiny_modernbert, make_sentiment_rows, write_tsv
 
-SENTIMENT = Task(name="sentiment-demo", labels=("negative", "positive"), max_length=64,
-                 text_prefix="review: ", metrics=("accuracy", "f1"))
-PAIRS = Task(name="pairs-demo", text_columns=("premise", "hypothesis"),
-             labels=("negative", "positive"))
-TEXTS = ["great", "the film was dull , boring and far too long for what it had to say .",
-         "what a moving experience", "i found the acting clumsy", "ok",
-         "the story is wonderful and charming , the cast superb , the ending touching ."]
+SENTIMENT = Task(
+    name="sentiment-demo",
+    labels=("negative", "positive"),
+    max_length=64,
+    text_prefix="review: ",
+    metrics=("accuracy", "f1"),
+)
+PAIRS = Task(name="pairs-demo", text_columns=("premise", "hypothesis"), labels=("negative", "positive"))
+TEXTS = [
+    "great",
+    "the film was dull , boring and far too long for what it had to say .",
+    "what a moving experience",
+    "i found the acting clumsy",
+    "ok",
+    "the story is wonderful and charming , the cast superb , the ending touching .",
+]
 
 
 def save_with_manifest(src: Path, dst: Path, task: Task, max_length: int | None = None) -> Path:
@@ -33,9 +42,18 @@ def save_with_manifest(src: Path, dst: Path, task: Task, max_length: int | None 
     config["id2label"] = {str(i): name for i, name in task.id2label.items()}
     config["label2id"] = {name: i for i, name in task.id2label.items()}
     (dst / "config.json").write_text(json.dumps(config))
-    write_manifest(dst, build_manifest(
-        task, plugin="demo-plugin", plugin_version="1.0", max_length=max_length or task.max_length,
-        metrics={"accuracy": 0.5}, base_model="tiny", training={"learning_rate": 3e-5}))
+    write_manifest(
+        dst,
+        build_manifest(
+            task,
+            plugin="demo-plugin",
+            plugin_version="1.0",
+            max_length=max_length or task.max_length,
+            metrics={"accuracy": 0.5},
+            base_model="tiny",
+            training={"learning_rate": 3e-5},
+        ),
+    )
     return dst
 
 
@@ -58,8 +76,9 @@ def manual_logits(fm, texts, second=None) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def sentiment_model(tiny_model_dir, tmp_path_factory):
-    return save_with_manifest(tiny_model_dir, tmp_path_factory.mktemp("m") / "model", SENTIMENT,
-                              max_length=16)
+    return save_with_manifest(
+        tiny_model_dir, tmp_path_factory.mktemp("m") / "model", SENTIMENT, max_length=16
+    )
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -102,13 +121,15 @@ def test_predict_restores_input_order_across_batches_and_chunks(sentiment_model,
     monkeypatch.setattr(predictor_module, "CHUNK_SIZE", 10)  # several chunks, ragged batches
     batched = fm.predict(texts, batch_size=3)
     assert [r["label"] for r in batched] == [r["label"] for r in one_by_one]
-    np.testing.assert_allclose([r["probabilities"]["positive"] for r in batched],
-                               [r["probabilities"]["positive"] for r in one_by_one], atol=1e-5)
+    np.testing.assert_allclose(
+        [r["probabilities"]["positive"] for r in batched],
+        [r["probabilities"]["positive"] for r in one_by_one],
+        atol=1e-5,
+    )
     assert fm.predict([]) == []
 
 
-def test_pairs_are_required_for_pair_tasks_and_refused_otherwise(tiny_model_dir, tmp_path,
-                                                                 sentiment_model):
+def test_pairs_are_required_for_pair_tasks_and_refused_otherwise(tiny_model_dir, tmp_path, sentiment_model):
     fm = load_finetuned(save_with_manifest(tiny_model_dir, tmp_path / "pairs", PAIRS))
     pairs = [("the film was great", "i liked it"), ("dull", "a wonderful and moving story")]
     got = fm.predict(pairs)
@@ -131,15 +152,14 @@ def test_regression_and_multi_label_outputs(tmp_path, cpu_kind):
     """The output shapes, on the default precision of either kind of CPU: fp32 figures to 1e-5,
     or (mixed, on a bf16 CPU) fp32's decisions with bf16-close values."""
     atol = MIXED_ATOL if cpu_kind else 1e-5
-    reg = load_finetuned(build_tiny_modernbert(tmp_path / "reg", num_labels=1,
-                                               problem_type="regression"))
+    reg = load_finetuned(build_tiny_modernbert(tmp_path / "reg", num_labels=1, problem_type="regression"))
     got = reg.predict(TEXTS[:3])
     assert all(set(r) == {"score"} for r in got)
-    np.testing.assert_allclose([r["score"] for r in got], manual_logits(reg, TEXTS[:3])[:, 0],
-                               atol=atol)
+    np.testing.assert_allclose([r["score"] for r in got], manual_logits(reg, TEXTS[:3])[:, 0], atol=atol)
 
-    multi = load_finetuned(build_tiny_modernbert(tmp_path / "multi", num_labels=3,
-                                                 problem_type="multi_label_classification"))
+    multi = load_finetuned(
+        build_tiny_modernbert(tmp_path / "multi", num_labels=3, problem_type="multi_label_classification")
+    )
     assert multi.precision == ("mixed" if cpu_kind else "fp32")
     got = multi.predict(TEXTS)
     sig = torch.sigmoid(torch.from_numpy(manual_logits(multi, TEXTS))).numpy()
@@ -219,8 +239,11 @@ def test_hub_id_offline_without_cache_says_to_pass_a_folder(monkeypatch, tmp_pat
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match=r"(?s)HF_HUB_OFFLINE=1 is set.*'modernbert-tasks-"
-                       r"tests/no-such-model': pass the folder fine_tune saved the model to"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"(?s)HF_HUB_OFFLINE=1 is set.*'modernbert-tasks-"
+        r"tests/no-such-model': pass the folder fine_tune saved the model to",
+    ):
         load_finetuned("modernbert-tasks-tests/no-such-model")
 
 
@@ -251,8 +274,9 @@ def test_evaluate_accepts_lists_datasets_and_the_task_split(sentiment_model, sen
     rows = make_sentiment_rows(80, seed=2)
     from_file = fm.evaluate(sentiment_dir / "validation.tsv")
     from_list = fm.evaluate(rows)
-    from_ds = fm.evaluate(datasets.Dataset.from_dict(
-        {"sentence": [t for t, _ in rows], "label": [y for _, y in rows]}))
+    from_ds = fm.evaluate(
+        datasets.Dataset.from_dict({"sentence": [t for t, _ in rows], "label": [y for _, y in rows]})
+    )
     from_split = fm.evaluate(data_dir=sentiment_dir, split="validation")
     for other in (from_list, from_ds, from_split):
         assert other["accuracy"] == from_file["accuracy"]
@@ -281,15 +305,14 @@ def test_plain_folder_evaluates_a_sentence_label_file(tiny_model_dir, sentiment_
 
 
 # --- precision and progress ------------------------------------------------------------------
-def test_precision_auto_is_mixed_where_bf16_is_fast_and_fp32_elsewhere(sentiment_model,
-                                                                         monkeypatch):
-    monkeypatch.setattr("modernbert_tasks.hardware.cpu_supports_bf16",
-                        lambda: (False, "CPU lacks AVX512-BF16/AMX"))
+def test_precision_auto_is_mixed_where_bf16_is_fast_and_fp32_elsewhere(sentiment_model, monkeypatch):
+    monkeypatch.setattr(
+        "modernbert_tasks.hardware.cpu_supports_bf16", lambda: (False, "CPU lacks AVX512-BF16/AMX")
+    )
     assert load_finetuned(sentiment_model).precision == "fp32"
     with pytest.warns(RuntimeWarning, match="lacks AVX512-BF16"):
         assert load_finetuned(sentiment_model, precision="bf16").precision == "bf16"
-    monkeypatch.setattr("modernbert_tasks.hardware.cpu_supports_bf16",
-                        lambda: (True, "CPU has amx_bf16"))
+    monkeypatch.setattr("modernbert_tasks.hardware.cpu_supports_bf16", lambda: (True, "CPU has amx_bf16"))
     assert load_finetuned(sentiment_model).precision == "mixed"
     assert load_finetuned(sentiment_model, precision="fp32").precision == "fp32"
 
@@ -297,8 +320,7 @@ def test_precision_auto_is_mixed_where_bf16_is_fast_and_fp32_elsewhere(sentiment
 def test_evaluate_is_fp32_on_every_cpu_unless_asked(sentiment_model, cpu_kind):
     """Its figures go into reports: the same on a bf16 CPU as on an AVX2 one, whatever predict
     picks; precision= trades that for speed on request."""
-    rows = [(text, "positive" if label else "negative")
-            for text, label in make_sentiment_rows(40, seed=5)]
+    rows = [(text, "positive" if label else "negative") for text, label in make_sentiment_rows(40, seed=5)]
     auto = load_finetuned(sentiment_model)
     assert auto.precision == ("mixed" if cpu_kind else "fp32")
     exact = load_finetuned(sentiment_model, precision="fp32").evaluate(rows)
@@ -344,8 +366,11 @@ def test_bf16_predictions_stay_close_to_fp32(sentiment_model):
         bf16 = load_finetuned(sentiment_model, precision="bf16")
     assert bf16.precision == "bf16"
     got = bf16.predict(TEXTS)
-    np.testing.assert_allclose([r["probabilities"]["positive"] for r in got],
-                               [r["probabilities"]["positive"] for r in fp32], atol=0.05)
+    np.testing.assert_allclose(
+        [r["probabilities"]["positive"] for r in got],
+        [r["probabilities"]["positive"] for r in fp32],
+        atol=0.05,
+    )
 
 
 def test_bad_arguments(sentiment_model):

@@ -35,16 +35,20 @@ def model_folder(tiny_model_dir, tmp_path):
 def no_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the dry run touched the network")
+
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def test_dry_run_lists_exactly_the_files_and_sizes(model_folder, no_network):
     plan = push_to_hub(model_folder, "someone/tiny-sentiment", dry_run=True)
-    expected = sorted(p.relative_to(model_folder).as_posix() for p in model_folder.rglob("*")
-                      if p.is_file() and not p.name.endswith(".bin")
-                      and not any(part.startswith(".") for part in
-                                  p.relative_to(model_folder).parts))
+    expected = sorted(
+        p.relative_to(model_folder).as_posix()
+        for p in model_folder.rglob("*")
+        if p.is_file()
+        and not p.name.endswith(".bin")
+        and not any(part.startswith(".") for part in p.relative_to(model_folder).parts)
+    )
     assert [name for name, _ in plan.files] == expected
     assert "README.md" in expected and "onnx/model.onnx" in expected
     assert dict(plan.files)["onnx/model.onnx"] == 1234
@@ -54,8 +58,7 @@ def test_dry_run_lists_exactly_the_files_and_sizes(model_folder, no_network):
     assert "training_args.bin" not in summary and ".partial" not in summary
 
 
-def test_dry_run_of_a_folder_without_card_lists_the_card_it_would_generate(model_folder,
-                                                                            no_network):
+def test_dry_run_of_a_folder_without_card_lists_the_card_it_would_generate(model_folder, no_network):
     (model_folder / "README.md").unlink()
     plan = push_to_hub(model_folder, "someone/tiny", dry_run=True)
     assert plan.card_generated and "README.md" in dict(plan.files)
@@ -70,8 +73,7 @@ def test_offline_push_fails_fast_and_names_the_fix(model_folder):
     assert time.monotonic() - started < 10
 
 
-def test_hf_hub_offline_and_missing_token_fail_before_any_network(model_folder, monkeypatch,
-                                                                 no_network):
+def test_hf_hub_offline_and_missing_token_fail_before_any_network(model_folder, monkeypatch, no_network):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
@@ -93,34 +95,56 @@ def test_bad_folder_and_repo_id_are_named(model_folder, tiny_model_dir, tmp_path
 
 
 # --- fine_tune(push_to_hub=True): checked before training, pushed by us after saving ---------
-def test_fine_tune_push_needs_a_repo_id_before_training(tiny_model_dir, sentiment_dir,
-                                                        tmp_path):
+def test_fine_tune_push_needs_a_repo_id_before_training(tiny_model_dir, sentiment_dir, tmp_path):
     from modernbert_tasks import fine_tune
 
     with pytest.raises(ConfigError, match=r"push_to_hub=True needs .*hub_model_id='user/name'"):
-        fine_tune("sst2", model_name=tiny_model_dir, data_dir=sentiment_dir,
-                  output_dir=tmp_path / "run", push_to_hub=True)
+        fine_tune(
+            "sst2",
+            model_name=tiny_model_dir,
+            data_dir=sentiment_dir,
+            output_dir=tmp_path / "run",
+            push_to_hub=True,
+        )
     with pytest.raises(ConfigError, match=r"hub_model_id='not a repo'"):
-        fine_tune("sst2", model_name=tiny_model_dir, data_dir=sentiment_dir,
-                  output_dir=tmp_path / "run", push_to_hub=True, hub_model_id="not a repo")
+        fine_tune(
+            "sst2",
+            model_name=tiny_model_dir,
+            data_dir=sentiment_dir,
+            output_dir=tmp_path / "run",
+            push_to_hub=True,
+            hub_model_id="not a repo",
+        )
     assert not (tmp_path / "run").exists()  # nothing trained, nothing written
 
 
-def test_fine_tune_push_without_token_or_hub_fails_before_training(tiny_model_dir,
-                                                                   sentiment_dir, tmp_path,
-                                                                   monkeypatch, no_network):
+def test_fine_tune_push_without_token_or_hub_fails_before_training(
+    tiny_model_dir, sentiment_dir, tmp_path, monkeypatch, no_network
+):
     from modernbert_tasks import fine_tune
 
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
     with pytest.raises(PublishError, match="no Hugging Face token.*before training"):
-        fine_tune("sst2", model_name=tiny_model_dir, data_dir=sentiment_dir,
-                  output_dir=tmp_path / "run", push_to_hub=True, hub_model_id="someone/tiny")
+        fine_tune(
+            "sst2",
+            model_name=tiny_model_dir,
+            data_dir=sentiment_dir,
+            output_dir=tmp_path / "run",
+            push_to_hub=True,
+            hub_model_id="someone/tiny",
+        )
     monkeypatch.setattr("huggingface_hub.get_token", lambda: "hf_test")
     # unreachable whatever an earlier test left in the probe's per-process cache
     monkeypatch.setattr("modernbert_tasks.hub.probe", lambda endpoint: (False, "no network"))
     with pytest.raises(PublishError, match="Cannot reach the Hugging Face Hub"):
-        fine_tune("sst2", model_name=tiny_model_dir, data_dir=sentiment_dir,
-                  output_dir=tmp_path / "run", push_to_hub=True, hub_model_id="someone/tiny")
+        fine_tune(
+            "sst2",
+            model_name=tiny_model_dir,
+            data_dir=sentiment_dir,
+            output_dir=tmp_path / "run",
+            push_to_hub=True,
+            hub_model_id="someone/tiny",
+        )
     assert not (tmp_path / "run").exists()
 
 
@@ -135,8 +159,9 @@ def test_what_push_uploads_names_no_local_path(model_folder, monkeypatch, tmp_pa
 
     manifest = read_manifest(model_folder)
     data = tmp_path / "private" / "alice" / "tickets.csv"
-    manifest["training"].update(train_file=str(data), data_files={"train": str(data)},
-                                output_dir=str(tmp_path / "runs" / "x"), seed=3)
+    manifest["training"].update(
+        train_file=str(data), data_files={"train": str(data)}, output_dir=str(tmp_path / "runs" / "x"), seed=3
+    )
     manifest["base_model"] = "answerdotai/ModernBERT-base"
     write_manifest(model_folder, manifest)
     write_model_card(model_folder, manifest)
@@ -147,8 +172,7 @@ def test_what_push_uploads_names_no_local_path(model_folder, monkeypatch, tmp_pa
     def create_commit(self, repo_id, operations, **kwargs):
         for op in operations:
             source = op.path_or_fileobj
-            sent[op.path_in_repo] = source if isinstance(source, bytes) else open(
-                source, "rb").read()
+            sent[op.path_in_repo] = source if isinstance(source, bytes) else open(source, "rb").read()
         return type("Info", (), {"commit_url": f"https://hub/{repo_id}/commit/1"})()
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)

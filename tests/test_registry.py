@@ -164,20 +164,24 @@ def _discover(site, code: str, **env) -> subprocess.CompletedProcess:
     for var in ("MODERNBERT_TASKS_STRICT_PLUGINS", "MODERNBERT_TASKS_DISABLE_PLUGINS"):
         if var not in env:
             full_env.pop(var, None)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full_env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=120
+    )
 
 
-LIST = ("import json, modernbert_tasks as m; "
-        "print(json.dumps({'tasks': m.list_tasks(), 'plugins': m.list_plugins()}))")
+LIST = (
+    "import json, modernbert_tasks as m; "
+    "print(json.dumps({'tasks': m.list_tasks(), 'plugins': m.list_plugins()}))"
+)
 
 
 def test_entry_point_discovery_good_broken_and_duplicate(tmp_path):
     import json
 
     _write_dist(tmp_path, "modernbert-tasks-good", "good", "mt_good", GOOD.format(task="good-task"))
-    _write_dist(tmp_path, "modernbert-tasks-broken", "broken", "mt_broken",
-                "import a_module_that_does_not_exist\n")
+    _write_dist(
+        tmp_path, "modernbert-tasks-broken", "broken", "mt_broken", "import a_module_that_does_not_exist\n"
+    )
     out = _discover(tmp_path, LIST)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
@@ -203,8 +207,7 @@ def test_entry_point_discovery_good_broken_and_duplicate(tmp_path):
     assert "broken" not in {p["name"] for p in json.loads(one_off.stdout)["plugins"]}
 
     # a second distribution registering the same task name raises, naming both
-    _write_dist(tmp_path, "modernbert-tasks-clone", "clone", "mt_clone",
-                GOOD.format(task="good-task"))
+    _write_dist(tmp_path, "modernbert-tasks-clone", "clone", "mt_clone", GOOD.format(task="good-task"))
     dup = _discover(tmp_path, LIST)
     assert dup.returncode != 0
     assert "DuplicateTaskError" in dup.stderr
@@ -228,8 +231,9 @@ def test_an_import_time_out_in_a_thread_cannot_protect_the_program(tmp_path):
     """Why there is no plugin import time-out: after giving up on an import in a thread, the
     next import of that module waits for the abandoned one to finish anyway."""
     (tmp_path / "mt_slow.py").write_text("import time\ntime.sleep(4)\n")
-    out = subprocess.run([sys.executable, "-c", ABANDONED_IMPORT, str(tmp_path)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", ABANDONED_IMPORT, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) >= 2.5  # blocked for the rest of the 4 s sleep, not returned at once
 
@@ -237,8 +241,7 @@ def test_an_import_time_out_in_a_thread_cannot_protect_the_program(tmp_path):
 def test_a_plugin_hanging_at_import_can_be_skipped_by_name(tmp_path):
     import json
 
-    _write_dist(tmp_path, "modernbert-tasks-slow", "slow", "mt_slow",
-                "import time\ntime.sleep(600)\n")
+    _write_dist(tmp_path, "modernbert-tasks-slow", "slow", "mt_slow", "import time\ntime.sleep(600)\n")
     out = _discover(tmp_path, LIST, MODERNBERT_TASKS_DISABLE_PLUGINS="slow")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
@@ -247,7 +250,9 @@ def test_a_plugin_hanging_at_import_can_be_skipped_by_name(tmp_path):
 
 
 def test_import_is_light():
-    code = ("import sys, modernbert_tasks as m; m.list_tasks(); "
-            "print(sorted(k for k in ('torch', 'transformers', 'datasets') if k in sys.modules))")
+    code = (
+        "import sys, modernbert_tasks as m; m.list_tasks(); "
+        "print(sorted(k for k in ('torch', 'transformers', 'datasets') if k in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -23,8 +23,7 @@ from modernbert_tasks.artifacts.manifest import MANIFEST_NAME, ManifestError
 from modernbert_tasks.testing import FAST, make_sentiment_rows, run_cli, write_tsv
 
 CLI = [sys.executable, "-m", "modernbert_tasks"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-       "HF_HUB_OFFLINE": "1"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
 FAST = {**FAST, "max_length": 24, "per_device_train_batch_size": 16}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
@@ -40,8 +39,16 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run(tiny_model_dir, data_dir, tmp_path_factory):
     """A short fine_tune with checkpoints; its folder is copied, never modified."""
-    return fine_tune("sst2", str(tiny_model_dir), tmp_path_factory.mktemp("safety") / "run",
-                     data_dir=str(data_dir), max_steps=4, save_steps=2, eval_steps=2, **FAST)
+    return fine_tune(
+        "sst2",
+        str(tiny_model_dir),
+        tmp_path_factory.mktemp("safety") / "run",
+        data_dir=str(data_dir),
+        max_steps=4,
+        save_steps=2,
+        eval_steps=2,
+        **FAST,
+    )
 
 
 class Payload:
@@ -93,8 +100,7 @@ def test_a_malicious_pickle_beside_safetensors_is_never_read(run, tmp_path):
 
 
 def test_a_pickle_only_folder_is_refused_and_nothing_runs(run, tmp_path):
-    folder = shutil.copytree(run.model_path, tmp_path / "m",
-                             ignore=shutil.ignore_patterns("*.safetensors"))
+    folder = shutil.copytree(run.model_path, tmp_path / "m", ignore=shutil.ignore_patterns("*.safetensors"))
     marker = tmp_path / "pwned"
     _plant_pickle(folder / "pytorch_model.bin", marker)
     with pytest.raises(ModelLoadError) as err:
@@ -108,8 +114,7 @@ def test_a_pickle_only_folder_is_refused_and_nothing_runs(run, tmp_path):
     assert not marker.exists()
 
 
-def test_resume_unpickles_checkpoint_state_without_running_code(run, tiny_model_dir, data_dir,
-                                                                tmp_path):
+def test_resume_unpickles_checkpoint_state_without_running_code(run, tiny_model_dir, data_dir, tmp_path):
     """Checkpoints hold the Trainer's pickles (optimizer, scheduler, RNG). A tampered
     checkpoint must fail to resume, not execute code: torch.load(weights_only=True)."""
     out = tmp_path / "run"
@@ -119,8 +124,17 @@ def test_resume_unpickles_checkpoint_state_without_running_code(run, tiny_model_
     for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
         _plant_pickle(last / name, marker)
     with pytest.raises(ModelLoadError) as err:
-        fine_tune("sst2", str(tiny_model_dir), out, data_dir=str(data_dir), resume=True,
-                  max_steps=6, save_steps=2, eval_steps=2, **FAST)
+        fine_tune(
+            "sst2",
+            str(tiny_model_dir),
+            out,
+            data_dir=str(data_dir),
+            resume=True,
+            max_steps=6,
+            save_steps=2,
+            eval_steps=2,
+            **FAST,
+        )
     message = str(err.value)
     assert f"Checkpoint {str(last)!r} holds pickled objects other than tensors" in message
     assert "os.makedirs" in message and "could run arbitrary code" in message
@@ -149,8 +163,10 @@ def _folder_with_custom_code(src: Path, dst: Path, marker: Path, model_type: str
         (dst / module).write_text(EVIL_CODE.format(marker=str(marker)))
     config = json.loads((dst / "config.json").read_text())
     config["model_type"] = model_type
-    config["auto_map"] = {"AutoConfig": "configuration_evil.EvilConfig",
-                          "AutoModelForSequenceClassification": "modeling_evil.EvilModel"}
+    config["auto_map"] = {
+        "AutoConfig": "configuration_evil.EvilConfig",
+        "AutoModelForSequenceClassification": "modeling_evil.EvilModel",
+    }
     (dst / "config.json").write_text(json.dumps(config))
     tokenizer_config = json.loads((dst / "tokenizer_config.json").read_text())
     tokenizer_config["auto_map"] = {"AutoTokenizer": ["tokenization_evil.EvilTokenizer", None]}
@@ -158,8 +174,7 @@ def _folder_with_custom_code(src: Path, dst: Path, marker: Path, model_type: str
     return dst
 
 
-def test_custom_code_of_an_unknown_architecture_is_refused(run, tiny_model_dir, data_dir,
-                                                           tmp_path):
+def test_custom_code_of_an_unknown_architecture_is_refused(run, tiny_model_dir, data_dir, tmp_path):
     marker = tmp_path / "pwned"
     trained = _folder_with_custom_code(run.model_path, tmp_path / "trained", marker, "evil_bert")
     with pytest.raises(ModelLoadError) as err:
@@ -175,8 +190,7 @@ def test_custom_code_of_an_unknown_architecture_is_refused(run, tiny_model_dir, 
     assert not marker.exists()
 
 
-def test_custom_code_beside_a_known_architecture_is_ignored(run, tiny_model_dir, data_dir,
-                                                            tmp_path):
+def test_custom_code_beside_a_known_architecture_is_ignored(run, tiny_model_dir, data_dir, tmp_path):
     """auto_map next to model_type 'modernbert': the built-in class is used, the code is not."""
     marker = tmp_path / "pwned"
     trained = _folder_with_custom_code(run.model_path, tmp_path / "trained", marker, "modernbert")
@@ -185,8 +199,9 @@ def test_custom_code_beside_a_known_architecture_is_ignored(run, tiny_model_dir,
     assert model.predict("a wonderful film")[0]["label"] in ("negative", "positive")
 
     base = _folder_with_custom_code(tiny_model_dir, tmp_path / "base", marker, "modernbert")
-    result = fine_tune("sst2", str(base), tmp_path / "out", data_dir=str(data_dir), max_steps=1,
-                       eval_strategy="no", **FAST)
+    result = fine_tune(
+        "sst2", str(base), tmp_path / "out", data_dir=str(data_dir), max_steps=1, eval_strategy="no", **FAST
+    )
     assert (result.model_path / "model.safetensors").is_file()
     assert not marker.exists()
 
@@ -213,9 +228,12 @@ def test_a_manifest_with_wrong_fields_names_them_through_api_and_cli(run, tmp_pa
     with pytest.raises(ManifestError) as err:
         load_finetuned(folder)
     assert set(err.value.fields) == {"max_length", "task.definition.labels", "base_model"}
-    for needle in ("'max_length' is \"128\"; expected an integer",
-                   "'task.definition.labels' is {\"0\": \"negative\"}; expected a list of strings",
-                   "'base_model' missing", "re-save the model"):
+    for needle in (
+        "'max_length' is \"128\"; expected an integer",
+        '\'task.definition.labels\' is {"0": "negative"}; expected a list of strings',
+        "'base_model' missing",
+        "re-save the model",
+    ):
         assert needle in str(err.value)
     proc = run_cli("predict", folder, "a fine film")
     assert proc.returncode == 1
@@ -256,10 +274,13 @@ OFFLINE = textwrap.dedent("""
 
 
 def test_offline_mode_makes_no_network_call(tiny_model_dir, data_dir, tmp_path):
-    proc = subprocess.run([sys.executable, "-c", OFFLINE, str(tiny_model_dir), str(data_dir),
-                           str(tmp_path / "run")], capture_output=True, text=True,
-                          env={k: v for k, v in ENV.items() if k != "HF_DATASETS_OFFLINE"},
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", OFFLINE, str(tiny_model_dir), str(data_dir), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in ENV.items() if k != "HF_DATASETS_OFFLINE"},
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(result["labels"]) == 2  # it really trained, saved, loaded and predicted
@@ -270,15 +291,23 @@ def test_offline_mode_makes_no_network_call(tiny_model_dir, data_dir, tmp_path):
 def _offline_env(tmp_path: Path) -> dict[str, str]:
     """A hub endpoint that refuses connections (port 9, discard) and an empty cache, so the
     test behaves the same with or without network; HF_HUB_OFFLINE is deliberately unset."""
-    env = {k: v for k, v in ENV.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
-                                                     "TRANSFORMERS_OFFLINE")}
+    env = {
+        k: v
+        for k, v in ENV.items()
+        if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
     return {**env, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
 
 
 def test_offline_train_names_model_and_data_in_one_error_cli(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "modernbert_tasks", "train", "sst2"],
-                          capture_output=True, text=True, env=_offline_env(tmp_path), cwd=tmp_path,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modernbert_tasks", "train", "sst2"],
+        capture_output=True,
+        text=True,
+        env=_offline_env(tmp_path),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     err = proc.stderr
     assert "cannot be used (http://127.0.0.1:9 is unreachable" in err
@@ -289,10 +318,18 @@ def test_offline_train_names_model_and_data_in_one_error_cli(tmp_path):
 
 
 def test_offline_fine_tune_speaks_python(tmp_path):
-    code = ("import modernbert_tasks as m\ntry:\n    m.fine_tune('sst2')\n"
-            "except m.ModelLoadError as e:\n    print(type(e).__name__, e)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=_offline_env(tmp_path), cwd=tmp_path, timeout=120)
+    code = (
+        "import modernbert_tasks as m\ntry:\n    m.fine_tune('sst2')\n"
+        "except m.ModelLoadError as e:\n    print(type(e).__name__, e)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_offline_env(tmp_path),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.stdout.startswith("HubUnreachableError"), proc.stdout + proc.stderr
     assert "model_name='path/to/modernbert'" in proc.stdout
     assert "data_dir='path/to/folder'" in proc.stdout and "--data-dir" not in proc.stdout
@@ -306,14 +343,32 @@ def test_offline_with_the_model_in_the_cache_trains_from_it(tmp_path, tiny_model
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
     proc = subprocess.run(
-        [sys.executable, "-m", "modernbert_tasks", "train", "sst2", "--model", "someone/tiny",
-         "--data-dir", str(small_sentiment_dir), "--output-dir", str(tmp_path / "run"), "--max-steps", "2",
-         "--report-to", "none"], capture_output=True, text=True, env=_offline_env(tmp_path),
-        cwd=tmp_path, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "modernbert_tasks",
+            "train",
+            "sst2",
+            "--model",
+            "someone/tiny",
+            "--data-dir",
+            str(small_sentiment_dir),
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "2",
+            "--report-to",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        env=_offline_env(tmp_path),
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "using the cached model 'someone/tiny'" in proc.stderr
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
-
 
 
 # --- plugins: a broken one is reported and skipped ------------------------------------------------
@@ -327,24 +382,27 @@ def _write_dist(site: Path, name: str, module: str, source: str) -> None:
 
 def test_cli_lists_broken_plugins_with_their_errors_and_keeps_working(tmp_path):
     _write_dist(tmp_path, "mt-raises", "mt_raises", "raise RuntimeError('no GPU driver')\n")
-    _write_dist(tmp_path, "mt-malformed", "mt_malformed", """
+    _write_dist(
+        tmp_path,
+        "mt-malformed",
+        "mt_malformed",
+        """
         from modernbert_tasks import hookimpl
 
         @hookimpl
         def register_tasks(register):
             register({"name": "dict-not-task", "labels": ["a", "b"]})
-    """)
+    """,
+    )
     env = {**ENV, "PYTHONPATH": str(tmp_path), "MODERNBERT_TASKS_STRICT_PLUGINS": ""}
-    proc = subprocess.run([*CLI, "plugins", "--json"], capture_output=True, text=True, env=env,
-                          timeout=120)
+    proc = subprocess.run([*CLI, "plugins", "--json"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     plugins = {p["name"]: p for p in json.loads(proc.stdout)}
     assert "RuntimeError: no GPU driver" in plugins["mt_raises"]["error"]
     assert "expects a modernbert_tasks.Task" in plugins["mt_malformed"]["error"]
     assert plugins["builtin"]["error"] is None and "sst2" in plugins["builtin"]["tasks"]
 
-    proc = subprocess.run([*CLI, "tasks", "--json"], capture_output=True, text=True, env=env,
-                          timeout=120)
+    proc = subprocess.run([*CLI, "tasks", "--json"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "sst2" in {t["name"] for t in json.loads(proc.stdout)}
     assert "dict-not-task" not in proc.stdout

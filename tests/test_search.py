@@ -16,8 +16,16 @@ SPACE = {"learning_rate": [1e-4, 3e-3, "log"], "num_train_epochs": [1, 2]}
 @pytest.fixture(scope="module")
 def searched(tiny_model_dir, sentiment_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("search") / "run"
-    result = search("sst2", model_name=tiny_model_dir, output_dir=out, data_dir=sentiment_dir,
-                    n_trials=3, space=SPACE, report_to="none", disable_tqdm=True)
+    result = search(
+        "sst2",
+        model_name=tiny_model_dir,
+        output_dir=out,
+        data_dir=sentiment_dir,
+        n_trials=3,
+        space=SPACE,
+        report_to="none",
+        disable_tqdm=True,
+    )
     return result, out
 
 
@@ -36,38 +44,73 @@ def test_every_trial_is_recorded_and_the_best_is_chosen(searched):
     assert result.best_objective >= 0.8  # the best trial learned (chance is 0.5)
 
 
-def test_best_params_file_trains_again_with_fine_tune(searched, tiny_model_dir, sentiment_dir,
-                                                       tmp_path):
+def test_best_params_file_trains_again_with_fine_tune(searched, tiny_model_dir, sentiment_dir, tmp_path):
     result, out = searched
     params = json.loads((out / "best_params.json").read_text())
     assert params == result.best_params
-    again = fine_tune("sst2", model_name=tiny_model_dir, output_dir=tmp_path / "again",
-                      data_dir=sentiment_dir, report_to="none", disable_tqdm=True, **params)
+    again = fine_tune(
+        "sst2",
+        model_name=tiny_model_dir,
+        output_dir=tmp_path / "again",
+        data_dir=sentiment_dir,
+        report_to="none",
+        disable_tqdm=True,
+        **params,
+    )
     assert again.metrics["accuracy"] == pytest.approx(result.best_objective, abs=0.05)
 
 
 def test_bad_spaces_are_refused_before_training(tiny_model_dir, sentiment_dir, tmp_path):
     with pytest.raises(ConfigError, match="space names 'learnin_rate'"):
-        search("sst2", model_name=tiny_model_dir, output_dir=tmp_path / "a",
-               data_dir=sentiment_dir, space={"learnin_rate": [1e-5, 1e-4]})
+        search(
+            "sst2",
+            model_name=tiny_model_dir,
+            output_dir=tmp_path / "a",
+            data_dir=sentiment_dir,
+            space={"learnin_rate": [1e-5, 1e-4]},
+        )
     with pytest.raises(ConfigError, match="both searched .* and fixed"):
-        search("sst2", model_name=tiny_model_dir, output_dir=tmp_path / "b",
-               data_dir=sentiment_dir, learning_rate=1e-4)
+        search(
+            "sst2",
+            model_name=tiny_model_dir,
+            output_dir=tmp_path / "b",
+            data_dir=sentiment_dir,
+            learning_rate=1e-4,
+        )
     with pytest.raises(ConfigError, match=r"low must be below high"):
-        search("sst2", model_name=tiny_model_dir, output_dir=tmp_path / "c",
-               data_dir=sentiment_dir, space={"learning_rate": [1e-3, 1e-5, "log"]})
+        search(
+            "sst2",
+            model_name=tiny_model_dir,
+            output_dir=tmp_path / "c",
+            data_dir=sentiment_dir,
+            space={"learning_rate": [1e-3, 1e-5, "log"]},
+        )
     assert not any((tmp_path / n).exists() for n in "abc")
 
 
-def test_search_command_prints_the_trials_and_the_config_line(tiny_model_dir, sentiment_dir,
-                                                              tmp_path):
+def test_search_command_prints_the_trials_and_the_config_line(tiny_model_dir, sentiment_dir, tmp_path):
     from modernbert_tasks.testing import run_cli
 
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"learning_rate": [5e-4, 2e-3, "log"]}))
-    proc = run_cli("search", "sst2", "--model", tiny_model_dir, "--data-dir", sentiment_dir,
-                   "--output-dir", tmp_path / "run", "--n-trials", "2", "--space", space,
-                   "--num-train-epochs", "1", "--report-to", "none")
+    proc = run_cli(
+        "search",
+        "sst2",
+        "--model",
+        tiny_model_dir,
+        "--data-dir",
+        sentiment_dir,
+        "--output-dir",
+        tmp_path / "run",
+        "--n-trials",
+        "2",
+        "--space",
+        space,
+        "--num-train-epochs",
+        "1",
+        "--report-to",
+        "none",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     best = tmp_path / "run" / "best_params.json"
     assert f"--config {best}" in proc.stdout and "Best: accuracy" in proc.stdout

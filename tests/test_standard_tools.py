@@ -18,9 +18,17 @@ TEXTS = [t for t, _ in make_sentiment_rows(200, seed=11)]
 @pytest.fixture(scope="module")
 def trained_with_temperature(tiny_model_dir, sentiment_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("standard") / "run"
-    result = fine_tune("sst2", model_name=tiny_model_dir, output_dir=out, data_dir=sentiment_dir,
-                       learning_rate=1e-3, num_train_epochs=2, report_to="none",
-                       disable_tqdm=True, temperature_scaling=True)
+    result = fine_tune(
+        "sst2",
+        model_name=tiny_model_dir,
+        output_dir=out,
+        data_dir=sentiment_dir,
+        learning_rate=1e-3,
+        num_train_epochs=2,
+        report_to="none",
+        disable_tqdm=True,
+        temperature_scaling=True,
+    )
     return result.model_path
 
 
@@ -57,8 +65,9 @@ def test_transformers_pipeline_gives_the_same_labels_and_probabilities(trained):
     path, labels, ours, temperature = trained
     classify = pipeline("text-classification", model=str(path), device="cpu", top_k=None)
     theirs = classify(TEXTS, batch_size=32)
-    raw = np.array([[next(s["score"] for s in row if s["label"] == name) for name in labels]
-                    for row in theirs])
+    raw = np.array(
+        [[next(s["score"] for s in row if s["label"] == name) for name in labels] for row in theirs]
+    )
     assert [labels[i] for i in raw.argmax(axis=1)] == [o["label"] for o in ours]  # 200/200
     ours_probs = np.array([[o["probabilities"][name] for name in labels] for o in ours])
     # the pipeline knows nothing of the manifest's temperature: its softmax is uncalibrated
@@ -68,15 +77,15 @@ def test_transformers_pipeline_gives_the_same_labels_and_probabilities(trained):
 
 
 def test_sentence_transformers_cross_encoder_loads_it(trained):
-    st = pytest.importorskip("sentence_transformers", reason="sentence-transformers is not "
-                             "installed (it is in the dev extra)")
+    st = pytest.importorskip(
+        "sentence_transformers", reason="sentence-transformers is not installed (it is in the dev extra)"
+    )
     import torch
 
     path, labels, ours, temperature = trained
     encoder = st.CrossEncoder(str(path), device="cpu", activation_fn=torch.nn.Identity())
     # sentence-transformers 6 reads a list of two strings as one pair: single texts go one by one
-    logits = np.stack([np.asarray(encoder.predict(text, convert_to_numpy=True))
-                       for text in TEXTS])
+    logits = np.stack([np.asarray(encoder.predict(text, convert_to_numpy=True)) for text in TEXTS])
     assert logits.shape == (len(TEXTS), len(labels))
     raw = np.exp(logits - logits.max(axis=1, keepdims=True))
     raw /= raw.sum(axis=1, keepdims=True)

@@ -22,10 +22,24 @@ import numpy as np
 if TYPE_CHECKING:
     from .task import Task
 
-__all__ = ["probabilities", "nll", "fit_temperature", "expected_calibration_error",
-           "brier_score", "decisions", "tune_threshold", "calibrate", "decide", "fit_calibration",
-           "calibration_metrics", "evaluation_report", "confidence_and_hit", "close_calls",
-           "N_BINS", "TEMPERATURE_RANGE"]
+__all__ = [
+    "probabilities",
+    "nll",
+    "fit_temperature",
+    "expected_calibration_error",
+    "brier_score",
+    "decisions",
+    "tune_threshold",
+    "calibrate",
+    "decide",
+    "fit_calibration",
+    "calibration_metrics",
+    "evaluation_report",
+    "confidence_and_hit",
+    "close_calls",
+    "N_BINS",
+    "TEMPERATURE_RANGE",
+]
 
 N_BINS = 15
 TEMPERATURE_RANGE = (0.05, 20.0)  # a search interval wide enough for any sane model
@@ -42,8 +56,7 @@ def probabilities(logits: np.ndarray, problem_type: str, temperature: float = 1.
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def nll(logits: np.ndarray, labels: np.ndarray, problem_type: str,
-        temperature: float = 1.0) -> float:
+def nll(logits: np.ndarray, labels: np.ndarray, problem_type: str, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood (cross-entropy; BCE per label cell for multi-label)."""
     z = np.asarray(logits, dtype=np.float64) / float(temperature)
     if problem_type == MULTI:
@@ -60,16 +73,20 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, problem_type: str) -
     from scipy.optimize import minimize_scalar
 
     lo, hi = (math.log(t) for t in TEMPERATURE_RANGE)
-    found = minimize_scalar(lambda log_t: nll(logits, labels, problem_type, math.exp(log_t)),
-                            bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    found = minimize_scalar(
+        lambda log_t: nll(logits, labels, problem_type, math.exp(log_t)),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
     best = math.exp(found.x)
     # never worse than doing nothing (the search is bounded and approximate)
-    return best if nll(logits, labels, problem_type, best) <= nll(logits, labels,
-                                                                 problem_type) else 1.0
+    return best if nll(logits, labels, problem_type, best) <= nll(logits, labels, problem_type) else 1.0
 
 
-def confidence_and_hit(probs: np.ndarray, labels: np.ndarray,
-                        problem_type: str) -> tuple[np.ndarray, np.ndarray]:
+def confidence_and_hit(
+    probs: np.ndarray, labels: np.ndarray, problem_type: str
+) -> tuple[np.ndarray, np.ndarray]:
     if problem_type == MULTI:  # every (example, label) cell is one binary prediction
         p = probs.ravel()
         y = np.asarray(labels).ravel() > 0.5
@@ -79,8 +96,9 @@ def confidence_and_hit(probs: np.ndarray, labels: np.ndarray,
     return probs.max(axis=-1), top == np.asarray(labels)
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, problem_type: str,
-                               n_bins: int = N_BINS) -> float:
+def expected_calibration_error(
+    probs: np.ndarray, labels: np.ndarray, problem_type: str, n_bins: int = N_BINS
+) -> float:
     """ECE: |accuracy - confidence| of the predicted label, averaged over 15 equal-width
     confidence bins weighted by their size (Guo et al. 2017)."""
     confidence, hit = confidence_and_hit(np.asarray(probs), labels, problem_type)
@@ -114,15 +132,15 @@ def decisions(probs: np.ndarray, problem_type: str, threshold: float | None) -> 
     """Predicted label ids (single-label) or a 0/1 matrix (multi-label)."""
     t = 0.5 if threshold is None else float(threshold)
     if problem_type == MULTI:
-        return (probs >= t).astype(np.int64) if threshold is not None else (
-            probs > 0.5).astype(np.int64)
+        return (probs >= t).astype(np.int64) if threshold is not None else (probs > 0.5).astype(np.int64)
     if threshold is not None and _is_binary(problem_type, probs):
         return (probs[:, 1] >= t).astype(np.int64)
     return probs.argmax(axis=-1)
 
 
-def tune_threshold(probs: np.ndarray, labels: np.ndarray, problem_type: str, metric: str,
-                   greater_is_better: bool = True) -> float:
+def tune_threshold(
+    probs: np.ndarray, labels: np.ndarray, problem_type: str, metric: str, greater_is_better: bool = True
+) -> float:
     """The threshold on a 0.01 grid that scores best on `metric` (ties: nearest to 0.5).
 
     Binary: on the positive class (label id 1). Multi-label: one threshold for every label
@@ -143,14 +161,14 @@ def _entry(manifest: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return entry if isinstance(entry, Mapping) else {}
 
 
-def calibrate(logits: np.ndarray, manifest: Mapping[str, Any] | None,
-              problem_type: str) -> np.ndarray:
+def calibrate(logits: np.ndarray, manifest: Mapping[str, Any] | None, problem_type: str) -> np.ndarray:
     """Probabilities from logits with the manifest's temperature (1 when there is none)."""
     return probabilities(logits, problem_type, float(_entry(manifest).get("temperature", 1.0)))
 
 
-def close_calls(logits: np.ndarray, manifest: Mapping[str, Any] | None, problem_type: str,
-                margin: float) -> np.ndarray:
+def close_calls(
+    logits: np.ndarray, manifest: Mapping[str, Any] | None, problem_type: str, margin: float
+) -> np.ndarray:
     """Rows whose decision is within `margin` (probability) of going the other way: the top-2
     gap (single-label), the distance to the decision threshold (binary with a threshold, and
     every label of a multi-label task). Regression has no decision: every row is close."""
@@ -167,19 +185,21 @@ def close_calls(logits: np.ndarray, manifest: Mapping[str, Any] | None, problem_
     return (top2[:, 1] - top2[:, 0]) < margin
 
 
-def decide(probs: np.ndarray, manifest: Mapping[str, Any] | None,
-           problem_type: str) -> np.ndarray:
+def decide(probs: np.ndarray, manifest: Mapping[str, Any] | None, problem_type: str) -> np.ndarray:
     """Decisions with the manifest's decision threshold (argmax / 0.5 when there is none)."""
     return decisions(probs, problem_type, _entry(manifest).get("decision_threshold"))
 
 
 # --- fitting after training ---------------------------------------------------------------------
-def calibration_metrics(logits: np.ndarray, labels: np.ndarray, problem_type: str,
-                        temperature: float, prefix: str = "") -> dict[str, float]:
+def calibration_metrics(
+    logits: np.ndarray, labels: np.ndarray, problem_type: str, temperature: float, prefix: str = ""
+) -> dict[str, float]:
     """ECE and Brier of the raw probabilities and of the temperature-scaled ones."""
     raw = probabilities(logits, problem_type)
-    out = {f"{prefix}ece": expected_calibration_error(raw, labels, problem_type),
-           f"{prefix}brier": brier_score(raw, labels, problem_type)}
+    out = {
+        f"{prefix}ece": expected_calibration_error(raw, labels, problem_type),
+        f"{prefix}brier": brier_score(raw, labels, problem_type),
+    }
     if temperature != 1.0:
         scaled = probabilities(logits, problem_type, temperature)
         out[f"{prefix}ece_calibrated"] = expected_calibration_error(scaled, labels, problem_type)
@@ -187,25 +207,44 @@ def calibration_metrics(logits: np.ndarray, labels: np.ndarray, problem_type: st
     return out
 
 
-def fit_calibration(logits: np.ndarray, labels: np.ndarray, task: Task, *,
-                    temperature_scaling: bool,
-                    decision_threshold: float | str | None) -> dict[str, Any]:
+def fit_calibration(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    task: Task,
+    *,
+    temperature_scaling: bool,
+    decision_threshold: float | str | None,
+) -> dict[str, Any]:
     """The manifest's "calibration" entry, fitted on the evaluation split's logits."""
     problem_type = task.problem_type
     temperature = fit_temperature(logits, labels, problem_type) if temperature_scaling else 1.0
     threshold = decision_threshold
     if threshold == "tune":
-        threshold = tune_threshold(probabilities(logits, problem_type, temperature), labels,
-                                   problem_type, task.main_metric, task.greater_is_better)
-    return {"temperature": temperature, "decision_threshold": threshold,
-            "fitted_on": "eval", "num_examples": int(len(labels)),
-            "nll": nll(logits, labels, problem_type),
-            "nll_calibrated": nll(logits, labels, problem_type, temperature),
-            **calibration_metrics(logits, labels, problem_type, temperature)}
+        threshold = tune_threshold(
+            probabilities(logits, problem_type, temperature),
+            labels,
+            problem_type,
+            task.main_metric,
+            task.greater_is_better,
+        )
+    return {
+        "temperature": temperature,
+        "decision_threshold": threshold,
+        "fitted_on": "eval",
+        "num_examples": int(len(labels)),
+        "nll": nll(logits, labels, problem_type),
+        "nll_calibrated": nll(logits, labels, problem_type, temperature),
+        **calibration_metrics(logits, labels, problem_type, temperature),
+    }
 
 
-def evaluation_report(logits: np.ndarray, labels: np.ndarray, manifest: Mapping[str, Any] | None,
-                      problem_type: str, metrics: tuple[str, ...] = ()) -> dict[str, float]:
+def evaluation_report(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    manifest: Mapping[str, Any] | None,
+    problem_type: str,
+    metrics: tuple[str, ...] = (),
+) -> dict[str, float]:
     """What `FineTunedModel.evaluate` adds: ECE and Brier before and after the stored
     temperature, and with a stored decision threshold each metric at that threshold."""
     from .metrics import METRICS

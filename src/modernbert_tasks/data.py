@@ -28,9 +28,19 @@ if TYPE_CHECKING:
     import datasets
 
 __all__ = [
-    "EXTENSIONS", "LABEL_COLUMN_NAMES", "ROLE_ALIASES", "read_data_file", "find_split_files",
-    "split_files", "load_hub_splits", "check_text_columns", "encode_labels", "infer_columns",
-    "infer_labels", "hold_out", "rows",
+    "EXTENSIONS",
+    "LABEL_COLUMN_NAMES",
+    "ROLE_ALIASES",
+    "read_data_file",
+    "find_split_files",
+    "split_files",
+    "load_hub_splits",
+    "check_text_columns",
+    "encode_labels",
+    "infer_columns",
+    "infer_labels",
+    "hold_out",
+    "rows",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,19 +55,33 @@ EXTENSIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 DELIMITERS = (",", ";", "\t", "|")  # what spreadsheet exports use
 _Quoting = Literal[0, 1, 2, 3]  # the csv.QUOTE_* values csv.reader's stub accepts
-ROLE_ALIASES = {"train": ("train",), "eval": ("eval", "validation", "dev", "valid"),
-                "test": ("test",)}
+ROLE_ALIASES = {"train": ("train",), "eval": ("eval", "validation", "dev", "valid"), "test": ("test",)}
 # a label column is found by these names when the caller names none (case-insensitive)
-LABEL_COLUMN_NAMES = ("label", "labels", "target", "class", "category", "y", "sentiment", "rating",
-                      "stars", "intent", "topic")
+LABEL_COLUMN_NAMES = (
+    "label",
+    "labels",
+    "target",
+    "class",
+    "category",
+    "y",
+    "sentiment",
+    "rating",
+    "stars",
+    "intent",
+    "topic",
+)
+
+
 # --- finding files ------------------------------------------------------------------------
 def find_split_files(data_dir: str | os.PathLike[str], splits: Mapping[str, str | None]) -> dict[str, Path]:
     """Files in `data_dir` named after each role's split (validation.tsv) or alias (dev.csv)."""
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise DataError(f"data_dir {str(root)!r} is not a directory. Pass the folder that holds "
-                        "the split files (train.csv, validation.csv, ...), or pass the files "
-                        "themselves (train_file=..., validation_file=...).")
+        raise DataError(
+            f"data_dir {str(root)!r} is not a directory. Pass the folder that holds "
+            "the split files (train.csv, validation.csv, ...), or pass the files "
+            "themselves (train_file=..., validation_file=...)."
+        )
     found: dict[str, Path] = {}
     for role in ROLE_ALIASES:
         split = splits.get(role)
@@ -73,28 +97,33 @@ def find_split_files(data_dir: str | os.PathLike[str], splits: Mapping[str, str 
             f"No split files found in data_dir {str(root)!r} (it holds: {present or 'nothing'}). "
             f"Expected files named after the splits, e.g. {splits.get('train') or 'train'}.csv and "
             f"{splits.get('eval') or 'validation'}.csv, with extension one of "
-            f"{', '.join(EXTENSIONS)}; or pass the files: train_file=..., validation_file=...")
+            f"{', '.join(EXTENSIONS)}; or pass the files: train_file=..., validation_file=..."
+        )
     return found
 
 
-def split_files(data_files: Mapping[str, Any] | str | Path,
-                splits: Mapping[str, str | None]) -> dict[str, Path]:
+def split_files(
+    data_files: Mapping[str, Any] | str | Path, splits: Mapping[str, str | None]
+) -> dict[str, Path]:
     """{'train': path, 'validation': path, ...} -> {role: existing Path}."""
     if isinstance(data_files, str | Path):
         data_files = {"train": data_files}
     files = {}
     for key, value in data_files.items():
-        role = next((r for r, names in ROLE_ALIASES.items()
-                     if key in names or key == splits.get(r)), None)
+        role = next((r for r, names in ROLE_ALIASES.items() if key in names or key == splits.get(r)), None)
         if role is None:
-            raise DataError(f"data_files key {key!r} is not a split. Use 'train', 'validation' "
-                            f"(or 'eval') and 'test'."
-                            f"{suggest(str(key), ['train', 'eval', 'validation', 'test'])}")
+            raise DataError(
+                f"data_files key {key!r} is not a split. Use 'train', 'validation' "
+                f"(or 'eval') and 'test'."
+                f"{suggest(str(key), ['train', 'eval', 'validation', 'test'])}"
+            )
         path = Path(value).expanduser()
         if not path.is_file():
             hint = " It is a folder: pass it as data_dir." if path.is_dir() else ""
-            raise DataError(f"Data file for split {key!r} not found: {str(path)!r}.{hint} Check "
-                            "the path (relative paths start from the current directory).")
+            raise DataError(
+                f"Data file for split {key!r} not found: {str(path)!r}.{hint} Check "
+                "the path (relative paths start from the current directory)."
+            )
         files[role] = path
     return files
 
@@ -111,12 +140,13 @@ def read_data_file(path: str | Path, cache_dir: str | None = None) -> datasets.D
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in EXTENSIONS:
-        raise DataError(f"Unsupported data file type {path.suffix!r} for {str(path)!r}; expected "
-                        f"one of {', '.join(EXTENSIONS)}. Convert it, or rename it if the "
-                        "content already matches one of these.")
+        raise DataError(
+            f"Unsupported data file type {path.suffix!r} for {str(path)!r}; expected "
+            f"one of {', '.join(EXTENSIONS)}. Convert it, or rename it if the "
+            "content already matches one of these."
+        )
     if path.stat().st_size == 0:
-        raise DataError(f"Data file {str(path)!r} is empty. Expected a header line and at least "
-                        "one row.")
+        raise DataError(f"Data file {str(path)!r} is empty. Expected a header line and at least one row.")
     builder, options = EXTENSIONS[ext]
     options = dict(options)
     if ext in (".tsv", ".csv", ".json", ".jsonl"):
@@ -126,17 +156,19 @@ def read_data_file(path: str | Path, cache_dir: str | None = None) -> datasets.D
             # GLUE TSVs hold bare quote characters: only quote-aware for other delimiters
             options["quoting"] = csv.QUOTE_NONE if options["sep"] == "\t" else csv.QUOTE_MINIMAL
             options["encoding"] = "utf-8-sig" if bom else "utf-8"
-            _refuse_duplicate_columns(path, options["sep"], options["quoting"],
-                                      options["encoding"])
+            _refuse_duplicate_columns(path, options["sep"], options["quoting"], options["encoding"])
     try:
-        ds = datasets.load_dataset(builder, data_files={"train": str(path)}, split="train",
-                                   cache_dir=cache_dir, **options)
+        ds = datasets.load_dataset(
+            builder, data_files={"train": str(path)}, split="train", cache_dir=cache_dir, **options
+        )
     except Exception as exc:  # the builders wrap parser errors in DatasetGenerationError
         if "corresponds to no data" in str(exc):  # a header line and nothing else
             raise DataError(f"Data file {str(path)!r} has a header but no rows.") from None
         cause = exc.__cause__ or exc.__context__ or exc
-        raise DataError(f"Could not read {str(path)!r} as {ext[1:].upper()}: {cause}. Check that "
-                        "the file matches its extension (TSV: tab-separated with a header).") from exc
+        raise DataError(
+            f"Could not read {str(path)!r} as {ext[1:].upper()}: {cause}. Check that "
+            "the file matches its extension (TSV: tab-separated with a header)."
+        ) from exc
     if len(ds) == 0:
         raise DataError(f"Data file {str(path)!r} has a header but no rows.")
     return ds
@@ -153,8 +185,10 @@ def _refuse_duplicate_columns(path: Path, sep: str, quoting: _Quoting, encoding:
             duplicated.append(n)
         seen.add(n)
     if duplicated:
-        raise DataError(f"Data file {str(path)!r} names column {duplicated[0]!r} more than once in "
-                        f"its header {header}. Rename the columns so that each name is unique.")
+        raise DataError(
+            f"Data file {str(path)!r} names column {duplicated[0]!r} more than once in "
+            f"its header {header}. Rename the columns so that each name is unique."
+        )
 
 
 def _sniff_delimiter(path: Path, default: str, bom: bool) -> str:
@@ -172,8 +206,9 @@ def _sniff_delimiter(path: Path, default: str, bom: bool) -> str:
         if width > best_width or (width == best_width and delimiter == default):
             best, best_width = delimiter, width
     if best != default:
-        logger.warning("%s: read as %r-separated (sniffed from its first lines), not %r.",
-                       path, best, default)
+        logger.warning(
+            "%s: read as %r-separated (sniffed from its first lines), not %r.", path, best, default
+        )
     return best
 
 
@@ -199,8 +234,10 @@ def _check_utf8(path: Path) -> bool:
 
 def _likely_encoding(path: Path) -> str:
     raw = path.read_bytes()
-    for name, label in (("utf-16", "utf-16 (Excel 'Unicode Text')"),
-                        ("cp1252", "cp1252 (Windows-1252, what Excel on Windows writes)")):
+    for name, label in (
+        ("utf-16", "utf-16 (Excel 'Unicode Text')"),
+        ("cp1252", "cp1252 (Windows-1252, what Excel on Windows writes)"),
+    ):
         if name == "utf-16" and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
             continue
         try:
@@ -211,16 +248,22 @@ def _likely_encoding(path: Path) -> str:
     return "latin-1 (ISO-8859-1) or another 8-bit encoding"
 
 
-def load_hub_splits(hub_id: str, config: str | None, revision: str | None,
-                    splits: Mapping[str, str | None], cache_dir: str | None,
-                    local_hint: str) -> dict[str, datasets.Dataset]:
+def load_hub_splits(
+    hub_id: str,
+    config: str | None,
+    revision: str | None,
+    splits: Mapping[str, str | None],
+    cache_dir: str | None,
+    local_hint: str,
+) -> dict[str, datasets.Dataset]:
     """The hub dataset's splits keyed by role; `local_hint` says how to use local files."""
     import datasets
 
     from .hub import HubSource, require_hub
 
-    require_hub([HubSource("dataset", hub_id, config, f"use local files: {local_hint}",
-                           cache_dir)])  # no network: fail now, not after a minute of retries
+    require_hub(
+        [HubSource("dataset", hub_id, config, f"use local files: {local_hint}", cache_dir)]
+    )  # no network: fail now, not after a minute of retries
     where = f"{hub_id!r}" + (f" (config {config!r})" if config else "")
     try:
         dd = datasets.load_dataset(hub_id, config, revision=revision, cache_dir=cache_dir)
@@ -239,8 +282,9 @@ def load_hub_splits(hub_id: str, config: str | None, revision: str | None,
 
 
 # --- columns ------------------------------------------------------------------------------
-def check_text_columns(ds: datasets.Dataset, text_columns: Sequence[str], source: str,
-                       task_name: str) -> datasets.Dataset:
+def check_text_columns(
+    ds: datasets.Dataset, text_columns: Sequence[str], source: str, task_name: str
+) -> datasets.Dataset:
     """Texts present and non-empty; non-string cells (numbers) become text, with a warning."""
     import datasets
 
@@ -248,27 +292,34 @@ def check_text_columns(ds: datasets.Dataset, text_columns: Sequence[str], source
     if missing:
         hint = ""
         if len(ds.column_names) == 1 and any(d in ds.column_names[0] for d in DELIMITERS):
-            hint = (" The file has a single column whose name holds a delimiter: check the "
-                    "separator.")
+            hint = " The file has a single column whose name holds a delimiter: check the separator."
         raise DataError(
             f"{source} has no column {missing[0]!r} (task {task_name!r} reads text from "
             f"{list(text_columns)}); its columns are {ds.column_names}."
             f"{suggest(missing[0], ds.column_names)}{hint} Rename the column in the file, or "
-            "choose the text column (text_columns=... / --text-column).")
+            "choose the text column (text_columns=... / --text-column)."
+        )
     for col in text_columns:
         feature = ds.features[col]
         if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
             # numbers in a text column (ids, codes, years) are text to the model
-            logger.warning("%s: column %r holds %s values, not text; converting all %d cells to "
-                           "text. If this is the wrong column, pass text_columns=... "
-                           "(--text-column).", source, col, feature.dtype if isinstance(
-                               feature, datasets.Value) else type(feature).__name__, len(ds))
-            ds = ds.map(lambda b, c=col: {c: [None if is_missing(v) else str(v) for v in b[c]]},
-                        batched=True, features=_with_string(ds.features, col))
+            logger.warning(
+                "%s: column %r holds %s values, not text; converting all %d cells to "
+                "text. If this is the wrong column, pass text_columns=... "
+                "(--text-column).",
+                source,
+                col,
+                feature.dtype if isinstance(feature, datasets.Value) else type(feature).__name__,
+                len(ds),
+            )
+            ds = ds.map(
+                lambda b, c=col: {c: [None if is_missing(v) else str(v) for v in b[c]]},
+                batched=True,
+                features=_with_string(ds.features, col),
+            )
         empty = [i for i, v in enumerate(ds[col]) if is_missing(v)]
         if empty:
-            raise DataError(f"{source}: column {col!r} is empty in {rows(empty)}. Remove or "
-                            "fill those rows.")
+            raise DataError(f"{source}: column {col!r} is empty in {rows(empty)}. Remove or fill those rows.")
     return ds
 
 
@@ -280,8 +331,9 @@ def _with_string(features: datasets.Features, column: str) -> datasets.Features:
     return out
 
 
-def infer_columns(ds: datasets.Dataset, source: str, text_columns: Sequence[str] | None,
-                  label_column: str | None) -> tuple[tuple[str, ...], str]:
+def infer_columns(
+    ds: datasets.Dataset, source: str, text_columns: Sequence[str] | None, label_column: str | None
+) -> tuple[tuple[str, ...], str]:
     """(text columns, label column) given the ones the caller chose (either may be None)."""
     import datasets
 
@@ -294,29 +346,47 @@ def infer_columns(ds: datasets.Dataset, source: str, text_columns: Sequence[str]
         if label_column is None:
             raise DataError(_no_label_column(ds, names, text_columns, source))
     elif label_column not in names:
-        raise DataError(f"{source} has no label column {label_column!r}; its columns are "
-                        f"{names}.{suggest(label_column, names)} Pass label_column='...' "
-                        "(--label-column NAME).")
+        raise DataError(
+            f"{source} has no label column {label_column!r}; its columns are "
+            f"{names}.{suggest(label_column, names)} Pass label_column='...' "
+            "(--label-column NAME)."
+        )
     if text_columns:
         return tuple(text_columns), label_column
-    strings = [n for n in names if n != label_column and isinstance(ds.features[n], datasets.Value)
-               and ds.features[n].dtype in ("string", "large_string")]
+    strings = [
+        n
+        for n in names
+        if n != label_column
+        and isinstance(ds.features[n], datasets.Value)
+        and ds.features[n].dtype in ("string", "large_string")
+    ]
     if len(strings) != 1:
         found = f"{len(strings)} text columns {strings}" if strings else "no text column"
         raise DataError(
             f"{source}: cannot tell which column holds the text: {found} besides the label "
             f"column {label_column!r} (columns: {names}). Choose it: text_columns='...' or "
-            "text_columns=['a', 'b'] for pairs (CLI: --text-column NAME, --text-columns A,B).")
+            "text_columns=['a', 'b'] for pairs (CLI: --text-column NAME, --text-columns A,B)."
+        )
     return (strings[0],), label_column
 
 
 # a text column is found by these names when the label column must be inferred from it
-TEXT_COLUMN_NAMES = ("text", "sentence", "content", "review", "body", "document", "message",
-                     "comment", "question", "title", "description")
+TEXT_COLUMN_NAMES = (
+    "text",
+    "sentence",
+    "content",
+    "review",
+    "body",
+    "document",
+    "message",
+    "comment",
+    "question",
+    "title",
+    "description",
+)
 
 
-def _only_other_column(names: Sequence[str], text_columns: Sequence[str] | None,
-                       source: str) -> str | None:
+def _only_other_column(names: Sequence[str], text_columns: Sequence[str] | None, source: str) -> str | None:
     """The label column when it is the only column left besides the text column(s)."""
     if text_columns:
         text = [n for n in names if n in text_columns]
@@ -326,33 +396,43 @@ def _only_other_column(names: Sequence[str], text_columns: Sequence[str] | None,
     rest = [n for n in names if n not in text]
     if not text or len(rest) != 1:
         return None
-    logger.info("%s: label column %r, the only column besides the text column %r (pass "
-                "label_column=... to choose another).", source, rest[0], text[0])
+    logger.info(
+        "%s: label column %r, the only column besides the text column %r (pass "
+        "label_column=... to choose another).",
+        source,
+        rest[0],
+        text[0],
+    )
     return rest[0]
 
 
-def _no_label_column(ds: datasets.Dataset, names: Sequence[str],
-                     text_columns: Sequence[str] | None, source: str) -> str:
-    message = (f"{source}: no label column found among {names} (looked for "
-               f"{', '.join(LABEL_COLUMN_NAMES)}). Choose it, e.g. "
-               f"label_column={names[-1]!r} (CLI: --label-column NAME).")
+def _no_label_column(
+    ds: datasets.Dataset, names: Sequence[str], text_columns: Sequence[str] | None, source: str
+) -> str:
+    message = (
+        f"{source}: no label column found among {names} (looked for "
+        f"{', '.join(LABEL_COLUMN_NAMES)}). Choose it, e.g. "
+        f"label_column={names[-1]!r} (CLI: --label-column NAME)."
+    )
     binary = [n for n in names if n not in (text_columns or ()) and _is_zero_one(ds[n])]
     if len(binary) >= 2:
-        message += (f" Columns {binary} hold only 0/1, as one-hot multi-label data does: for "
-                    "multi-label, put the labels of each row in one column, as a JSON list "
-                    "(e.g. [\"toxic\", \"insult\"]) or as names joined by a separator with "
-                    "label_separator=',' (CLI: --label-separator ,).")
+        message += (
+            f" Columns {binary} hold only 0/1, as one-hot multi-label data does: for "
+            "multi-label, put the labels of each row in one column, as a JSON list "
+            '(e.g. ["toxic", "insult"]) or as names joined by a separator with '
+            "label_separator=',' (CLI: --label-separator ,)."
+        )
     return message
 
 
 def _is_zero_one(values: Sequence[Any]) -> bool:
-    return len(values) > 0 and all(str(v) in ("0", "1", "0.0", "1.0", "True", "False")
-                                   for v in values)
+    return len(values) > 0 and all(str(v) in ("0", "1", "0.0", "1.0", "True", "False") for v in values)
 
 
 # --- held-out evaluation split ------------------------------------------------------------
-def hold_out(ds: datasets.Dataset, fraction: float, seed: int, stratify: bool
-             ) -> tuple[datasets.Dataset, datasets.Dataset]:
+def hold_out(
+    ds: datasets.Dataset, fraction: float, seed: int, stratify: bool
+) -> tuple[datasets.Dataset, datasets.Dataset]:
     """(train, held-out) with `fraction` of the rows held out, stratified by `label` when asked
     and possible (every class needs two rows), seeded."""
     from sklearn.model_selection import train_test_split
@@ -364,6 +444,5 @@ def hold_out(ds: datasets.Dataset, fraction: float, seed: int, stratify: bool
     n_eval = max(1, round(fraction * len(ds)))
     if labels is not None and n_eval < len(set(labels)):
         n_eval = len(set(labels))
-    train_idx, eval_idx = train_test_split(indices, test_size=n_eval, random_state=seed,
-                                           stratify=labels)
+    train_idx, eval_idx = train_test_split(indices, test_size=n_eval, random_state=seed, stratify=labels)
     return ds.select(sorted(train_idx)), ds.select(sorted(eval_idx))

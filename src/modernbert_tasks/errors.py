@@ -86,8 +86,9 @@ class TrainingInterrupted(KeyboardInterrupt):
     `checkpoint` (the folder saved on the way out, or None) and `step`.
     """
 
-    def __init__(self, message: str, checkpoint: Path | None = None, step: int = 0,
-                 signal_name: str = "SIGINT") -> None:
+    def __init__(
+        self, message: str, checkpoint: Path | None = None, step: int = 0, signal_name: str = "SIGINT"
+    ) -> None:
         super().__init__(message)
         self.checkpoint = checkpoint
         self.step = step
@@ -106,7 +107,7 @@ def suggest(word: str, choices: Iterable[str], n: int = 3) -> str:
 def clipped_repr(value: object, width: int = 60) -> str:
     """repr(value), cut to `width` characters: a bad value named without flooding the line."""
     text = repr(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 # --- the fix in the terms of the interface in use -----------------------------------------

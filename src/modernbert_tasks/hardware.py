@@ -14,8 +14,16 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Hardware", "detect", "best_device", "cpu_supports_bf16", "bf16_support", "FORCE_BF16_ENV",
-           "PREDICT_PRECISIONS", "EVALUATE_PRECISIONS"]
+__all__ = [
+    "Hardware",
+    "detect",
+    "best_device",
+    "cpu_supports_bf16",
+    "bf16_support",
+    "FORCE_BF16_ENV",
+    "PREDICT_PRECISIONS",
+    "EVALUATE_PRECISIONS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +53,21 @@ class Hardware:
 
     def trainer_kwargs(self) -> dict[str, bool]:
         """The TrainingArguments fields that carry these choices."""
-        return {"bf16": self.precision == "bf16", "fp16": self.precision == "fp16",
-                "use_cpu": self.device == "cpu"}
+        return {
+            "bf16": self.precision == "bf16",
+            "fp16": self.precision == "fp16",
+            "use_cpu": self.device == "cpu",
+        }
 
     def log(self) -> None:
-        logger.info("Device: %s. Precision: %s (%s). Attention: %s (%s).", self.device,
-                    self.precision, self.precision_reason, self.attention, self.attention_reason)
+        logger.info(
+            "Device: %s. Precision: %s (%s). Attention: %s (%s).",
+            self.device,
+            self.precision,
+            self.precision_reason,
+            self.attention,
+            self.attention_reason,
+        )
 
 
 def cpu_supports_bf16(capabilities: Mapping[str, Any] | None = None) -> tuple[bool, str]:
@@ -61,8 +78,10 @@ def cpu_supports_bf16(capabilities: Mapping[str, Any] | None = None) -> tuple[bo
         if forced in ("0", "1"):
             return forced == "1", f"{FORCE_BF16_ENV}={forced}"
         if forced:
-            raise ConfigError(f"{FORCE_BF16_ENV}={forced!r}; expected 1 (treat the CPU as having "
-                              "fast bf16), 0 (as not having it), or unset to detect it.")
+            raise ConfigError(
+                f"{FORCE_BF16_ENV}={forced!r}; expected 1 (treat the CPU as having "
+                "fast bf16), 0 (as not having it), or unset to detect it."
+            )
         import torch
 
         capabilities = torch.cpu.get_capabilities()
@@ -70,8 +89,9 @@ def cpu_supports_bf16(capabilities: Mapping[str, Any] | None = None) -> tuple[bo
     if found:
         return True, f"CPU has {'/'.join(found)}"
     if capabilities.get("avx512_bf16"):
-        return False, ("CPU has AVX512-BF16 but no AMX: bf16 measured slower than fp32 there "
-                       "(0.57x in training)")
+        return False, (
+            "CPU has AVX512-BF16 but no AMX: bf16 measured slower than fp32 there (0.57x in training)"
+        )
     return False, "CPU lacks AVX512-BF16/AMX, so bf16 would be emulated (slower than fp32)"
 
 
@@ -103,12 +123,15 @@ def bf16_support(device: str) -> tuple[bool, str]:
 def _precision(requested: str, device: str) -> tuple[str, str]:
     bf16_ok, why = bf16_support(device)
     if requested == "fp16" and device != "cuda":
-        raise ConfigError(f"precision='fp16' needs a CUDA GPU; this run uses the {device}. Use "
-                          "precision='bf16' or 'fp32' (or 'auto').")
+        raise ConfigError(
+            f"precision='fp16' needs a CUDA GPU; this run uses the {device}. Use "
+            "precision='bf16' or 'fp32' (or 'auto')."
+        )
     if requested != "auto":
         if requested == "bf16" and not bf16_ok:
-            logger.warning("precision='bf16' was requested but %s; it will run, probably slower "
-                           "than fp32.", why)
+            logger.warning(
+                "precision='bf16' was requested but %s; it will run, probably slower than fp32.", why
+            )
         return requested, "requested"
     if bf16_ok:
         return "bf16", why
@@ -135,6 +158,11 @@ def detect(precision: str = "auto", attention: str = "auto", use_cpu: bool = Fal
     device = best_device(use_cpu)
     prec, prec_reason = _precision(precision, device)
     attn, attn_reason = _attention(attention, device)
-    return Hardware(device=device, precision=prec, precision_reason=prec_reason,
-                    attention=attn, attention_reason=attn_reason,
-                    pad_to_multiple_of=8 if device == "cuda" else None)
+    return Hardware(
+        device=device,
+        precision=prec,
+        precision_reason=prec_reason,
+        attention=attn,
+        attention_reason=attn_reason,
+        pad_to_multiple_of=8 if device == "cuda" else None,
+    )

@@ -78,9 +78,9 @@ def _probe(endpoint: str) -> tuple[bool, str]:
     port = url.port or (443 if url.scheme == "https" else 80)
     pool = ThreadPoolExecutor(max_workers=1)
     try:
-        pool.submit(lambda: socket.create_connection((url.hostname, port),
-                                                     timeout=PROBE_TIMEOUT).close()
-                    ).result(timeout=PROBE_TIMEOUT)
+        pool.submit(
+            lambda: socket.create_connection((url.hostname, port), timeout=PROBE_TIMEOUT).close()
+        ).result(timeout=PROBE_TIMEOUT)
     except (OSError, FutureTimeout) as exc:
         reason = "timed out" if isinstance(exc, FutureTimeout) else str(exc)
         return False, f"{url.scheme}://{url.netloc} is unreachable ({reason})"
@@ -131,12 +131,19 @@ def require_hub(sources: list[HubSource]) -> None:
         missing = [s for s in sources if not s.cached()]
     if not missing:
         _set_offline(True)  # what HF_HUB_OFFLINE=1 would do, for the rest of this process
-        logger.warning("The Hugging Face Hub cannot be used (%s): using the cached %s.", why,
-                       ", ".join(f"{s.what} {s.hub_id!r}" for s in sources))
+        logger.warning(
+            "The Hugging Face Hub cannot be used (%s): using the cached %s.",
+            why,
+            ", ".join(f"{s.what} {s.hub_id!r}" for s in sources),
+        )
         return
-    lines = [f"- {s.what} {s.hub_id!r}" + (f" (config {s.config!r})" if s.config else "")
-             + f": {s.local_hint}" for s in missing]
+    lines = [
+        f"- {s.what} {s.hub_id!r}" + (f" (config {s.config!r})" if s.config else "") + f": {s.local_hint}"
+        for s in missing
+    ]
     raise HubUnreachableError(
         f"The Hugging Face Hub cannot be used ({why}), and this run needs "
-        f"{len(missing)} download(s) that are not in the cache:\n" + "\n".join(lines)
-        + "\nUse local copies as shown, or run once with network access to fill the cache.")
+        f"{len(missing)} download(s) that are not in the cache:\n"
+        + "\n".join(lines)
+        + "\nUse local copies as shown, or run once with network access to fill the cache."
+    )

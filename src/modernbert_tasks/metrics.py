@@ -19,8 +19,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["METRICS", "EVALUATE_PREFIX", "decode_predictions", "compute_metrics",
-           "load_evaluate_metrics"]
+__all__ = ["METRICS", "EVALUATE_PREFIX", "decode_predictions", "compute_metrics", "load_evaluate_metrics"]
 
 EVALUATE_PREFIX = "evaluate:"
 
@@ -85,15 +84,17 @@ def compute_metrics(
         labels = labels.astype(np.float64).ravel()
     elif problem_type == "multi_label_classification":
         labels = labels.astype(np.int64)
-    return {name: METRICS[name](preds, labels) if name in METRICS
-            else _evaluate_value(name, preds, labels) for name in names}
+    return {
+        name: METRICS[name](preds, labels) if name in METRICS else _evaluate_value(name, preds, labels)
+        for name in names
+    }
 
 
 @functools.lru_cache(maxsize=32)
 def _load_evaluate(name: str) -> Any:
     import evaluate
 
-    ref = name[len(EVALUATE_PREFIX):]
+    ref = name[len(EVALUATE_PREFIX) :]
     try:
         return evaluate.load(ref)
     except Exception as exc:  # evaluate raises many kinds (FileNotFoundError, ConnectionError...)
@@ -101,7 +102,8 @@ def _load_evaluate(name: str) -> Any:
             f"metrics: {name!r} could not be loaded with evaluate.load({ref!r}) "
             f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). A hub metric needs "
             "network once (it is cached after); offline, name a local metric folder or script, "
-            f"e.g. '{EVALUATE_PREFIX}./metrics/my_metric'.") from None
+            f"e.g. '{EVALUATE_PREFIX}./metrics/my_metric'."
+        ) from None
 
 
 def load_evaluate_metrics(names: Iterable[str]) -> None:
@@ -115,7 +117,9 @@ def _evaluate_value(name: str, preds: np.ndarray, labels: np.ndarray) -> float:
     result = _load_evaluate(name).compute(predictions=preds.tolist(), references=labels.tolist())
     numbers = {k: v for k, v in (result or {}).items() if isinstance(v, int | float)}
     if len(numbers) != 1:
-        raise ConfigError(f"metrics: {name!r} returned {sorted(result or {})}; a task metric "
-                          "must return exactly one number. Wrap it in a local metric that "
-                          "returns the one you want.")
+        raise ConfigError(
+            f"metrics: {name!r} returned {sorted(result or {})}; a task metric "
+            "must return exactly one number. Wrap it in a local metric that "
+            "returns the one you want."
+        )
     return float(next(iter(numbers.values())))

@@ -26,9 +26,20 @@ if TYPE_CHECKING:
     import torch
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-__all__ = ["ModelSource", "resolve_source", "resolve_device", "position_limit", "public_name", "load_config", "load_tokenizer",
-           "load_for_training", "load_for_prediction", "looks_like_path", "weight_files",
-           "MODEL_SUBDIR"]
+__all__ = [
+    "ModelSource",
+    "resolve_source",
+    "resolve_device",
+    "position_limit",
+    "public_name",
+    "load_config",
+    "load_tokenizer",
+    "load_for_training",
+    "load_for_prediction",
+    "looks_like_path",
+    "weight_files",
+    "MODEL_SUBDIR",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +57,18 @@ def weight_files() -> tuple[tuple[str, ...], tuple[str, ...]]:
         WEIGHTS_NAME,
     )
 
-    return ((SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME),
-            (WEIGHTS_NAME, WEIGHTS_INDEX_NAME, *_OTHER_PICKLES))
+    return ((SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME), (WEIGHTS_NAME, WEIGHTS_INDEX_NAME, *_OTHER_PICKLES))
 
 
 def looks_like_path(name: str) -> bool:
     """Hub ids are 'name' or 'org/name' and never start with '.' or '~'."""
-    return (os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1
-            or "\\" in name or not _HUB_ID.match(name))
+    return (
+        os.path.isabs(name)
+        or name.startswith((".", "~"))
+        or name.count("/") > 1
+        or "\\" in name
+        or not _HUB_ID.match(name)
+    )
 
 
 def public_name(source: str) -> str:
@@ -69,18 +84,28 @@ def public_name(source: str) -> str:
 
 
 # --- where the model comes from -----------------------------------------------------------
-def resolve_source(path: str | os.PathLike, *, allow_pickle: bool = False,
-                   for_training: bool = False, cache_dir: str | None = None) -> str:
+def resolve_source(
+    path: str | os.PathLike,
+    *,
+    allow_pickle: bool = False,
+    for_training: bool = False,
+    cache_dir: str | None = None,
+) -> str:
     """A checked local folder, or a Hub id (the hub reachable, or the id in the cache)."""
     from .hub import HubSource, require_hub
 
     if not isinstance(path, str | os.PathLike):
-        raise ConfigError(f"{'model_name' if for_training else 'path'} must be a folder path or "
-                          f"a Hub id string, got {type(path).__name__} {path!r}.")
+        raise ConfigError(
+            f"{'model_name' if for_training else 'path'} must be a folder path or "
+            f"a Hub id string, got {type(path).__name__} {path!r}."
+        )
     text = os.fspath(path)
     local = Path(text).expanduser()
-    if local.is_dir() and not (local / "config.json").exists() and (
-            local / MODEL_SUBDIR / "config.json").is_file():
+    if (
+        local.is_dir()
+        and not (local / "config.json").exists()
+        and (local / MODEL_SUBDIR / "config.json").is_file()
+    ):
         # a run folder (the output_dir users chose): its final model is in model/
         logger.warning("%s is a run folder; using its model, %s.", local, local / MODEL_SUBDIR)
         local = local / MODEL_SUBDIR
@@ -94,13 +119,24 @@ def resolve_source(path: str | os.PathLike, *, allow_pickle: bool = False,
             raise ModelLoadError(
                 f"Model folder {text!r} does not exist. Check the path (relative paths start "
                 f"from {os.getcwd()!r}), or pass a Hugging Face Hub id such as "
-                f"{DEFAULT_MODEL!r}.")
-        raise ModelLoadError(f"Model folder {text!r} does not exist. Pass the folder fine_tune "
-                             "saved the model to (FineTuneResult.model_path), e.g. "
-                             "'runs/sst2/model'.")
+                f"{DEFAULT_MODEL!r}."
+            )
+        raise ModelLoadError(
+            f"Model folder {text!r} does not exist. Pass the folder fine_tune "
+            "saved the model to (FineTuneResult.model_path), e.g. "
+            "'runs/sst2/model'."
+        )
     if not for_training:  # fine_tune checks the model and the data in one go (engine)
-        require_hub([HubSource("model", text, cache_dir=cache_dir, local_hint=(
-            "pass the folder fine_tune saved the model to, e.g. 'runs/sst2/model'"))])
+        require_hub(
+            [
+                HubSource(
+                    "model",
+                    text,
+                    cache_dir=cache_dir,
+                    local_hint=("pass the folder fine_tune saved the model to, e.g. 'runs/sst2/model'"),
+                )
+            ]
+        )
     return text
 
 
@@ -111,7 +147,8 @@ def check_local_folder(folder: Path, *, allow_pickle: bool, for_training: bool =
         raise ModelLoadError(
             f"{name} {str(folder)!r} is a file; expected the model folder that holds it "
             "(config.json, model.safetensors and the tokenizer files): pass "
-            f"{str(folder.parent)!r}" + (" (CLI: --model FOLDER)." if for_training else "."))
+            f"{str(folder.parent)!r}" + (" (CLI: --model FOLDER)." if for_training else ".")
+        )
     present = sorted(p.name for p in folder.iterdir())
     if "config.json" not in present:
         nested = [n for n in present if (folder / n / "config.json").is_file()]
@@ -119,7 +156,8 @@ def check_local_folder(folder: Path, *, allow_pickle: bool, for_training: bool =
         raise ModelLoadError(
             f"{name} {str(folder)!r} is not a model folder: it has no config.json (it holds "
             f"{present[:15] or 'no files'}).{where} Expected a folder written by "
-            "save_pretrained() or fine_tune (config.json, model.safetensors, tokenizer files).")
+            "save_pretrained() or fine_tune (config.json, model.safetensors, tokenizer files)."
+        )
     safe, pickles = weight_files()
     config = _read_json(folder / "config.json", "config.json")
     explicit = config.get("transformers_weights") if isinstance(config, dict) else None
@@ -127,7 +165,8 @@ def check_local_folder(folder: Path, *, allow_pickle: bool, for_training: bool =
         raise ModelLoadError(
             f"{str(folder / 'config.json')!r} points at weights file {explicit!r}, which is not "
             "safetensors. Loading pickle weights can run arbitrary code; pass allow_pickle=True "
-            "only if you trust the file.")
+            "only if you trust the file."
+        )
     if any(n in present for n in safe):
         _check_safetensors(folder)
         return
@@ -137,13 +176,15 @@ def check_local_folder(folder: Path, *, allow_pickle: bool, for_training: bool =
             f"{str(folder)!r} has only pickle weights ({', '.join(found)}), no "
             "model.safetensors. Unpickling a file can run arbitrary code, so it is refused. If "
             "you trust the file, pass allow_pickle=True (CLI: --allow-pickle), or convert it "
-            "once with model.save_pretrained(folder) (which writes safetensors).")
+            "once with model.save_pretrained(folder) (which writes safetensors)."
+        )
     if not found:
         raise ModelLoadError(
             f"Model folder {str(folder)!r} has a config but no weights (no model.safetensors; "
             f"it holds {present[:15]}). It may be a config/tokenizer-only copy, or saving was "
             f"interrupted. Point {name} at a folder with the weights (save_pretrained and "
-            "fine_tune write them), or at a hub id when online.")
+            "fine_tune write them), or at a hub id when online."
+        )
 
 
 def _check_safetensors(folder: Path) -> None:
@@ -160,23 +201,27 @@ def _check_safetensors(folder: Path) -> None:
         files = [folder / name for name in sorted(set(weight_map.values()))]
     for file in files:
         if not file.is_file():
-            raise ModelLoadError(f"Weights file {str(file)!r} listed in {index.name} is missing. "
-                                 "Copy the complete model folder.")
+            raise ModelLoadError(
+                f"Weights file {str(file)!r} listed in {index.name} is missing. "
+                "Copy the complete model folder."
+            )
         try:
             with safe_open(str(file), framework="pt") as fh:
                 fh.keys()
         except Exception as exc:  # safetensors raises its own SafetensorError
             raise ModelLoadError(
                 f"Weights file {str(file)!r} is damaged or not a safetensors file "
-                f"({one_line(exc)}). Re-copy or re-save the model.") from None
+                f"({one_line(exc)}). Re-copy or re-save the model."
+            ) from None
 
 
 def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{what} at {str(path)!r} is not readable JSON ({exc}). Re-save the "
-                             "model folder.") from None
+        raise ModelLoadError(
+            f"{what} at {str(path)!r} is not readable JSON ({exc}). Re-save the model folder."
+        ) from None
 
 
 def one_line(exc: BaseException) -> str:
@@ -206,14 +251,20 @@ def resolve_device(device: Any = None) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device={device!r} is not a device ({exc}); expected 'cpu', 'cuda', "
-                          "'cuda:1', 'mps', an index or None for automatic.") from None
+        raise ConfigError(
+            f"device={device!r} is not a device ({exc}); expected 'cpu', 'cuda', "
+            "'cuda:1', 'mps', an index or None for automatic."
+        ) from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} asks for a GPU but CUDA is not available here. Use "
-                          "device='cpu' or leave device=None.")
+        raise ConfigError(
+            f"device={device!r} asks for a GPU but CUDA is not available here. Use "
+            "device='cpu' or leave device=None."
+        )
     if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device={device!r} asks for Apple's MPS, which is not available "
-                          "here. Use device='cpu' or leave device=None.")
+        raise ConfigError(
+            f"device={device!r} asks for Apple's MPS, which is not available "
+            "here. Use device='cpu' or leave device=None."
+        )
     return resolved
 
 
@@ -222,22 +273,26 @@ def load_error(what: str, source: str, exc: Exception) -> ModelLoadError:
     from huggingface_hub import constants
 
     local = Path(source).expanduser().exists()
-    folder = "pass a local model folder: " + hint("model_name='path/to/modernbert'",
-                                                  "--model path/to/modernbert")
+    folder = "pass a local model folder: " + hint(
+        "model_name='path/to/modernbert'", "--model path/to/modernbert"
+    )
     if local and "trust_remote_code" in str(exc):
-        fix = ("The folder ships its own model code, which is not run by default. Pass "
-               "trust_remote_code=True only if you trust that code.")
+        fix = (
+            "The folder ships its own model code, which is not run by default. Pass "
+            "trust_remote_code=True only if you trust that code."
+        )
     elif local:
         fix = "Check that the folder is complete (save_pretrained writes all the files)."
     elif constants.HF_HUB_OFFLINE:
-        fix = (f"HF_HUB_OFFLINE=1 is set and {source!r} is not in the cache, so it cannot "
-               f"be downloaded: {folder}, or download it once with network access.")
+        fix = (
+            f"HF_HUB_OFFLINE=1 is set and {source!r} is not in the cache, so it cannot "
+            f"be downloaded: {folder}, or download it once with network access."
+        )
     elif "is not a valid model identifier" in str(exc):
         fix = f"Check the model id's spelling on huggingface.co, or {folder}."
     else:
         fix = f"Without network access, download it once where you have network, or {folder}."
-    return ModelLoadError(f"Could not load the {what} of {source!r}: "
-                          f"{type(exc).__name__}: {exc} {fix}")
+    return ModelLoadError(f"Could not load the {what} of {source!r}: {type(exc).__name__}: {exc} {fix}")
 
 
 def load_config(source: str, hub_kwargs: dict[str, Any], **overrides: Any) -> PretrainedConfig:
@@ -265,37 +320,58 @@ def _check_padding(tokenizer: PreTrainedTokenizerBase, source: str) -> None:
         raise ModelLoadError(
             f"The tokenizer of {source!r} has no padding token, so texts of different lengths "
             "cannot be batched. Set one and save it with the model, e.g. tokenizer.pad_token = "
-            "tokenizer.eos_token; tokenizer.save_pretrained(folder).")
+            "tokenizer.eos_token; tokenizer.save_pretrained(folder)."
+        )
 
 
-def load_for_training(source: str, config: PretrainedConfig, attention: str, *,
-                      attention_requested: bool, allow_pickle: bool,
-                      hub_kwargs: dict[str, Any]):
+def load_for_training(
+    source: str,
+    config: PretrainedConfig,
+    attention: str,
+    *,
+    attention_requested: bool,
+    allow_pickle: bool,
+    hub_kwargs: dict[str, Any],
+):
     """The pretrained encoder with the task's (new) head, fp32, with `attention` if usable."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
     def load(**extra: Any):
         return AutoModelForSequenceClassification.from_pretrained(
-            source, config=config, dtype=torch.float32,  # master weights; autocast for speed
+            source,
+            config=config,
+            dtype=torch.float32,  # master weights; autocast for speed
             ignore_mismatched_sizes=True,  # a checkpoint with another head gets a new one
-            use_safetensors=None if allow_pickle else True, **extra, **hub_kwargs)
+            use_safetensors=None if allow_pickle else True,
+            **extra,
+            **hub_kwargs,
+        )
 
     try:
         try:
             model = load(attn_implementation=attention)
         except (ValueError, ImportError) as exc:
             if attention_requested:
-                raise ConfigError(f"attention={attention!r} is not usable with {source!r}: "
-                                  f"{exc} Use attention='auto'.") from exc
-            logger.warning("Attention %r is not available for %s (%s); using the model's "
-                           "default.", attention, source, exc)
+                raise ConfigError(
+                    f"attention={attention!r} is not usable with {source!r}: {exc} Use attention='auto'."
+                ) from exc
+            logger.warning(
+                "Attention %r is not available for %s (%s); using the model's default.",
+                attention,
+                source,
+                exc,
+            )
             model = load()
     except OSError as exc:
         raise load_error("weights", source, exc) from exc
-    logger.info("Loaded %s (%s, %.1fM parameters, attention %s)", source,
-                type(model).__name__, model.num_parameters() / 1e6,
-                model.config._attn_implementation)
+    logger.info(
+        "Loaded %s (%s, %.1fM parameters, attention %s)",
+        source,
+        type(model).__name__,
+        model.num_parameters() / 1e6,
+        model.config._attn_implementation,
+    )
     return model
 
 
@@ -306,21 +382,28 @@ def load_for_prediction(source: str, *, allow_pickle: bool, trust_remote_code: b
     hub_kwargs = {"trust_remote_code": trust_remote_code}
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            source, use_safetensors=None if allow_pickle else True, output_loading_info=True,
-            dtype="float32", **hub_kwargs)
+            source,
+            use_safetensors=None if allow_pickle else True,
+            output_loading_info=True,
+            dtype="float32",
+            **hub_kwargs,
+        )
     except Exception as exc:
         if not Path(source).is_dir():
             raise hub_error(source, exc) from None
-        fix = (" The folder ships its own model code; pass trust_remote_code=True only if you "
-               "trust it." if "trust_remote_code" in str(exc) else "")
-        raise ModelLoadError(f"Could not load the model in {source!r}: {one_line(exc)}.{fix}"
-                             ) from None
+        fix = (
+            " The folder ships its own model code; pass trust_remote_code=True only if you trust it."
+            if "trust_remote_code" in str(exc)
+            else ""
+        )
+        raise ModelLoadError(f"Could not load the model in {source!r}: {one_line(exc)}.{fix}") from None
     untrained = [k for k in info.get("missing_keys", []) if k]
     if untrained:
         raise ModelLoadError(
             f"The weights in {source!r} lack {len(untrained)} parameter(s) of a classification "
             f"model (e.g. {sorted(untrained)[:3]}), so predictions would be random. Is this a "
-            "base model rather than a fine-tuned one? Fine-tune it first with fine_tune().")
+            "base model rather than a fine-tuned one? Fine-tune it first with fine_tune()."
+        )
     from transformers import AutoTokenizer
 
     try:
@@ -329,7 +412,8 @@ def load_for_prediction(source: str, *, allow_pickle: bool, trust_remote_code: b
         raise ModelLoadError(
             f"Could not load the tokenizer of {source!r}: {one_line(exc)}. A model "
             "folder must also hold the tokenizer files (tokenizer.json, tokenizer_config.json); "
-            "save them with tokenizer.save_pretrained(folder).") from None
+            "save them with tokenizer.save_pretrained(folder)."
+        ) from None
     _check_padding(tokenizer, source)
     return model.eval(), tokenizer
 
@@ -339,7 +423,8 @@ def hub_error(source: str, exc: Exception) -> ModelLoadError:
         f"{source!r} is not a local folder (nothing exists at that path) and could not be "
         "loaded from the Hugging Face Hub "
         f"({one_line(exc)}). Without network access, pass the local folder of a saved model "
-        "(e.g. the model_path fine_tune returned).")
+        "(e.g. the model_path fine_tune returned)."
+    )
 
 
 # --- one resolved source for a training run ---------------------------------------------------
@@ -355,17 +440,29 @@ class ModelSource:
     allow_pickle: bool
 
     @classmethod
-    def for_training(cls, name: str, labels: dict[str, Any], *, allow_pickle: bool,
-                     hub_kwargs: dict[str, Any]) -> ModelSource:
+    def for_training(
+        cls, name: str, labels: dict[str, Any], *, allow_pickle: bool, hub_kwargs: dict[str, Any]
+    ) -> ModelSource:
         """`labels`: num_labels, id2label, label2id and problem_type for the new head."""
-        path = resolve_source(name, allow_pickle=allow_pickle, for_training=True,
-                              cache_dir=hub_kwargs.get("cache_dir"))
+        path = resolve_source(
+            name, allow_pickle=allow_pickle, for_training=True, cache_dir=hub_kwargs.get("cache_dir")
+        )
         config = load_config(path, hub_kwargs, **labels)
-        return cls(path=path, config=config, tokenizer=load_tokenizer(path, hub_kwargs),
-                   hub_kwargs=hub_kwargs, allow_pickle=allow_pickle)
+        return cls(
+            path=path,
+            config=config,
+            tokenizer=load_tokenizer(path, hub_kwargs),
+            hub_kwargs=hub_kwargs,
+            allow_pickle=allow_pickle,
+        )
 
     def load_model(self, attention: str, *, attention_requested: bool):
         """A fresh copy of the pretrained encoder with the task's new head."""
-        return load_for_training(self.path, self.config, attention,
-                                 attention_requested=attention_requested,
-                                 allow_pickle=self.allow_pickle, hub_kwargs=self.hub_kwargs)
+        return load_for_training(
+            self.path,
+            self.config,
+            attention,
+            attention_requested=attention_requested,
+            allow_pickle=self.allow_pickle,
+            hub_kwargs=self.hub_kwargs,
+        )

@@ -67,136 +67,341 @@ class TrainOptions:
     """The library's own options (everything that is not a `TrainingArguments` field)."""
 
     # --- data -------------------------------------------------------------------------------
-    data_dir: str | os.PathLike | None = field(default=None, metadata={"help": (
-        "Folder with the split files (train.tsv, validation.tsv, test.tsv; or .csv/.jsonl/"
-        ".parquet). Default: the task's hub dataset.")})
-    data_files: Mapping[str, Any] | str | os.PathLike | None = field(default=None, metadata={
-        "help": "Explicit files per split, e.g. {'train': 'a.csv', 'eval': 'b.csv'}."})
-    train_file: str | os.PathLike | None = field(default=None, metadata={"help": (
-        "Training data file (.csv, .tsv, .jsonl, .json or .parquet). With no task name, the task "
-        "is inferred from the data (see docs/your-own-data.md).")})
-    validation_file: str | os.PathLike | None = field(default=None, metadata={"help": (
-        "Evaluation data file. Default: validation_fraction of the training file, held out.")})
-    test_file: str | os.PathLike | None = field(default=None, metadata={"help": (
-        "Test data file, scored once at the end when it has labels.")})
-    dataset: str | None = field(default=None, metadata={"help": (
-        "A Hugging Face Hub dataset id ('org/name') to train on without a registered task.")})
-    dataset_config: str | None = field(default=None, metadata={"help": (
-        "The hub dataset's configuration name (e.g. 'sst2' for 'nyu-mll/glue').")})
-    text_columns: str | list[str] | None = field(default=None, metadata={"help": (
-        "The text column, or two columns for sentence pairs ('premise,hypothesis'). Default: "
-        "the task's; for data without a task, inferred when there is one string column.")})
-    label_column: str | None = field(default=None, metadata={"help": (
-        "The label column. Default: the task's; for data without a task, a column named "
-        "label, labels, target, class or category.")})
-    labels: list[str] | None = field(default=None, metadata={"help": (
-        "Label names in id order, for data without a task. Default: the training split's "
-        "values, numbers sorted numerically and strings alphabetically.")})
-    problem_type: Literal["single_label_classification", "multi_label_classification",
-                          "regression"] | None = field(default=None, metadata={"help": (
-        "For data without a task. Default: inferred (strings or integers: single-label; "
-        "non-integer numbers: regression; lists or label_separator: multi-label).")})
-    label_separator: str | None = field(default=None, metadata={"help": (
-        "Split label cells on this string for multi-label data, e.g. ','.")})
-    task_name: str | None = field(default=None, metadata={"help": (
-        "Name of a task inferred from data. Default: the data folder's or file's name.")})
-    validation_fraction: float = field(default=0.1, metadata={"help": (
-        "Without an evaluation split, hold out this stratified, seeded share of the training "
-        "data for evaluation (0 trains without evaluation).")})
-    data_revision: str | None = field(default=None, metadata={
-        "help": "Hub dataset revision (branch, tag or commit). Default: the task's hub_revision."})
-    max_train_samples: int | None = field(default=None, metadata={"help": (
-        "Train on a random subset of this many examples (shuffled with `seed`). Default: all.")})
-    max_eval_samples: int | None = field(default=None, metadata={"help": (
-        "Evaluate on a random subset of this many examples (shuffled with `seed`). Default: all.")})
-    exclude_rows: str | os.PathLike | None = field(default=None, metadata={"help": (
-        "Train without the rows listed in this CSV (columns row and text), e.g. the "
-        "label_issues.csv of `modernbert-tasks audit`. Refused when its rows or texts do not "
-        "match the training data. See docs/your-own-data.md.")})
-    exclude_top: int | None = field(default=None, metadata={"help": (
-        "With exclude_rows: exclude only the file's first N rows (an audit lists the likeliest "
-        "errors first). Default: every listed row.")})
+    data_dir: str | os.PathLike | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Folder with the split files (train.tsv, validation.tsv, test.tsv; or .csv/.jsonl/"
+                ".parquet). Default: the task's hub dataset."
+            )
+        },
+    )
+    data_files: Mapping[str, Any] | str | os.PathLike | None = field(
+        default=None, metadata={"help": "Explicit files per split, e.g. {'train': 'a.csv', 'eval': 'b.csv'}."}
+    )
+    train_file: str | os.PathLike | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Training data file (.csv, .tsv, .jsonl, .json or .parquet). With no task name, the task "
+                "is inferred from the data (see docs/your-own-data.md)."
+            )
+        },
+    )
+    validation_file: str | os.PathLike | None = field(
+        default=None,
+        metadata={
+            "help": ("Evaluation data file. Default: validation_fraction of the training file, held out.")
+        },
+    )
+    test_file: str | os.PathLike | None = field(
+        default=None, metadata={"help": ("Test data file, scored once at the end when it has labels.")}
+    )
+    dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": ("A Hugging Face Hub dataset id ('org/name') to train on without a registered task.")
+        },
+    )
+    dataset_config: str | None = field(
+        default=None,
+        metadata={"help": ("The hub dataset's configuration name (e.g. 'sst2' for 'nyu-mll/glue').")},
+    )
+    text_columns: str | list[str] | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "The text column, or two columns for sentence pairs ('premise,hypothesis'). Default: "
+                "the task's; for data without a task, inferred when there is one string column."
+            )
+        },
+    )
+    label_column: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "The label column. Default: the task's; for data without a task, a column named "
+                "label, labels, target, class or category."
+            )
+        },
+    )
+    labels: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Label names in id order, for data without a task. Default: the training split's "
+                "values, numbers sorted numerically and strings alphabetically."
+            )
+        },
+    )
+    problem_type: (
+        Literal["single_label_classification", "multi_label_classification", "regression"] | None
+    ) = field(
+        default=None,
+        metadata={
+            "help": (
+                "For data without a task. Default: inferred (strings or integers: single-label; "
+                "non-integer numbers: regression; lists or label_separator: multi-label)."
+            )
+        },
+    )
+    label_separator: str | None = field(
+        default=None, metadata={"help": ("Split label cells on this string for multi-label data, e.g. ','.")}
+    )
+    task_name: str | None = field(
+        default=None,
+        metadata={"help": ("Name of a task inferred from data. Default: the data folder's or file's name.")},
+    )
+    validation_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": (
+                "Without an evaluation split, hold out this stratified, seeded share of the training "
+                "data for evaluation (0 trains without evaluation)."
+            )
+        },
+    )
+    data_revision: str | None = field(
+        default=None,
+        metadata={"help": "Hub dataset revision (branch, tag or commit). Default: the task's hub_revision."},
+    )
+    max_train_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": ("Train on a random subset of this many examples (shuffled with `seed`). Default: all.")
+        },
+    )
+    max_eval_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Evaluate on a random subset of this many examples (shuffled with `seed`). Default: all."
+            )
+        },
+    )
+    exclude_rows: str | os.PathLike | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Train without the rows listed in this CSV (columns row and text), e.g. the "
+                "label_issues.csv of `modernbert-tasks audit`. Refused when its rows or texts do not "
+                "match the training data. See docs/your-own-data.md."
+            )
+        },
+    )
+    exclude_top: int | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "With exclude_rows: exclude only the file's first N rows (an audit lists the likeliest "
+                "errors first). Default: every listed row."
+            )
+        },
+    )
     # --- tokenization -------------------------------------------------------------------------
-    max_length: int | Literal["auto"] | None = field(default=None, metadata={"help": (
-        "Truncate texts to this many tokens. 'auto': the 99.9th percentile of the training "
-        "texts' token lengths, rounded up to a multiple of 8 and capped at the model's positions. "
-        "Default: the task's max_length (128 for sst2).")})
-    padding: Literal["longest", "max_length"] = field(default="longest", metadata={"help": (
-        "'longest' pads each batch to its longest text (fast); 'max_length' pads every text to "
-        "max_length, as the original recipe did (fixed-width batches).")})
-    group_by_length: bool = field(default=True, metadata={"help": (
-        "Batch texts of similar length together so batches carry little padding (train and "
-        "eval). No effect with padding='max_length'. Ignored if train_sampling_strategy is set.")})
-    text_prefix: str | None = field(default=None, metadata={"help": (
-        "Text prepended to every input, e.g. 'classification: ' for embedding models trained "
-        "with prefixes. Default: the task's text_prefix.")})
+    max_length: int | Literal["auto"] | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Truncate texts to this many tokens. 'auto': the 99.9th percentile of the training "
+                "texts' token lengths, rounded up to a multiple of 8 and capped at the model's positions. "
+                "Default: the task's max_length (128 for sst2)."
+            )
+        },
+    )
+    padding: Literal["longest", "max_length"] = field(
+        default="longest",
+        metadata={
+            "help": (
+                "'longest' pads each batch to its longest text (fast); 'max_length' pads every text to "
+                "max_length, as the original recipe did (fixed-width batches)."
+            )
+        },
+    )
+    group_by_length: bool = field(
+        default=True,
+        metadata={
+            "help": (
+                "Batch texts of similar length together so batches carry little padding (train and "
+                "eval). No effect with padding='max_length'. Ignored if train_sampling_strategy is set."
+            )
+        },
+    )
+    text_prefix: str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Text prepended to every input, e.g. 'classification: ' for embedding models trained "
+                "with prefixes. Default: the task's text_prefix."
+            )
+        },
+    )
     # --- model and speed ----------------------------------------------------------------------
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = field(default="auto", metadata={"help": (
-        "Mixed precision. 'auto': bf16 on GPUs with bf16 and CPUs with AMX (where it is faster), "
-        "fp16 on older GPUs, else fp32. Weights always stay fp32.")})
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = field(
+        default="auto",
+        metadata={
+            "help": (
+                "Mixed precision. 'auto': bf16 on GPUs with bf16 and CPUs with AMX (where it is faster), "
+                "fp16 on older GPUs, else fp32. Weights always stay fp32."
+            )
+        },
+    )
     attention: Literal["auto", "sdpa", "flash_attention_2", "eager"] = field(
-        default="auto", metadata={"help": (
-            "Attention kernel. 'auto': flash_attention_2 when installed and on CUDA, else sdpa.")})
-    compile: bool = field(default=False, metadata={"help": (
-        "torch.compile the model (in place; saving is unchanged), with batch widths padded to "
-        "a few sizes (shape_buckets) so only a handful of graphs compile. Falls back to eager "
-        "with a warning if compiling fails. Pays off on long runs: the first batch of each "
-        "width compiles for seconds to minutes. See docs/benchmarks-speed.md.")})
+        default="auto",
+        metadata={
+            "help": ("Attention kernel. 'auto': flash_attention_2 when installed and on CUDA, else sdpa.")
+        },
+    )
+    compile: bool = field(
+        default=False,
+        metadata={
+            "help": (
+                "torch.compile the model (in place; saving is unchanged), with batch widths padded to "
+                "a few sizes (shape_buckets) so only a handful of graphs compile. Falls back to eager "
+                "with a warning if compiling fails. Pays off on long runs: the first batch of each "
+                "width compiles for seconds to minutes. See docs/benchmarks-speed.md."
+            )
+        },
+    )
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = field(
-        default="default", metadata={"help": (
-            "torch.compile mode with compile=True. 'reduce-overhead' adds CUDA graphs on GPUs "
-            "(one per shape bucket), cutting kernel-launch cost.")})
-    shape_buckets: Literal["auto", "pow2", "none"] = field(default="auto", metadata={"help": (
-        "Pad each batch's width up to one of a few sizes: 'pow2' = 16, 32, 64, ... up to "
-        "max_length; 'none' = each batch's longest text; 'auto' = 'pow2' with compile=True, "
-        "else 'none'.")})
-    freeze_embeddings: bool = field(default=False, metadata={"help": (
-        "Do not train the token embedding matrix (ModernBERT-base: 38.6M of 149M parameters). "
-        "Faster steps on CPUs, but it changes what is trained: check accuracy.")})
-    revision: str | None = field(default=None, metadata={
-        "help": "Model revision on the hub (branch, tag or commit)."})
-    cache_dir: str | os.PathLike | None = field(default=None, metadata={"help": (
-        "Cache folder for downloaded models, datasets and tokenized data. Default: the "
-        "Hugging Face caches (HF_HOME).")})
-    trust_remote_code: bool = field(default=False, metadata={"help": (
-        "Allow model code from the hub to run locally. Off unless you trust the repository.")})
-    allow_pickle: bool = field(default=False, metadata={"help": (
-        "Also load pickle weights (pytorch_model.bin) when the model folder has no safetensors. "
-        "Unpickling can run arbitrary code: only for files you trust.")})
+        default="default",
+        metadata={
+            "help": (
+                "torch.compile mode with compile=True. 'reduce-overhead' adds CUDA graphs on GPUs "
+                "(one per shape bucket), cutting kernel-launch cost."
+            )
+        },
+    )
+    shape_buckets: Literal["auto", "pow2", "none"] = field(
+        default="auto",
+        metadata={
+            "help": (
+                "Pad each batch's width up to one of a few sizes: 'pow2' = 16, 32, 64, ... up to "
+                "max_length; 'none' = each batch's longest text; 'auto' = 'pow2' with compile=True, "
+                "else 'none'."
+            )
+        },
+    )
+    freeze_embeddings: bool = field(
+        default=False,
+        metadata={
+            "help": (
+                "Do not train the token embedding matrix (ModernBERT-base: 38.6M of 149M parameters). "
+                "Faster steps on CPUs, but it changes what is trained: check accuracy."
+            )
+        },
+    )
+    revision: str | None = field(
+        default=None, metadata={"help": "Model revision on the hub (branch, tag or commit)."}
+    )
+    cache_dir: str | os.PathLike | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Cache folder for downloaded models, datasets and tokenized data. Default: the "
+                "Hugging Face caches (HF_HOME)."
+            )
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={
+            "help": ("Allow model code from the hub to run locally. Off unless you trust the repository.")
+        },
+    )
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": (
+                "Also load pickle weights (pytorch_model.bin) when the model folder has no safetensors. "
+                "Unpickling can run arbitrary code: only for files you trust."
+            )
+        },
+    )
     # --- run control --------------------------------------------------------------------------
-    seed: int = field(default=42, metadata={"help": (
-        "Seed for subsets, shuffling, head initialisation and dropout (the recipe's 42).")})
-    resume: bool | str | os.PathLike = field(default=False, metadata={"help": (
-        "True: continue from the last checkpoint in output_dir (starts fresh if there is none); "
-        "a path: continue from that checkpoint.")})
-    overwrite: bool = field(default=False, metadata={"help": (
-        "Delete checkpoints and logs of an earlier run in output_dir and start over.")})
-    logging_dir: str | os.PathLike | None = field(default=None, metadata={"help": (
-        "TensorBoard log folder. Default: <output_dir>/logs.")})
-    callbacks: list[Any] | None = field(default=None, metadata={"help": (
-        "transformers TrainerCallback instances added to the Trainer (Python API only).")})
+    seed: int = field(
+        default=42,
+        metadata={
+            "help": ("Seed for subsets, shuffling, head initialisation and dropout (the recipe's 42).")
+        },
+    )
+    resume: bool | str | os.PathLike = field(
+        default=False,
+        metadata={
+            "help": (
+                "True: continue from the last checkpoint in output_dir (starts fresh if there is none); "
+                "a path: continue from that checkpoint."
+            )
+        },
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": ("Delete checkpoints and logs of an earlier run in output_dir and start over.")},
+    )
+    logging_dir: str | os.PathLike | None = field(
+        default=None, metadata={"help": ("TensorBoard log folder. Default: <output_dir>/logs.")}
+    )
+    callbacks: list[Any] | None = field(
+        default=None,
+        metadata={"help": ("transformers TrainerCallback instances added to the Trainer (Python API only).")},
+    )
     # --- results you can trust (docs/reporting-results.md) -------------------------------------
-    seeds: list[int] | None = field(default=None, metadata={"help": (
-        "Train once per seed, each in <output_dir>/seed-<n>; report mean, std, min and max of "
-        "every metric and keep the best seed (on the evaluation split) in <output_dir>/model. "
-        "E.g. [1, 2, 3]. Replaces seed.")})
-    early_stopping_patience: int | None = field(default=None, metadata={"help": (
-        "Stop after this many evaluations without improvement of the task's main metric "
-        "(needs an evaluation split). Default: never stop early.")})
-    early_stopping_threshold: float = field(default=0.0, metadata={"help": (
-        "How much the main metric must improve to count as an improvement for "
-        "early_stopping_patience.")})
+    seeds: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Train once per seed, each in <output_dir>/seed-<n>; report mean, std, min and max of "
+                "every metric and keep the best seed (on the evaluation split) in <output_dir>/model. "
+                "E.g. [1, 2, 3]. Replaces seed."
+            )
+        },
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Stop after this many evaluations without improvement of the task's main metric "
+                "(needs an evaluation split). Default: never stop early."
+            )
+        },
+    )
+    early_stopping_threshold: float = field(
+        default=0.0,
+        metadata={
+            "help": (
+                "How much the main metric must improve to count as an improvement for "
+                "early_stopping_patience."
+            )
+        },
+    )
     class_weights: Literal["balanced"] | Mapping[str, float] | None = field(
-        default=None, metadata={"help": (
-            "Weight the loss per class: 'balanced' (n_examples / (n_classes x class count), from "
-            "the training split) or {label: weight}. Default: unweighted.")})
-    temperature_scaling: bool = field(default=True, metadata={"help": (
-        "After training, fit a temperature on the evaluation split's logits so predict returns "
-        "calibrated probabilities (labels do not change). Needs an evaluation split.")})
-    decision_threshold: float | Literal["tune"] | None = field(default=None, metadata={"help": (
-        "Binary and multi-label tasks: the probability above which predict assigns the "
-        "(positive) label. 'tune': the threshold that maximises the main metric on the "
-        "evaluation split. Default: 0.5 (argmax for binary).")})
+        default=None,
+        metadata={
+            "help": (
+                "Weight the loss per class: 'balanced' (n_examples / (n_classes x class count), from "
+                "the training split) or {label: weight}. Default: unweighted."
+            )
+        },
+    )
+    temperature_scaling: bool = field(
+        default=True,
+        metadata={
+            "help": (
+                "After training, fit a temperature on the evaluation split's logits so predict returns "
+                "calibrated probabilities (labels do not change). Needs an evaluation split."
+            )
+        },
+    )
+    decision_threshold: float | Literal["tune"] | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Binary and multi-label tasks: the probability above which predict assigns the "
+                "(positive) label. 'tune': the threshold that maximises the main metric on the "
+                "evaluation split. Default: 0.5 (argmax for binary)."
+            )
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -239,8 +444,7 @@ RECIPE_DEFAULTS: dict[str, Default] = {
     "ddp_find_unused_parameters": Default(False, "speed: every ModernBERT parameter is used"),
     # Not in the recipe. The Trainer's default (True) checks every step's loss for NaN/inf with
     # two host syncs (a GPU stall each step) only to keep such losses out of the logged average.
-    "logging_nan_inf_filter": Default(False, "speed: no per-step host sync (affects only the "
-                                             "logged loss)"),
+    "logging_nan_inf_filter": Default(False, "speed: no per-step host sync (affects only the logged loss)"),
 }
 
 # Names from older transformers or run_glue.py -> what to pass instead.
@@ -263,6 +467,7 @@ RENAMED: dict[str, str] = {
     "label_column_name": "label_column",
 }
 
+
 # --- field tables ---------------------------------------------------------------------------
 def _option_fields() -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(TrainOptions)}
@@ -280,8 +485,11 @@ def trainer_fields() -> dict[str, tuple[dataclasses.Field, Any]]:
 
     hints = typing.get_type_hints(TrainingArguments)
     own = _option_fields()
-    return {f.name: (f, hints.get(f.name, Any)) for f in dataclasses.fields(TrainingArguments)
-            if f.init and not f.name.startswith("_") and f.name not in own}
+    return {
+        f.name: (f, hints.get(f.name, Any))
+        for f in dataclasses.fields(TrainingArguments)
+        if f.init and not f.name.startswith("_") and f.name not in own
+    }
 
 
 def all_option_names() -> list[str]:
@@ -336,8 +544,10 @@ def _validate(args: Mapping[str, Any], where: str) -> dict[str, Any]:
         if not (value == AUTO and name in _AUTO_FIELDS):
             _check(name, value, hint, where)
         if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{where}{name}={value!r} is not a finite number; expected a "
-                              f"number, e.g. {name}={_example(hint, _default_of(name))}.")
+            raise ConfigError(
+                f"{where}{name}={value!r} is not a finite number; expected a "
+                f"number, e.g. {name}={_example(hint, _default_of(name))}."
+            )
         out[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
     return out
 
@@ -346,14 +556,20 @@ def _check_values(opts: TrainOptions) -> None:
     for name in ("max_train_samples", "max_eval_samples"):
         value = getattr(opts, name)
         if value is not None and value < 1:
-            raise ConfigError(f"{name}={value} would leave no examples; expected an integer >= 1, "
-                              f"or None to use all of them.")
+            raise ConfigError(
+                f"{name}={value} would leave no examples; expected an integer >= 1, "
+                f"or None to use all of them."
+            )
     if opts.resume not in (False, None) and opts.overwrite:
-        raise ConfigError(f"resume={opts.resume!r} and overwrite=True contradict each other: "
-                          "resume continues the earlier run, overwrite deletes it. Pass one.")
+        raise ConfigError(
+            f"resume={opts.resume!r} and overwrite=True contradict each other: "
+            "resume continues the earlier run, overwrite deletes it. Pass one."
+        )
     if isinstance(opts.max_length, int) and opts.max_length < 8:  # not None or 'auto'
-        raise ConfigError(f"max_length={opts.max_length} is too short; expected an integer >= 8 "
-                          "(tokens, special tokens included).")
+        raise ConfigError(
+            f"max_length={opts.max_length} is too short; expected an integer >= 8 "
+            "(tokens, special tokens included)."
+        )
     _check_trust_options(opts)
 
 
@@ -386,16 +602,22 @@ def _check_ranges(trainer_kwargs: Mapping[str, Any], sources: Mapping[str, str])
             continue
         if name == "num_train_epochs" and isinstance(max_steps, int) and max_steps > 0:
             continue  # max_steps decides the length of the run
-        if value < low or (value == low and not inclusive) or (
-                name == "label_smoothing_factor" and value >= 1):
+        if (
+            value < low
+            or (value == low and not inclusive)
+            or (name == "label_smoothing_factor" and value >= 1)
+        ):
             origin = sources.get(name, "")
             where = f" (from {origin})" if origin.startswith("task") else ""
-            raise ConfigError(f"{name}={value!r}{where} is out of range; expected {expected}. "
-                              "Nothing was changed on disk.")
+            raise ConfigError(
+                f"{name}={value!r}{where} is out of range; expected {expected}. Nothing was changed on disk."
+            )
     _check_learning_rate(trainer_kwargs.get("learning_rate"))
     if isinstance(max_steps, int) and max_steps == 0:
-        raise ConfigError("max_steps=0 would train nothing; expected a positive number of steps, "
-                          "or -1 (the default) to train for num_train_epochs.")
+        raise ConfigError(
+            "max_steps=0 would train nothing; expected a positive number of steps, "
+            "or -1 (the default) to train for num_train_epochs."
+        )
 
 
 # fine-tuning a pretrained encoder: 1e-5 to 1e-4 (the recipe: 3e-5; LoRA up to about 1e-3)
@@ -407,37 +629,54 @@ def _check_learning_rate(value: Any) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
     if value > 1:
-        raise ConfigError(f"learning_rate={value!r} is out of range: a step that large makes the "
-                          f"weights NaN. Fine-tuning uses {USUAL_LEARNING_RATES} (the recipe: "
-                          "3e-5); pass e.g. learning_rate=3e-5. Nothing was changed on disk.")
+        raise ConfigError(
+            f"learning_rate={value!r} is out of range: a step that large makes the "
+            f"weights NaN. Fine-tuning uses {USUAL_LEARNING_RATES} (the recipe: "
+            "3e-5); pass e.g. learning_rate=3e-5. Nothing was changed on disk."
+        )
     if value > 1e-2:
-        logger.warning("learning_rate=%g is far above the usual %s for fine-tuning; training "
-                       "may diverge (it stops with an error if the loss becomes NaN).", value,
-                       USUAL_LEARNING_RATES)
+        logger.warning(
+            "learning_rate=%g is far above the usual %s for fine-tuning; training "
+            "may diverge (it stops with an error if the loss becomes NaN).",
+            value,
+            USUAL_LEARNING_RATES,
+        )
 
 
 def _check_trust_options(opts: TrainOptions) -> None:
     """seeds, early stopping, class weights and thresholds (docs/reporting-results.md)."""
     if opts.seeds is not None:
         if not opts.seeds or len(set(opts.seeds)) != len(opts.seeds):
-            raise ConfigError(f"seeds={list(opts.seeds)!r}; expected a non-empty list of distinct "
-                              "integers, e.g. seeds=[1, 2, 3] (CLI: --seeds 1 2 3).")
+            raise ConfigError(
+                f"seeds={list(opts.seeds)!r}; expected a non-empty list of distinct "
+                "integers, e.g. seeds=[1, 2, 3] (CLI: --seeds 1 2 3)."
+            )
     if opts.early_stopping_patience is not None and opts.early_stopping_patience < 1:
-        raise ConfigError(f"early_stopping_patience={opts.early_stopping_patience}; expected an "
-                          "integer >= 1 (evaluations without improvement), or None.")
+        raise ConfigError(
+            f"early_stopping_patience={opts.early_stopping_patience}; expected an "
+            "integer >= 1 (evaluations without improvement), or None."
+        )
     if opts.early_stopping_threshold < 0:
-        raise ConfigError(f"early_stopping_threshold={opts.early_stopping_threshold}; expected a "
-                          "number >= 0.")
+        raise ConfigError(
+            f"early_stopping_threshold={opts.early_stopping_threshold}; expected a number >= 0."
+        )
     if isinstance(opts.class_weights, Mapping):
-        bad = {k: v for k, v in opts.class_weights.items()
-               if not isinstance(v, numbers.Real) or isinstance(v, bool) or not v > 0}
+        bad = {
+            k: v
+            for k, v in opts.class_weights.items()
+            if not isinstance(v, numbers.Real) or isinstance(v, bool) or not v > 0
+        }
         if bad:
-            raise ConfigError(f"class_weights has weights {bad!r}; expected positive numbers, e.g. "
-                              "class_weights={'negative': 1.0, 'positive': 5.0}.")
+            raise ConfigError(
+                f"class_weights has weights {bad!r}; expected positive numbers, e.g. "
+                "class_weights={'negative': 1.0, 'positive': 5.0}."
+            )
     threshold = opts.decision_threshold
     if isinstance(threshold, int | float) and not 0 < threshold < 1:  # not None or 'tune'
-        raise ConfigError(f"decision_threshold={threshold!r}; expected a probability between 0 "
-                          "and 1 (exclusive), 'tune', or None for 0.5.")
+        raise ConfigError(
+            f"decision_threshold={threshold!r}; expected a probability between 0 "
+            "and 1 (exclusive), 'tune', or None for 0.5."
+        )
 
 
 # --- resolving ------------------------------------------------------------------------------
@@ -505,8 +744,9 @@ def resolve_options(task: Task, args: Mapping[str, Any]) -> ResolvedOptions:
     return ResolvedOptions(options, trainer_kwargs, sources)
 
 
-def _fold_precision_flags(trainer_kwargs: dict[str, Any], option_values: dict[str, Any],
-                          sources: dict[str, str]) -> None:
+def _fold_precision_flags(
+    trainer_kwargs: dict[str, Any], option_values: dict[str, Any], sources: dict[str, str]
+) -> None:
     """bf16=True / fp16=True (TrainingArguments style) mean precision='bf16' / 'fp16';
     bf16=False alone means fp32. The engine then sets both flags from `precision`."""
     flags = {name: trainer_kwargs.pop(name) for name in ("bf16", "fp16") if name in trainer_kwargs}
@@ -514,8 +754,10 @@ def _fold_precision_flags(trainer_kwargs: dict[str, Any], option_values: dict[st
         return
     on = [name for name, value in flags.items() if value]
     if len(on) > 1:
-        raise ConfigError("bf16=True and fp16=True were both given; pick one (or pass "
-                          "precision='bf16' / 'fp16' / 'fp32' / 'auto').")
+        raise ConfigError(
+            "bf16=True and fp16=True were both given; pick one (or pass "
+            "precision='bf16' / 'fp16' / 'fp32' / 'auto')."
+        )
     wanted = on[0] if on else "fp32"
     current = option_values.get("precision", "auto")
     if current not in ("auto", wanted):
@@ -559,14 +801,25 @@ def describe_options(task: Task | None = None) -> list[dict[str, Any]]:
         default, source = _field_default(f), "modernbert_tasks"
         if task is not None and name in task_args:  # task_args is empty without a task
             default, source = task_args[name], f"task {task.name!r}"
-        rows.append({"name": name, "group": "modernbert_tasks",
-                     "type": type_name(_option_hints()[name]), "default": _jsonable(default),
-                     "source": source, "help": f.metadata.get("help", "")})
-    derived = {"metric_for_best_model": "the task's main_metric",
-               "greater_is_better": "the task's greater_is_better",
-               "bf16": "precision option", "fp16": "precision option",
-               "use_cpu": "True when no GPU is used", "output_dir": "runs/<task>",
-               "train_sampling_strategy": "group_by_length option"}
+        rows.append(
+            {
+                "name": name,
+                "group": "modernbert_tasks",
+                "type": type_name(_option_hints()[name]),
+                "default": _jsonable(default),
+                "source": source,
+                "help": f.metadata.get("help", ""),
+            }
+        )
+    derived = {
+        "metric_for_best_model": "the task's main_metric",
+        "greater_is_better": "the task's greater_is_better",
+        "bf16": "precision option",
+        "fp16": "precision option",
+        "use_cpu": "True when no GPU is used",
+        "output_dir": "runs/<task>",
+        "train_sampling_strategy": "group_by_length option",
+    }
     for name, (f, hint) in trainer_fields().items():
         default, source = _field_default(f), "transformers.TrainingArguments"
         if name in RECIPE_DEFAULTS:
@@ -582,6 +835,14 @@ def describe_options(task: Task | None = None) -> list[dict[str, Any]]:
         if task is not None and name == "output_dir":
             default = str(default_output_dir(task.name))
         help_text = " ".join(str(f.metadata.get("help", "")).split())
-        rows.append({"name": name, "group": "TrainingArguments", "type": type_name(hint),
-                     "default": _jsonable(default), "source": source, "help": help_text})
+        rows.append(
+            {
+                "name": name,
+                "group": "TrainingArguments",
+                "type": type_name(hint),
+                "default": _jsonable(default),
+                "source": source,
+                "help": help_text,
+            }
+        )
     return rows

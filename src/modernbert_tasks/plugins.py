@@ -165,8 +165,10 @@ class Registry:
         if not saw_builtin:  # running from a source tree that was never pip-installed
             from . import tasks as builtin_tasks
 
-            self._add_plugin(builtin_tasks, PluginInfo(
-                name="builtin", module=BUILTIN_MODULE, builtin=True, version=_own_version()))
+            self._add_plugin(
+                builtin_tasks,
+                PluginInfo(name="builtin", module=BUILTIN_MODULE, builtin=True, version=_own_version()),
+            )
         for plugin, name in self._in_process:
             self._add_plugin(plugin, PluginInfo(name=name, module=_module_of(plugin)))
 
@@ -179,8 +181,7 @@ class Registry:
         except Exception as exc:  # e.g. a hookimpl with the wrong signature
             self._record_failure(info, "is not a valid plugin", exc)
             return
-        impls = [i for i in self._pm.hook.register_tasks.get_hookimpls()
-                 if i.plugin_name == info.name]
+        impls = [i for i in self._pm.hook.register_tasks.get_hookimpls() if i.plugin_name == info.name]
         found: list[Task] = []
 
         def register(task: Task) -> None:
@@ -210,13 +211,13 @@ class Registry:
         info.error = f"{type(exc).__name__}: {exc}"
         self._plugins[info.name] = info
         message = (
-            f"modernbert-tasks plugin {info.name!r} ({info.module}) {what} and was skipped: "
-            f"{info.error}"
+            f"modernbert-tasks plugin {info.name!r} ({info.module}) {what} and was skipped: {info.error}"
         )
         if _env_flag("MODERNBERT_TASKS_STRICT_PLUGINS") in _TRUE:
             raise PluginLoadError(message + "\n" + "".join(traceback.format_exception(exc))) from exc
-        warnings.warn(message + " (set MODERNBERT_TASKS_STRICT_PLUGINS=1 to raise instead)",
-                      PluginWarning, stacklevel=4)
+        warnings.warn(
+            message + " (set MODERNBERT_TASKS_STRICT_PLUGINS=1 to raise instead)", PluginWarning, stacklevel=4
+        )
 
 
 def _module_of(plugin: object) -> str:
@@ -234,17 +235,19 @@ def list_tasks() -> list[dict[str, Any]]:
     """Every registered task, as JSON-ready dicts with the plugin that provides it."""
     rows = []
     for name, (task, info) in sorted(registry.tasks().items()):
-        rows.append({
-            "name": name,
-            "description": task.description,
-            "version": task.version,
-            "problem_type": task.problem_type,
-            "labels": list(task.labels),
-            "text_columns": list(task.text_columns),
-            "hub_id": task.hub_id,
-            "plugin": info.name,
-            "plugin_version": info.version,
-        })
+        rows.append(
+            {
+                "name": name,
+                "description": task.description,
+                "version": task.version,
+                "problem_type": task.problem_type,
+                "labels": list(task.labels),
+                "text_columns": list(task.text_columns),
+                "hub_id": task.hub_id,
+                "plugin": info.name,
+                "plugin_version": info.version,
+            }
+        )
     return rows
 
 

@@ -91,15 +91,23 @@ class Task:
         from .metrics import EVALUATE_PREFIX, METRICS
 
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            self._fail("name", self.name, "lower-case letters, digits, '_' or '-', starting "
-                       "with a letter, at most 64 characters (e.g. 'sst2', 'my-task')")
+            self._fail(
+                "name",
+                self.name,
+                "lower-case letters, digits, '_' or '-', starting "
+                "with a letter, at most 64 characters (e.g. 'sst2', 'my-task')",
+            )
         if self.problem_type not in PROBLEM_TYPES:
-            self._fail("problem_type", self.problem_type,
-                       f"one of {', '.join(PROBLEM_TYPES)}.{suggest(self.problem_type, PROBLEM_TYPES)}")
+            self._fail(
+                "problem_type",
+                self.problem_type,
+                f"one of {', '.join(PROBLEM_TYPES)}.{suggest(self.problem_type, PROBLEM_TYPES)}",
+            )
         if self.problem_type == "regression":
             if len(self.labels) > 1:
-                self._fail("labels", self.labels,
-                           "at most one name for a regression task (it has a single output)")
+                self._fail(
+                    "labels", self.labels, "at most one name for a regression task (it has a single output)"
+                )
         else:
             if not self.labels:
                 self._fail("labels", self.labels, "a non-empty tuple of label names")
@@ -110,20 +118,22 @@ class Task:
         if not 1 <= len(self.text_columns) <= 2 or not all(
             isinstance(c, str) and c for c in self.text_columns
         ):
-            self._fail("text_columns", self.text_columns,
-                       "one column name, or two for sentence pairs")
+            self._fail("text_columns", self.text_columns, "one column name, or two for sentence pairs")
         if not self.label_column or self.label_column in self.text_columns:
-            self._fail("label_column", self.label_column,
-                       "a column name different from the text columns")
+            self._fail("label_column", self.label_column, "a column name different from the text columns")
         unknown = set(self.splits) - set(SPLIT_ROLES)
         if unknown or not self.splits.get("train"):
-            self._fail("splits", dict(self.splits),
-                       f"a mapping with keys among {SPLIT_ROLES} and a 'train' split")
+            self._fail(
+                "splits", dict(self.splits), f"a mapping with keys among {SPLIT_ROLES} and a 'train' split"
+            )
         for metric in self.metrics:
             if metric not in METRICS and not metric.startswith(EVALUATE_PREFIX):
-                self._fail("metrics", self.metrics,
-                           f"names among {sorted(METRICS)}, or '{EVALUATE_PREFIX}<name or path>' "
-                           f"for a metric of the evaluate library.{suggest(metric, METRICS)}")
+                self._fail(
+                    "metrics",
+                    self.metrics,
+                    f"names among {sorted(METRICS)}, or '{EVALUATE_PREFIX}<name or path>' "
+                    f"for a metric of the evaluate library.{suggest(metric, METRICS)}",
+                )
         if self.main_metric not in self.metrics:
             self._fail("main_metric", self.main_metric, f"one of the task's metrics {self.metrics}")
         if not isinstance(self.max_length, int) or self.max_length < 8:
@@ -169,26 +179,41 @@ class Task:
         elif data_dir:
             files = data.find_split_files(data_dir, self.splits)
         elif self.hub_id:
-            raw = data.load_hub_splits(self.hub_id, self.hub_config, revision or self.hub_revision,
-                                       self.splits, cache_dir, self.local_hint())
-            return datasets.DatasetDict({
-                role: self.prepare_split(ds, role, f"hub dataset {self.hub_id!r} split {role!r}")
-                for role, ds in raw.items()})
+            raw = data.load_hub_splits(
+                self.hub_id,
+                self.hub_config,
+                revision or self.hub_revision,
+                self.splits,
+                cache_dir,
+                self.local_hint(),
+            )
+            return datasets.DatasetDict(
+                {
+                    role: self.prepare_split(ds, role, f"hub dataset {self.hub_id!r} split {role!r}")
+                    for role, ds in raw.items()
+                }
+            )
         else:
-            raise data.DataError(f"Task {self.name!r} has no hub dataset; pass data_dir=... or "
-                                 "data_files={'train': ..., 'validation': ...} (CLI: --data-dir, "
-                                 "--train-file, --validation-file).")
-        return datasets.DatasetDict({
-            role: self.prepare_split(data.read_data_file(path, cache_dir), role, repr(str(path)))
-            for role, path in files.items()})
+            raise data.DataError(
+                f"Task {self.name!r} has no hub dataset; pass data_dir=... or "
+                "data_files={'train': ..., 'validation': ...} (CLI: --data-dir, "
+                "--train-file, --validation-file)."
+            )
+        return datasets.DatasetDict(
+            {
+                role: self.prepare_split(data.read_data_file(path, cache_dir), role, repr(str(path)))
+                for role, path in files.items()
+            }
+        )
 
     def local_hint(self) -> str:
         """How to give this task's data as local files, in the interface's terms."""
         train, dev = self.splits.get("train") or "train", self.splits.get("eval") or "validation"
         files = f"files named {train}.tsv / {dev}.tsv (or .csv, .jsonl, .parquet)"
-        return hint(f"data_dir='path/to/folder' with {files}, or train_file=... and "
-                    "validation_file=...",
-                    f"--data-dir PATH with {files}, or --train-file and --validation-file")
+        return hint(
+            f"data_dir='path/to/folder' with {files}, or train_file=... and validation_file=...",
+            f"--data-dir PATH with {files}, or --train-file and --validation-file",
+        )
 
     def prepare_split(self, ds: datasets.Dataset, role: str, source: str) -> datasets.Dataset:
         """Check columns, texts and labels; return the split with a numeric ``label`` column.
@@ -206,13 +231,20 @@ class Task:
                 f"{source} has no label column {self.label_column!r}; its columns are "
                 f"{ds.column_names}.{suggest(self.label_column, ds.column_names)} Add the labels "
                 f"(one of {list(self.labels)}) or rename the column (or choose it: label_column=... / "
-                "--label-column).")
+                "--label-column)."
+            )
         raw = ds[self.label_column]
         if role == "test" and all(v == -1 for v in raw):
             return ds.select_columns(keep)
-        values = data.encode_labels(raw, self.labels, self.problem_type,
-                                    column=self.label_column, source=source, task_name=self.name,
-                                    label_separator=self.label_separator)
+        values = data.encode_labels(
+            raw,
+            self.labels,
+            self.problem_type,
+            column=self.label_column,
+            source=source,
+            task_name=self.name,
+            label_separator=self.label_separator,
+        )
         return ds.select_columns(keep).add_column("label", values)
 
     @classmethod
@@ -246,58 +278,87 @@ class Task:
         from . import data
 
         if sum(x is not None for x in (data_files, data_dir, dataset)) != 1:
-            raise data.DataError("Task.from_data needs exactly one data source: data_files=..., "
-                                 "data_dir=... or dataset='org/name' (CLI: --train-file, "
-                                 "--data-dir or --dataset).")
+            raise data.DataError(
+                "Task.from_data needs exactly one data source: data_files=..., "
+                "data_dir=... or dataset='org/name' (CLI: --train-file, "
+                "--data-dir or --dataset)."
+            )
         splits = {"train": "train", "eval": "validation", "test": "test"}
         if dataset is not None:
             hint = "data_files={'train': 'train.csv', ...} or data_dir=...; CLI: --train-file/--data-dir."
-            train = data.load_hub_splits(dataset, dataset_config, revision, splits, cache_dir,
-                                         hint).get("train")
-            source, default_name = f"hub dataset {dataset!r}", dataset.split("/")[-1] + (
-                f"-{dataset_config}" if dataset_config else "")
+            train = data.load_hub_splits(dataset, dataset_config, revision, splits, cache_dir, hint).get(
+                "train"
+            )
+            source, default_name = (
+                f"hub dataset {dataset!r}",
+                dataset.split("/")[-1] + (f"-{dataset_config}" if dataset_config else ""),
+            )
             if train is None:
                 raise data.DataError(f"{source} has no 'train' split; it cannot be trained on.")
             described = source
         else:
             if data_files is not None:
                 # split_files takes one file as str or Path
-                files = data.split_files(data_files if isinstance(data_files, Mapping | Path)
-                                         else os.fspath(data_files), splits)
+                files = data.split_files(
+                    data_files if isinstance(data_files, Mapping | Path) else os.fspath(data_files), splits
+                )
             else:
                 assert data_dir is not None  # exactly one source was given, checked above
                 files = data.find_split_files(data_dir, splits)
             if "train" not in files:
-                raise data.DataError(f"No training file among {sorted(map(str, files.values()))}. "
-                                     "Pass train_file=... (CLI: --train-file).")
+                raise data.DataError(
+                    f"No training file among {sorted(map(str, files.values()))}. "
+                    "Pass train_file=... (CLI: --train-file)."
+                )
             path = files["train"]
             train, source = data.read_data_file(path, cache_dir), repr(str(path))
             described = repr(Path(path).name)  # the saved description travels: no local path
             # train.csv names nothing: its folder does
             generic = path.stem.lower() in sum(data.ROLE_ALIASES.values(), ())
-            default_name = (Path(data_dir).resolve().name if data_dir is not None else
-                            path.resolve().parent.name if generic else path.stem)
+            default_name = (
+                Path(data_dir).resolve().name
+                if data_dir is not None
+                else path.resolve().parent.name
+                if generic
+                else path.stem
+            )
         if isinstance(text_columns, str):
             text_columns = [c.strip() for c in text_columns.split(",")]
         columns, label_column = data.infer_columns(train, source, text_columns, label_column)
         missing = [c for c in columns if c not in train.column_names]
         if missing:
-            raise data.DataError(f"{source} has no column {missing[0]!r}; its columns are "
-                                 f"{train.column_names}.{suggest(missing[0], train.column_names)} "
-                                 "Choose the text column: text_columns=... (--text-column).")
-        inferred, kind = data.infer_labels(train[label_column], problem_type, label_separator,
-                                           source)
+            raise data.DataError(
+                f"{source} has no column {missing[0]!r}; its columns are "
+                f"{train.column_names}.{suggest(missing[0], train.column_names)} "
+                "Choose the text column: text_columns=... (--text-column)."
+            )
+        inferred, kind = data.infer_labels(train[label_column], problem_type, label_separator, source)
         labels = tuple(labels) if labels else inferred
         fields.setdefault("metrics", _DEFAULT_METRICS[kind])
         fields.setdefault("main_metric", fields["metrics"][0])
         fields.setdefault("greater_is_better", fields["main_metric"] != "mse")
-        task = cls(name=name or _task_name(default_name), hub_id=dataset, hub_config=dataset_config,
-                   hub_revision=revision, text_columns=tuple(columns), label_column=label_column,
-                   labels=labels, problem_type=kind, label_separator=label_separator,
-                   description=f"Inferred from {described}.", **fields)
-        logger.info("Task %r inferred from %s: text %s, label column %r, %s, labels %s.",
-                    task.name, source, list(task.text_columns), task.label_column,
-                    task.problem_type, list(task.labels) or "(a number)")
+        task = cls(
+            name=name or _task_name(default_name),
+            hub_id=dataset,
+            hub_config=dataset_config,
+            hub_revision=revision,
+            text_columns=tuple(columns),
+            label_column=label_column,
+            labels=labels,
+            problem_type=kind,
+            label_separator=label_separator,
+            description=f"Inferred from {described}.",
+            **fields,
+        )
+        logger.info(
+            "Task %r inferred from %s: text %s, label column %r, %s, labels %s.",
+            task.name,
+            source,
+            list(task.text_columns),
+            task.label_column,
+            task.problem_type,
+            list(task.labels) or "(a number)",
+        )
         return task
 
     def format_text(self, text: str) -> str:

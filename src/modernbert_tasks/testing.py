@@ -32,21 +32,72 @@ from typing import Any
 
 import pytest
 
-__all__ = ["build_tiny_modernbert", "make_sentiment_rows", "write_tsv", "POSITIVE", "NEGATIVE",
-           "NEUTRAL", "tiny_model_dir", "sentiment_dir", "run_cli", "CliResult", "FAST"]
+__all__ = [
+    "build_tiny_modernbert",
+    "make_sentiment_rows",
+    "write_tsv",
+    "POSITIVE",
+    "NEGATIVE",
+    "NEUTRAL",
+    "tiny_model_dir",
+    "sentiment_dir",
+    "run_cli",
+    "CliResult",
+    "FAST",
+]
 
 # Training arguments that make a tiny model learn `sentiment_dir` in seconds: one definition for
 # every test; a test that needs other values overrides them explicitly ({**FAST, ...}).
 FAST = {"learning_rate": 1e-3, "num_train_epochs": 2, "disable_tqdm": True, "report_to": "none"}
 
-POSITIVE = ["great", "wonderful", "brilliant", "delightful", "superb", "moving", "charming",
-            "excellent", "beautiful", "funny", "touching", "masterful"]
-NEGATIVE = ["awful", "boring", "dull", "terrible", "clumsy", "tedious", "bland", "painful",
-            "horrible", "lifeless", "mediocre", "dreadful"]
-NEUTRAL = ["the film", "this movie", "the story", "the acting", "the plot", "the ending",
-           "the script", "the cast", "the score", "the direction"]
-_TEMPLATES = ["{n} was {a}", "{n} is {a} and {b}", "i found {n} {a}", "{a} , {b} and long",
-              "what a {a} experience", "{n} felt {a} from start to finish"]
+POSITIVE = [
+    "great",
+    "wonderful",
+    "brilliant",
+    "delightful",
+    "superb",
+    "moving",
+    "charming",
+    "excellent",
+    "beautiful",
+    "funny",
+    "touching",
+    "masterful",
+]
+NEGATIVE = [
+    "awful",
+    "boring",
+    "dull",
+    "terrible",
+    "clumsy",
+    "tedious",
+    "bland",
+    "painful",
+    "horrible",
+    "lifeless",
+    "mediocre",
+    "dreadful",
+]
+NEUTRAL = [
+    "the film",
+    "this movie",
+    "the story",
+    "the acting",
+    "the plot",
+    "the ending",
+    "the script",
+    "the cast",
+    "the score",
+    "the direction",
+]
+_TEMPLATES = [
+    "{n} was {a}",
+    "{n} is {a} and {b}",
+    "i found {n} {a}",
+    "{a} , {b} and long",
+    "what a {a} experience",
+    "{n} felt {a} from start to finish",
+]
 
 
 def make_sentiment_rows(n: int, seed: int) -> list[tuple[str, int]]:
@@ -56,14 +107,12 @@ def make_sentiment_rows(n: int, seed: int) -> list[tuple[str, int]]:
     for _ in range(n):
         label = rng.randint(0, 1)
         words = POSITIVE if label else NEGATIVE
-        text = rng.choice(_TEMPLATES).format(n=rng.choice(NEUTRAL), a=rng.choice(words),
-                                             b=rng.choice(words))
+        text = rng.choice(_TEMPLATES).format(n=rng.choice(NEUTRAL), a=rng.choice(words), b=rng.choice(words))
         rows.append((text, label))
     return rows
 
 
-def write_tsv(path: str | os.PathLike, rows: Iterable[Sequence], header=("sentence", "label")
-              ) -> Path:
+def write_tsv(path: str | os.PathLike, rows: Iterable[Sequence], header=("sentence", "label")) -> Path:
     """A TSV file with a header line, unquoted (as GLUE ships its files)."""
     path = Path(path)
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -84,16 +133,29 @@ def _train_small_tokenizer(texts: list[str]):
     tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=512, special_tokens=special))
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
-        mask_token="[MASK]", unk_token="[UNK]", model_input_names=["input_ids", "attention_mask"])
+        tokenizer_object=tok,
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        mask_token="[MASK]",
+        unk_token="[UNK]",
+        model_input_names=["input_ids", "attention_mask"],
+    )
 
 
-def build_tiny_modernbert(path: str | os.PathLike, num_labels: int = 2, *,
-                          tokenizer: str | os.PathLike | None = None,
-                          texts: Sequence[str] | None = None, **config_overrides) -> Path:
+def build_tiny_modernbert(
+    path: str | os.PathLike,
+    num_labels: int = 2,
+    *,
+    tokenizer: str | os.PathLike | None = None,
+    texts: Sequence[str] | None = None,
+    **config_overrides,
+) -> Path:
     """Save a randomly initialised 2-layer, hidden-64 ModernBERT and its tokenizer to `path`.
 
     `tokenizer`: a tokenizer folder to use (e.g. ModernBERT's real one); by default a 512-token
@@ -109,12 +171,23 @@ def build_tiny_modernbert(path: str | os.PathLike, num_labels: int = 2, *,
         tok = _train_small_tokenizer(list(texts or [t for t, _ in make_sentiment_rows(2000, 0)]))
     # the config dataclass takes global_attn_every_n_layers and num_labels through **kwargs at runtime
     config = ModernBertConfig(  # type: ignore[call-arg]
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=512, local_attention=64,
-        global_attn_every_n_layers=2, pad_token_id=tok.pad_token_id,
-        cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id,
-        bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
-        classifier_pooling="mean", num_labels=num_labels, **config_overrides)
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        local_attention=64,
+        global_attn_every_n_layers=2,
+        pad_token_id=tok.pad_token_id,
+        cls_token_id=tok.cls_token_id,
+        sep_token_id=tok.sep_token_id,
+        bos_token_id=tok.cls_token_id,
+        eos_token_id=tok.sep_token_id,
+        classifier_pooling="mean",
+        num_labels=num_labels,
+        **config_overrides,
+    )
     torch.manual_seed(0)
     ModernBertForSequenceClassification(config).save_pretrained(path)
     tok.save_pretrained(path)
@@ -134,8 +207,7 @@ def _fresh_process_warning_filters() -> None:
     """Python's default filters, as a new interpreter has them (not pytest's)."""
     warnings.resetwarnings()
     warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
-    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
-                     ResourceWarning):
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
         warnings.filterwarnings("ignore", category=category)
 
 
@@ -178,6 +250,7 @@ def _process_state_restored(env: Mapping[str, str | None] | None, cwd) -> Iterat
     hub_offline = None
     if env and "HF_HUB_OFFLINE" in env and "huggingface_hub" in sys.modules:
         import huggingface_hub.constants as hub_constants  # read from the environment at import
+
         hub_offline = hub_constants.HF_HUB_OFFLINE
         hub_constants.HF_HUB_OFFLINE = env["HF_HUB_OFFLINE"] == "1"
     try:
@@ -207,11 +280,16 @@ def _process_state_restored(env: Mapping[str, str | None] | None, cwd) -> Iterat
         _progress_bars(restore=progress)
         if hub_offline is not None:
             import huggingface_hub.constants as hub_constants
+
             hub_constants.HF_HUB_OFFLINE = hub_offline
 
 
-def run_cli(*args: object, env: Mapping[str, str | None] | None = None, stdin: str | None = None,
-            cwd: str | os.PathLike | None = None) -> CliResult:
+def run_cli(
+    *args: object,
+    env: Mapping[str, str | None] | None = None,
+    stdin: str | None = None,
+    cwd: str | os.PathLike | None = None,
+) -> CliResult:
     """Run ``modernbert-tasks ARGS`` through `modernbert_tasks.cli.main` in this process, as a
     user's shell would run it: stdin from `stdin` (empty when None), stdout and stderr captured,
     argparse's exits (usage errors, ``--help``) turned into exit codes. `env` sets (or, with
@@ -224,9 +302,12 @@ def run_cli(*args: object, env: Mapping[str, str | None] | None = None, stdin: s
     out, err = io.StringIO(), io.StringIO()
     saved_streams = (sys.stdin, sys.stdout, sys.stderr)
     # the libraries' own handlers (transformers' warnings) write to this run's stderr
-    library_handlers = [h for name in ("transformers", "datasets", "huggingface_hub")
-                        for h in logging.getLogger(name).handlers
-                        if type(h) is logging.StreamHandler]
+    library_handlers = [
+        h
+        for name in ("transformers", "datasets", "huggingface_hub")
+        for h in logging.getLogger(name).handlers
+        if type(h) is logging.StreamHandler
+    ]
     handler_streams = [h.stream for h in library_handlers]
     with _process_state_restored(env, cwd):
         sys.stdin, sys.stdout, sys.stderr = io.StringIO(stdin or ""), out, err

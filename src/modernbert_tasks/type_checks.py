@@ -60,11 +60,12 @@ def matches_type(value: Any, hint: Any) -> bool:
         return isinstance(value, list | tuple) and all(matches_type(v, item) for v in value)
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         args = typing.get_args(hint)
-        return isinstance(value, Mapping) and (len(args) != 2 or all(
-            matches_type(k, args[0]) and matches_type(v, args[1]) for k, v in value.items()))
+        return isinstance(value, Mapping) and (
+            len(args) != 2
+            or all(matches_type(k, args[0]) and matches_type(v, args[1]) for k, v in value.items())
+        )
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return isinstance(value, hint) or (isinstance(value, str) and value in
-                                           {m.value for m in hint})
+        return isinstance(value, hint) or (isinstance(value, str) and value in {m.value for m in hint})
     if isinstance(hint, type):
         return isinstance(value, hint)
     return True  # an exotic hint we cannot check: TrainingArguments validates it
@@ -74,8 +75,7 @@ def coerce(value: Any, hint: Any) -> Any:
     """A string that parses as the field's number: YAML 1.1 reads `1e-4` as the string '1e-4'."""
     if not isinstance(value, str) or matches_type(value, hint):
         return value
-    arms = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) \
-        else (hint,)
+    arms = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     for kind in (int, float):
         if kind in arms:
             try:

@@ -100,8 +100,17 @@ class Manifest:
 
 
 # the definition keys a manifest must have; Task's other fields are optional there
-_DEFINITION_REQUIRED = ("name", "text_columns", "label_column", "labels", "problem_type",
-                        "metrics", "main_metric", "max_length", "text_prefix")
+_DEFINITION_REQUIRED = (
+    "name",
+    "text_columns",
+    "label_column",
+    "labels",
+    "problem_type",
+    "metrics",
+    "main_metric",
+    "max_length",
+    "text_prefix",
+)
 
 
 def _describe(hint: Any) -> str:
@@ -114,16 +123,20 @@ def _describe(hint: Any) -> str:
     if origin in (list, tuple):
         return f"a list of {_describe(args[0]).split(' ', 1)[-1]}s" if args else "a list"
     if origin is dict or hint is dict:
-        return (f"an object of {_describe(args[1]).split(' ', 1)[-1]}s"
-                if args and args[1] is not Any else "an object")
+        return (
+            f"an object of {_describe(args[1]).split(' ', 1)[-1]}s"
+            if args and args[1] is not Any
+            else "an object"
+        )
     if dataclasses.is_dataclass(hint):
         return "an object"
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     return names.get(hint, type_name(hint))
 
 
-def _problems(data: Mapping[str, Any], shape: Mapping[str, tuple[Any, bool]],
-              prefix: str = "") -> list[tuple[str, str]]:
+def _problems(
+    data: Mapping[str, Any], shape: Mapping[str, tuple[Any, bool]], prefix: str = ""
+) -> list[tuple[str, str]]:
     """(dotted field, what is wrong) for `data` against {field: (type hint, required)}."""
     found = []
     for name, (hint, required) in shape.items():
@@ -140,34 +153,39 @@ def _problems(data: Mapping[str, Any], shape: Mapping[str, tuple[Any, bool]],
             found.append((dotted, f"is {_short(data[name])}; expected {_describe(hint)}"))
     if prefix == "task." and isinstance(data.get("definition"), Mapping):
         task_hints = typing.get_type_hints(Task)
-        definition = {f.name: (task_hints[f.name], f.name in _DEFINITION_REQUIRED)
-                      for f in dataclasses.fields(Task)}
+        definition = {
+            f.name: (task_hints[f.name], f.name in _DEFINITION_REQUIRED) for f in dataclasses.fields(Task)
+        }
         found += _problems(data["definition"], definition, f"{prefix}definition.")
     return found
 
 
 def _shape_of(cls: type) -> dict[str, tuple[Any, bool]]:
     hints = typing.get_type_hints(cls)
-    return {f.name: (hints[f.name], f.default is dataclasses.MISSING)
-            for f in dataclasses.fields(cls)}
+    return {f.name: (hints[f.name], f.default is dataclasses.MISSING) for f in dataclasses.fields(cls)}
 
 
 def validate_manifest(manifest: Any, source: str = "manifest") -> dict[str, Any]:
     """Check the version and the schema; raise one `ManifestError` naming every bad field."""
     if not isinstance(manifest, dict):
-        raise ManifestError(f"{source} must hold a JSON object, got {type(manifest).__name__}. "
-                            "Re-save the model with modernbert-tasks, or delete the file to load "
-                            "the folder as a plain Hugging Face model.")
+        raise ManifestError(
+            f"{source} must hold a JSON object, got {type(manifest).__name__}. "
+            "Re-save the model with modernbert-tasks, or delete the file to load "
+            "the folder as a plain Hugging Face model."
+        )
     version: Any = manifest.get("manifest_version")  # JSON: checked below
     is_int = isinstance(version, int) and not isinstance(version, bool)
     if is_int and version > MANIFEST_VERSION:
         raise ManifestError(
             f"{source} has manifest_version {version}, written by a newer modernbert-tasks; this "
             f"version reads manifest_version {MANIFEST_VERSION}. Upgrade: "
-            "pip install -U modernbert-tasks.", ["manifest_version"])
+            "pip install -U modernbert-tasks.",
+            ["manifest_version"],
+        )
     if is_int and version < 1:
-        raise ManifestError(f"{source} has manifest_version {version}; expected "
-                            f"{MANIFEST_VERSION}.", ["manifest_version"])
+        raise ManifestError(
+            f"{source} has manifest_version {version}; expected {MANIFEST_VERSION}.", ["manifest_version"]
+        )
     problems = _problems(manifest, _shape_of(Manifest))
     if problems:
         lines = "; ".join(f"{name!r} {what}" for name, what in problems)
@@ -175,7 +193,8 @@ def validate_manifest(manifest: Any, source: str = "manifest") -> dict[str, Any]
             f"{source} is invalid: {lines}. Fix these fields (the schema is the Manifest "
             "dataclass in modernbert_tasks.artifacts.manifest), or re-save the model with "
             "modernbert-tasks.",
-            [name for name, _ in problems])
+            [name for name, _ in problems],
+        )
     return manifest
 
 
@@ -212,8 +231,7 @@ def _metric_value(value: Any) -> Any:
 def json_ready(value: Any) -> Any:
     """`value` as plain JSON: enums, paths and numpy scalars converted, NaN/inf as null (JSON
     has neither; Python's json would write them and other readers reject the file)."""
-    return json.loads(json.dumps(value, default=_json_default, allow_nan=True),
-                      parse_constant=lambda _: None)
+    return json.loads(json.dumps(value, default=_json_default, allow_nan=True), parse_constant=lambda _: None)
 
 
 def build_manifest(
@@ -272,8 +290,11 @@ def write_manifest(folder: str | Path, manifest: Mapping[str, Any]) -> Path:
 
 
 def _local_path(value: str) -> bool:
-    return os.path.isabs(value) or value.startswith(("./", "../", "~")) or (
-        os.sep in value and os.path.exists(value))
+    return (
+        os.path.isabs(value)
+        or value.startswith(("./", "../", "~"))
+        or (os.sep in value and os.path.exists(value))
+    )
 
 
 def _names_only(value: Any) -> Any:
@@ -305,12 +326,15 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        raise ManifestError(f"{source} is not UTF-8 text ({exc}). Re-save the model with "
-                            "modernbert-tasks.") from None
+        raise ManifestError(
+            f"{source} is not UTF-8 text ({exc}). Re-save the model with modernbert-tasks."
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ManifestError(f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column "
-                            f"{exc.colno}). Fix the file, or re-save the model with "
-                            "modernbert-tasks.") from None
+        raise ManifestError(
+            f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column "
+            f"{exc.colno}). Fix the file, or re-save the model with "
+            "modernbert-tasks."
+        ) from None
     return validate_manifest(manifest, source=source)
 
 
@@ -330,6 +354,8 @@ def task_from_manifest(manifest: Mapping[str, Any]) -> Task:
     try:
         return Task(**kwargs)
     except TaskDefinitionError as exc:
-        raise ManifestError(f"The manifest's task definition is invalid: {exc} Fix "
-                            "'task.definition' in the manifest, or re-save the model.",
-                            ["task.definition"]) from None
+        raise ManifestError(
+            f"The manifest's task definition is invalid: {exc} Fix "
+            "'task.definition' in the manifest, or re-save the model.",
+            ["task.definition"],
+        ) from None

@@ -23,8 +23,19 @@ __all__ = ["push_to_hub", "check_push", "PushPlan", "PublishError", "IGNORE_PATT
 
 # Never uploaded: pickles (save only safetensors), hidden files and staging folders
 # (.model.partial, .onnx.partial), editor and OS leftovers.
-IGNORE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", ".*", "**/.*",
-                   "**/.*/**", "__pycache__/**", "**/__pycache__/**"]
+IGNORE_PATTERNS = [
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.pkl",
+    "*.pickle",
+    "*.ckpt",
+    ".*",
+    "**/.*",
+    "**/.*/**",
+    "__pycache__/**",
+    "**/__pycache__/**",
+]
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.\-]{0,95}/)?[A-Za-z0-9][\w.\-]{0,95}$")
 
 
@@ -48,15 +59,19 @@ class PushPlan:
         return sum(size for _, size in self.files)
 
     def summary(self, dry_run: bool) -> str:
-        head = ("Dry run: would upload" if dry_run else "Uploaded")
-        lines = [f"{head} {len(self.files)} files ({_size(self.total_bytes)}) from "
-                 f"{self.folder} to {'private ' if self.private else ''}model repo "
-                 f"{self.repo_id}:"]
+        head = "Dry run: would upload" if dry_run else "Uploaded"
+        lines = [
+            f"{head} {len(self.files)} files ({_size(self.total_bytes)}) from "
+            f"{self.folder} to {'private ' if self.private else ''}model repo "
+            f"{self.repo_id}:"
+        ]
         width = max((len(name) for name, _ in self.files), default=0)
         lines += [f"  {name:<{width}}  {_size(size):>9}" for name, size in self.files]
         if self.card_generated:
-            lines.append("  (README.md is generated from the manifest"
-                         f"{' at upload' if dry_run else ''}: the folder had no model card)")
+            lines.append(
+                "  (README.md is generated from the manifest"
+                f"{' at upload' if dry_run else ''}: the folder had no model card)"
+            )
         if self.url:
             lines.append(f"Commit: {self.url}")
         return "\n".join(lines)
@@ -70,31 +85,43 @@ def _size(n: float) -> str:
     return f"{n} B"
 
 
-def check_push(repo_id: str, *, private: bool = False, token: str | None = None
-               ) -> dict[str, Any]:
+def check_push(repo_id: str, *, private: bool = False, token: str | None = None) -> dict[str, Any]:
     """Before training with push_to_hub=True: the repo id, a token and the Hub, all checked;
     returns push_to_hub's keyword arguments."""
     import huggingface_hub
     from huggingface_hub import constants
 
     if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id):
-        raise ConfigError(f"hub_model_id={repo_id!r} is not a Hub repo id; expected 'user/name' "
-                          "or 'org/name' (letters, digits, '-', '_', '.').")
+        raise ConfigError(
+            f"hub_model_id={repo_id!r} is not a Hub repo id; expected 'user/name' "
+            "or 'org/name' (letters, digits, '-', '_', '.')."
+        )
     if constants.HF_HUB_OFFLINE:
-        raise PublishError("push_to_hub=True, but HF_HUB_OFFLINE is set, so the model could not "
-                           "be uploaded after training. Unset it, or drop push_to_hub and push "
-                           "the saved folder later with `modernbert-tasks push`.")
+        raise PublishError(
+            "push_to_hub=True, but HF_HUB_OFFLINE is set, so the model could not "
+            "be uploaded after training. Unset it, or drop push_to_hub and push "
+            "the saved folder later with `modernbert-tasks push`."
+        )
     if not (token or huggingface_hub.get_token()):
-        raise PublishError("push_to_hub=True, but there is no Hugging Face token: log in with "
-                           "`hf auth login` or set HF_TOKEN before training (it needs write "
-                           f"access to {repo_id.split('/')[0]!r}).")
+        raise PublishError(
+            "push_to_hub=True, but there is no Hugging Face token: log in with "
+            "`hf auth login` or set HF_TOKEN before training (it needs write "
+            f"access to {repo_id.split('/')[0]!r})."
+        )
     _check_reachable(constants.ENDPOINT)
     return {"repo_id": repo_id, "private": private, "token": token}
 
 
-def push_to_hub(model_path: str | os.PathLike, repo_id: str, *, dry_run: bool = False,
-                private: bool = False, token: str | None = None,
-                commit_message: str | None = None, endpoint: str | None = None) -> PushPlan:
+def push_to_hub(
+    model_path: str | os.PathLike,
+    repo_id: str,
+    *,
+    dry_run: bool = False,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+    endpoint: str | None = None,
+) -> PushPlan:
     """Upload a saved model folder (weights, config, tokenizer, manifest, card, onnx/) to a
     Hub model repo, creating the repo if needed.
 
@@ -108,25 +135,36 @@ def push_to_hub(model_path: str | os.PathLike, repo_id: str, *, dry_run: bool = 
     """
     folder = _check_folder(model_path)
     if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id):
-        raise ConfigError(f"repo_id={repo_id!r} is not a Hub repo id; expected 'user/name' or "
-                          "'org/name' (letters, digits, '-', '_', '.').")
+        raise ConfigError(
+            f"repo_id={repo_id!r} is not a Hub repo id; expected 'user/name' or "
+            "'org/name' (letters, digits, '-', '_', '.')."
+        )
     card_missing = not (folder / "README.md").is_file()
-    plan = PushPlan(folder=folder, repo_id=repo_id, files=_planned_files(folder, card_missing),
-                    card_generated=card_missing, private=bool(private))
+    plan = PushPlan(
+        folder=folder,
+        repo_id=repo_id,
+        files=_planned_files(folder, card_missing),
+        card_generated=card_missing,
+        private=bool(private),
+    )
     if dry_run:
         return plan
     import huggingface_hub
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
-        raise PublishError("HF_HUB_OFFLINE is set, so nothing can be uploaded. Unset it (and "
-                           "connect to the network) to push, or use dry_run=True (CLI: "
-                           "--dry-run) to see what would be uploaded.")
+        raise PublishError(
+            "HF_HUB_OFFLINE is set, so nothing can be uploaded. Unset it (and "
+            "connect to the network) to push, or use dry_run=True (CLI: "
+            "--dry-run) to see what would be uploaded."
+        )
     token = token or huggingface_hub.get_token()
     if not token:
-        raise PublishError("No Hugging Face token: log in with `hf auth login`, set HF_TOKEN, "
-                           "or pass token=... (it needs write access to "
-                           f"{repo_id.split('/')[0]!r}).")
+        raise PublishError(
+            "No Hugging Face token: log in with `hf auth login`, set HF_TOKEN, "
+            "or pass token=... (it needs write access to "
+            f"{repo_id.split('/')[0]!r})."
+        )
     endpoint = endpoint or constants.ENDPOINT
     _check_reachable(endpoint)
     if card_missing:
@@ -139,14 +177,18 @@ def push_to_hub(model_path: str | os.PathLike, repo_id: str, *, dry_run: bool = 
     api = huggingface_hub.HfApi(endpoint=endpoint, token=token)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        info = api.create_commit(repo_id=repo_id, repo_type="model",
-                                 operations=_upload_operations(folder, plan.files),
-                                 commit_message=commit_message or "Upload model from "
-                                 "modernbert-tasks")
+        info = api.create_commit(
+            repo_id=repo_id,
+            repo_type="model",
+            operations=_upload_operations(folder, plan.files),
+            commit_message=commit_message or "Upload model from modernbert-tasks",
+        )
     except Exception as exc:
-        raise PublishError(f"Uploading {folder} to {repo_id!r} failed: {type(exc).__name__}: "
-                           f"{' '.join(str(exc).split())[:400]}. Check that the token can write "
-                           "to that namespace and that the network is up.") from None
+        raise PublishError(
+            f"Uploading {folder} to {repo_id!r} failed: {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:400]}. Check that the token can write "
+            "to that namespace and that the network is up."
+        ) from None
     plan.url = getattr(info, "commit_url", None) or str(info)
     return plan
 
@@ -156,8 +198,10 @@ def _check_folder(model_path: Any) -> Path:
         raise ConfigError(f"model_path={model_path!r}; expected the path of a saved model folder.")
     folder = Path(model_path).expanduser()
     if not folder.is_dir():
-        raise ModelLoadError(f"Model folder {str(folder)!r} does not exist. Pass the folder "
-                             "fine_tune saved the model to (FineTuneResult.model_path).")
+        raise ModelLoadError(
+            f"Model folder {str(folder)!r} does not exist. Pass the folder "
+            "fine_tune saved the model to (FineTuneResult.model_path)."
+        )
     from .manifest import MANIFEST_NAME, read_manifest
     from .saving import SAFE_WEIGHTS
 
@@ -165,9 +209,11 @@ def _check_folder(model_path: Any) -> Path:
     if not any((folder / n).is_file() for n in SAFE_WEIGHTS):
         missing.append("model.safetensors")
     if missing:
-        raise ModelLoadError(f"{str(folder)!r} is not a complete saved model: it lacks "
-                             f"{', '.join(missing)}. Push the folder fine_tune wrote (it has the "
-                             "weights, config, tokenizer, manifest and model card).")
+        raise ModelLoadError(
+            f"{str(folder)!r} is not a complete saved model: it lacks "
+            f"{', '.join(missing)}. Push the folder fine_tune wrote (it has the "
+            "weights, config, tokenizer, manifest and model card)."
+        )
     read_manifest(folder)  # a damaged manifest fails here, before anything is uploaded
     return folder
 
@@ -177,8 +223,9 @@ def _planned_files(folder: Path, card_missing: bool) -> list[tuple[str, int]]:
     from huggingface_hub.utils import filter_repo_objects
     from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
 
-    found = {p.relative_to(folder).as_posix(): p.stat().st_size
-             for p in sorted(folder.glob("**/*")) if p.is_file()}
+    found = {
+        p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.glob("**/*")) if p.is_file()
+    }
     kept = filter_repo_objects(found, ignore_patterns=IGNORE_PATTERNS + DEFAULT_IGNORE_PATTERNS)
     files = [(name, found[name]) for name in kept]
     if card_missing:
@@ -218,12 +265,12 @@ def _check_reachable(endpoint: str) -> None:
     from ..hub import probe
 
     if not urlparse(endpoint).hostname:
-        raise ConfigError(f"Hub endpoint {endpoint!r} is not a URL; expected e.g. "
-                          "https://huggingface.co.")
+        raise ConfigError(f"Hub endpoint {endpoint!r} is not a URL; expected e.g. https://huggingface.co.")
     reachable, why = probe(endpoint)
     if not reachable:
         raise PublishError(
             f"Cannot reach the Hugging Face Hub ({why}), so nothing was uploaded. Connect to "
             "the network (or set HF_ENDPOINT to a reachable Hub mirror) and run the push "
             "again; dry_run=True (CLI: --dry-run) shows what would be uploaded without a "
-            "network.")
+            "network."
+        )

@@ -18,14 +18,20 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["FILTERS", "RANKED_BY", "LabelIssues", "require_cleanlab", "find_issues",
-           "write_noise_plot"]
+__all__ = ["FILTERS", "RANKED_BY", "LabelIssues", "require_cleanlab", "find_issues", "write_noise_plot"]
 
 logger = logging.getLogger("modernbert_tasks")
 
 # cleanlab.filter.find_label_issues(filter_by=...): which rows count as issues
-FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
-           "predicted_neq_given", "low_normalized_margin", "low_self_confidence")
+FILTERS = (
+    "prune_by_noise_rate",
+    "prune_by_class",
+    "both",
+    "confident_learning",
+    "predicted_neq_given",
+    "low_normalized_margin",
+    "low_self_confidence",
+)
 RANKED_BY = "self_confidence"  # worst first: the lowest probability of the given label
 INSTALL_HINT = "pip install 'modernbert-tasks[audit]' (or: pip install 'cleanlab>=2.9')"
 
@@ -35,8 +41,9 @@ def require_cleanlab() -> None:
     try:
         import cleanlab  # noqa: F401
     except ImportError:
-        raise ConfigError(f"The label audit needs cleanlab, which is not installed: "
-                          f"{INSTALL_HINT}.") from None
+        raise ConfigError(
+            f"The label audit needs cleanlab, which is not installed: {INSTALL_HINT}."
+        ) from None
 
 
 @dataclass
@@ -62,14 +69,20 @@ class LabelIssues:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def find_issues(labels: Sequence[Any], probabilities: np.ndarray, names: Sequence[str],
-                multi_label: bool, filter_by: str = "prune_by_noise_rate") -> LabelIssues:
+def find_issues(
+    labels: Sequence[Any],
+    probabilities: np.ndarray,
+    names: Sequence[str],
+    multi_label: bool,
+    filter_by: str = "prune_by_noise_rate",
+) -> LabelIssues:
     """`labels`: class ids (single-label) or multi-hot rows (multi-label); `probabilities`:
     the out-of-sample probabilities, one row per training row."""
     require_cleanlab()
     if filter_by not in FILTERS:
-        raise ConfigError(f"filter_by={filter_by!r} is not a cleanlab filter; expected one of "
-                          f"{', '.join(FILTERS)}.")
+        raise ConfigError(
+            f"filter_by={filter_by!r} is not a cleanlab filter; expected one of {', '.join(FILTERS)}."
+        )
     import cleanlab.count
     import cleanlab.filter
 
@@ -81,7 +94,8 @@ def find_issues(labels: Sequence[Any], probabilities: np.ndarray, names: Sequenc
     probs = np.clip(probs, 1e-12, 1.0)
     probs = probs / probs.sum(axis=1, keepdims=True)
     ranked = cleanlab.filter.find_label_issues(
-        given, probs, filter_by=filter_by, return_indices_ranked_by=RANKED_BY)
+        given, probs, filter_by=filter_by, return_indices_ranked_by=RANKED_BY
+    )
     given_p = probs[np.arange(len(given)), given]
     joint_counts = cleanlab.count.compute_confident_joint(given, probs)
     _, noise_matrix, _ = cleanlab.count.estimate_latent(joint_counts, given)
@@ -91,15 +105,20 @@ def find_issues(labels: Sequence[Any], probabilities: np.ndarray, names: Sequenc
         row = joint[k].sum()
         noise_rate[name] = float(1 - joint[k, k] / row) if row > 0 else 0.0
     return LabelIssues(
-        ranked=[int(i) for i in ranked], quality=given_p, given_probability=given_p,
-        suggested=[[int(k)] for k in probs.argmax(axis=1)], noise_rate=noise_rate,
+        ranked=[int(i) for i in ranked],
+        quality=given_p,
+        given_probability=given_p,
+        suggested=[[int(k)] for k in probs.argmax(axis=1)],
+        noise_rate=noise_rate,
         confident_joint=joint_counts.astype(int).tolist(),
         noise_matrix=np.asarray(noise_matrix, dtype=float).T.round(4).tolist(),
-        filter_by=filter_by)
+        filter_by=filter_by,
+    )
 
 
-def _multi_label(multi_hot: np.ndarray, probs: np.ndarray, names: Sequence[str],
-                 filter_by: str) -> LabelIssues:
+def _multi_label(
+    multi_hot: np.ndarray, probs: np.ndarray, names: Sequence[str], filter_by: str
+) -> LabelIssues:
     import cleanlab.count
     import cleanlab.multilabel_classification as mlc
     import cleanlab.multilabel_classification.filter as mlc_filter
@@ -107,7 +126,8 @@ def _multi_label(multi_hot: np.ndarray, probs: np.ndarray, names: Sequence[str],
     given = [[int(k) for k in np.flatnonzero(row > 0.5)] for row in multi_hot]
     probs = np.clip(probs, 1e-6, 1 - 1e-6)
     ranked = mlc_filter.find_label_issues(
-        given, probs, filter_by=filter_by, return_indices_ranked_by=RANKED_BY)
+        given, probs, filter_by=filter_by, return_indices_ranked_by=RANKED_BY
+    )
     quality = mlc.get_label_quality_scores(given, probs)
     state_p = np.where(multi_hot > 0.5, probs, 1 - probs)  # probability of each given state
     joint_counts = cleanlab.count.compute_confident_joint(given, probs, multi_label=True)
@@ -117,11 +137,15 @@ def _multi_label(multi_hot: np.ndarray, probs: np.ndarray, names: Sequence[str],
         total = counts.sum()
         noise_rate[name] = float((counts[0, 1] + counts[1, 0]) / total) if total else 0.0
     return LabelIssues(
-        ranked=[int(i) for i in ranked], quality=np.asarray(quality),
+        ranked=[int(i) for i in ranked],
+        quality=np.asarray(quality),
         given_probability=state_p.min(axis=1),
         suggested=[[int(k) for k in np.flatnonzero(row > 0.5)] for row in probs],
-        noise_rate=noise_rate, confident_joint=np.asarray(joint_counts).astype(int).tolist(),
-        noise_matrix=None, filter_by=filter_by)
+        noise_rate=noise_rate,
+        confident_joint=np.asarray(joint_counts).astype(int).tolist(),
+        noise_matrix=None,
+        filter_by=filter_by,
+    )
 
 
 def write_noise_plot(issues: LabelIssues, names: Sequence[str], path: Path) -> Path | None:
@@ -148,8 +172,15 @@ def write_noise_plot(issues: LabelIssues, names: Sequence[str], path: Path) -> P
             ax.set_title("Estimated noise matrix P(given | true)")
             for i in range(len(names)):
                 for j in range(len(names)):
-                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center",
-                            color="white" if matrix[i, j] > 0.5 else "black", fontsize=8)
+                    ax.text(
+                        j,
+                        i,
+                        f"{matrix[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        color="white" if matrix[i, j] > 0.5 else "black",
+                        fontsize=8,
+                    )
             fig.colorbar(image, ax=ax, fraction=0.046)
         else:
             rates = [issues.noise_rate[n] for n in names]

@@ -57,12 +57,18 @@ PLAN_FILE = "audit_plan.json"  # what the folder's folds were made from (resume 
 PLOT_FILE = "noise_matrix.png"
 HELD_OUT_FILE = "held_out_rows.csv"  # a fold's rows: excluded from its training
 PREDICTIONS_FILE = "held_out_predictions.json"  # a fold's output: its presence = fold done
-ISSUE_COLUMNS = (ROW_COLUMN, TEXT_COLUMN, "given_label", "suggested_label",
-                 "given_label_probability", "quality")
+ISSUE_COLUMNS = (
+    ROW_COLUMN,
+    TEXT_COLUMN,
+    "given_label",
+    "suggested_label",
+    "given_label_probability",
+    "quality",
+)
 # fine_tune options the audit sets itself, or that would make the folds read other rows
 REFUSED = {
     "max_train_samples": "the audit reads every training row; to audit a subset, write those "
-                         "rows to a file and pass it as train_file",
+    "rows to a file and pass it as train_file",
     "exclude_rows": "the audit excludes each fold's own rows; drop exclude_rows",
     "exclude_top": "the audit excludes each fold's own rows; drop exclude_top",
     "seeds": "one seed per audit: pass seed=N",
@@ -133,23 +139,30 @@ def audit(
     """
     require_cleanlab()  # before any training
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ConfigError(f"folds={folds!r} must be an integer >= 2 (each fold's model trains "
-                          "on the other folds), e.g. folds=5.")
+        raise ConfigError(
+            f"folds={folds!r} must be an integer >= 2 (each fold's model trains "
+            "on the other folds), e.g. folds=5."
+        )
     for name, why in REFUSED.items():
         if args.get(name) not in (None, False):
             raise ConfigError(f"audit does not take {name}={args[name]!r}: {why}.")
     resume, overwrite = args.pop("resume", False), bool(args.pop("overwrite", False))
     if resume not in (False, True):
-        raise ConfigError(f"resume={resume!r}: an audit resumes its own folder; pass "
-                          "resume=True (CLI: --resume).")
+        raise ConfigError(
+            f"resume={resume!r}: an audit resumes its own folder; pass resume=True (CLI: --resume)."
+        )
     if resume and overwrite:
-        raise ConfigError("resume=True and overwrite=True contradict each other: resume "
-                          "continues the earlier audit, overwrite deletes it. Pass one.")
+        raise ConfigError(
+            "resume=True and overwrite=True contradict each other: resume "
+            "continues the earlier audit, overwrite deletes it. Pass one."
+        )
     task, _, args = resolve_task(task, args)
     if task.problem_type == "regression":
-        raise ConfigError(f"Task {task.name!r} is a regression task: the label audit supports "
-                          "single-label and multi-label classification only (cleanlab's label "
-                          "issues need classes).")
+        raise ConfigError(
+            f"Task {task.name!r} is a regression task: the label audit supports "
+            "single-label and multi-label classification only (cleanlab's label "
+            "issues need classes)."
+        )
     args.setdefault("validation_fraction", 0.0)
     opts = resolve_options(task, args).options  # every option checked before anything runs
     out = Path(output_dir) if output_dir is not None else DEFAULT_AUDIT_DIR
@@ -161,9 +174,15 @@ def audit(
     inputs = list(zip(*columns, strict=True)) if len(columns) == 2 else list(columns[0])
     given = list(train["label"])
     assignment = _assign_folds(given, task, folds, opts.seed, multi_label)
-    plan = {"task": task.name, "rows": len(train), "folds": folds, "seed": opts.seed,
-            "model": _model_id(model_name), "data": _fingerprint(texts, given),
-            "options": _plain(args)}
+    plan = {
+        "task": task.name,
+        "rows": len(train),
+        "folds": folds,
+        "seed": opts.seed,
+        "model": _model_id(model_name),
+        "data": _fingerprint(texts, given),
+        "options": _plain(args),
+    }
 
     from ..training.locking import run_lock
 
@@ -175,11 +194,18 @@ def audit(
             rows = [i for i in range(len(train)) if assignment[i] == k]
             fold_dir = out / f"fold-{k + 1}"
             if k in done:
-                logger.info("Audit fold %d/%d: done earlier (%s), skipped.", k + 1, folds,
-                            fold_dir / PREDICTIONS_FILE)
+                logger.info(
+                    "Audit fold %d/%d: done earlier (%s), skipped.", k + 1, folds, fold_dir / PREDICTIONS_FILE
+                )
             else:
-                logger.info("Audit fold %d/%d: training on %d rows, predicting %d held-out rows "
-                            "(%s).", k + 1, folds, len(train) - len(rows), len(rows), fold_dir)
+                logger.info(
+                    "Audit fold %d/%d: training on %d rows, predicting %d held-out rows (%s).",
+                    k + 1,
+                    folds,
+                    len(train) - len(rows),
+                    len(rows),
+                    fold_dir,
+                )
                 _run_fold(task, model_name, fold_dir, rows, texts, inputs, args, resume)
                 trained += 1
             saved = json.loads((fold_dir / PREDICTIONS_FILE).read_text(encoding="utf-8"))
@@ -191,29 +217,44 @@ def audit(
         plot_file = write_noise_plot(issues, labels, out / PLOT_FILE)
         cleaned = _write_cleaned(task, opts, out, issues.ranked) if write_cleaned else None
     return AuditResult(
-        output_dir=out, rows=len(train), folds=folds, labels=labels,
-        problem_type=task.problem_type, probabilities=probabilities, given=given,
-        flagged=issues.ranked, quality=issues.quality, noise_rate=issues.noise_rate,
-        confident_joint=issues.confident_joint, noise_matrix=issues.noise_matrix,
-        issues_file=issues_file, summary_file=summary_file, plot_file=plot_file,
-        cleaned_file=cleaned, folds_run=trained)
+        output_dir=out,
+        rows=len(train),
+        folds=folds,
+        labels=labels,
+        problem_type=task.problem_type,
+        probabilities=probabilities,
+        given=given,
+        flagged=issues.ranked,
+        quality=issues.quality,
+        noise_rate=issues.noise_rate,
+        confident_joint=issues.confident_joint,
+        noise_matrix=issues.noise_matrix,
+        issues_file=issues_file,
+        summary_file=summary_file,
+        plot_file=plot_file,
+        cleaned_file=cleaned,
+        folds_run=trained,
+    )
 
 
 # --- data and folds ---------------------------------------------------------------------------
 def _training_split(task: Task, opts: Any):
     values = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
     splits = task.load_dataset(
-        data_dir=opts.data_dir and os.fspath(opts.data_dir), data_files=data_files_of(values),
-        cache_dir=opts.cache_dir and os.fspath(opts.cache_dir), revision=opts.data_revision)
+        data_dir=opts.data_dir and os.fspath(opts.data_dir),
+        data_files=data_files_of(values),
+        cache_dir=opts.cache_dir and os.fspath(opts.cache_dir),
+        revision=opts.data_revision,
+    )
     if "train" not in splits:
-        raise DataError(f"Task {task.name!r}: the data has no training split to audit (found "
-                        f"{sorted(splits)}). Pass " + hint("train_file=...", "--train-file FILE")
-                        + ".")
+        raise DataError(
+            f"Task {task.name!r}: the data has no training split to audit (found "
+            f"{sorted(splits)}). Pass " + hint("train_file=...", "--train-file FILE") + "."
+        )
     return splits["train"]
 
 
-def _assign_folds(given: list[Any], task: Task, folds: int, seed: int, multi_label: bool
-                  ) -> np.ndarray:
+def _assign_folds(given: list[Any], task: Task, folds: int, seed: int, multi_label: bool) -> np.ndarray:
     """Each row's fold: stratified by label (single-label), shuffled and seeded."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -224,19 +265,26 @@ def _assign_folds(given: list[Any], task: Task, folds: int, seed: int, multi_lab
         counts = Counter(given)
     if len(counts) < 2:
         only = names[next(iter(counts))] if counts else None
-        raise DataError(f"The training data has a single label ({only!r}, all {len(given)} "
-                        "rows): there is nothing to tell apart, so no label can be doubted. "
-                        "Audit data with at least two labels.")
+        raise DataError(
+            f"The training data has a single label ({only!r}, all {len(given)} "
+            "rows): there is nothing to tell apart, so no label can be doubted. "
+            "Audit data with at least two labels."
+        )
     few = {names[k]: n for k, n in sorted(counts.items()) if n < folds}
     if few:
         shown = ", ".join(f"{name!r} has {n} row{'s' * (n != 1)}" for name, n in few.items())
-        raise DataError(f"Too few rows per label for {folds} folds: {shown}; every label needs "
-                        f"at least {folds} (one per fold). Pass fewer folds (folds="
-                        f"{max(2, min(few.values()))} if that is at least 2), add rows, or "
-                        "merge the rare labels.")
+        raise DataError(
+            f"Too few rows per label for {folds} folds: {shown}; every label needs "
+            f"at least {folds} (one per fold). Pass fewer folds (folds="
+            f"{max(2, min(few.values()))} if that is at least 2), add rows, or "
+            "merge the rare labels."
+        )
     assignment = np.empty(len(given), dtype=np.int64)
-    splitter = (KFold(folds, shuffle=True, random_state=seed) if multi_label
-                else StratifiedKFold(folds, shuffle=True, random_state=seed))
+    splitter = (
+        KFold(folds, shuffle=True, random_state=seed)
+        if multi_label
+        else StratifiedKFold(folds, shuffle=True, random_state=seed)
+    )
     stratify = None if multi_label else given
     for k, (_, held) in enumerate(splitter.split(np.zeros(len(given)), stratify)):
         assignment[held] = k
@@ -254,10 +302,23 @@ def _fingerprint(texts: list[str], given: list[Any]) -> str:
 # data lies (its content is compared through the plan's "data" fingerprint; the seed through
 # the plan's "seed"): free to differ
 # when resuming
-_NOT_LEARNING = ("seed", "train_file", "data_dir", "data_files", "report_to", "disable_tqdm",
-                 "logging_dir", "logging_steps", "logging_strategy",
-                 "logging_first_step", "callbacks", "cache_dir", "save_total_limit",
-                 "dataloader_num_workers", "use_cpu")
+_NOT_LEARNING = (
+    "seed",
+    "train_file",
+    "data_dir",
+    "data_files",
+    "report_to",
+    "disable_tqdm",
+    "logging_dir",
+    "logging_steps",
+    "logging_strategy",
+    "logging_first_step",
+    "callbacks",
+    "cache_dir",
+    "save_total_limit",
+    "dataloader_num_workers",
+    "use_cpu",
+)
 
 
 def _model_id(model_name: Any) -> str:
@@ -269,8 +330,11 @@ def _model_id(model_name: Any) -> str:
 def _plain(args: dict[str, Any]) -> dict[str, Any]:
     """The options that shape what the folds learn, as JSON, for comparing an earlier audit's
     plan (a one-item list reads as its item: --report-to none is ['none'])."""
-    kept = {k: v[0] if isinstance(v, list | tuple) and len(v) == 1 else v
-            for k, v in sorted(args.items()) if k not in _NOT_LEARNING}
+    kept = {
+        k: v[0] if isinstance(v, list | tuple) and len(v) == 1 else v
+        for k, v in sorted(args.items())
+        if k not in _NOT_LEARNING
+    }
     return json.loads(json.dumps(kept, default=str))
 
 
@@ -283,9 +347,11 @@ def _check_folder(out: Path, plan: dict[str, Any], resume: bool, overwrite: bool
     foreign = [p.name for p in checkpoint_folders(out)][-2:]
     foreign += ["model/"] if (out / "model").is_dir() else []
     if foreign:
-        raise ConfigError(f"output_dir {where!r} holds a training run ({', '.join(foreign)}), "
-                          "not an audit. Pass another output_dir for the audit, e.g. "
-                          "output_dir='runs/audit' (CLI: --output-dir runs/audit).")
+        raise ConfigError(
+            f"output_dir {where!r} holds a training run ({', '.join(foreign)}), "
+            "not an audit. Pass another output_dir for the audit, e.g. "
+            "output_dir='runs/audit' (CLI: --output-dir runs/audit)."
+        )
     earlier_plan = out / PLAN_FILE
     fold_dirs = sorted(out.glob("fold-*"))
     if earlier_plan.is_file() or fold_dirs:
@@ -299,41 +365,54 @@ def _check_folder(out: Path, plan: dict[str, Any], resume: bool, overwrite: bool
             earlier = _read_json(earlier_plan)
             differs = [k for k in plan if k != "options" and earlier.get(k) != plan[k]]
             before, now = _plain(earlier.get("options") or {}), plan["options"]
-            differs += [f"{k} ({before.get(k)!r} then, {now.get(k)!r} now)"
-                        for k in sorted(before.keys() | now.keys()) if before.get(k) != now.get(k)]
-            done = {k for k in range(plan["folds"])
-                    if (out / f"fold-{k + 1}" / PREDICTIONS_FILE).is_file()}
+            differs += [
+                f"{k} ({before.get(k)!r} then, {now.get(k)!r} now)"
+                for k in sorted(before.keys() | now.keys())
+                if before.get(k) != now.get(k)
+            ]
+            done = {k for k in range(plan["folds"]) if (out / f"fold-{k + 1}" / PREDICTIONS_FILE).is_file()}
             if not resume:
                 raise ConfigError(
                     f"output_dir {where!r} holds an earlier audit ({len(done)} of "
                     f"{earlier.get('folds', '?')} folds done). Pass resume=True to continue it "
                     "(CLI: --resume), overwrite=True to delete it and start over (CLI: "
-                    "--overwrite), or another output_dir.")
+                    "--overwrite), or another output_dir."
+                )
             if differs:
                 raise ConfigError(
                     f"output_dir {where!r} holds an audit of other data or settings (differs in: "
                     f"{', '.join(differs)}), which resume=True cannot continue. Pass "
                     "overwrite=True to delete it and start over (CLI: --overwrite), or another "
-                    "output_dir.")
+                    "output_dir."
+                )
             return done
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / PLAN_FILE, plan)
     return set()
 
 
-def _run_fold(task: Task, model_name: Any, fold_dir: Path, rows: list[int], texts: list[str],
-              inputs: list[Any], args: dict[str, Any], resume: bool) -> None:
+def _run_fold(
+    task: Task,
+    model_name: Any,
+    fold_dir: Path,
+    rows: list[int],
+    texts: list[str],
+    inputs: list[Any],
+    args: dict[str, Any],
+    resume: bool,
+) -> None:
     from ..inference.loading import load_finetuned
     from ..training.engine import fine_tune
 
     fold_dir.mkdir(parents=True, exist_ok=True)
-    held_out = write_row_file(fold_dir / HELD_OUT_FILE,
-                              [{ROW_COLUMN: i, TEXT_COLUMN: texts[i]} for i in rows],
-                              (ROW_COLUMN, TEXT_COLUMN))
+    held_out = write_row_file(
+        fold_dir / HELD_OUT_FILE,
+        [{ROW_COLUMN: i, TEXT_COLUMN: texts[i]} for i in rows],
+        (ROW_COLUMN, TEXT_COLUMN),
+    )
     model = fold_dir / "model"
     if not (model / "modernbert_tasks.json").is_file():
-        fine_tune(task, model_name, fold_dir, exclude_rows=held_out,
-                  resume=resume, **args)
+        fine_tune(task, model_name, fold_dir, exclude_rows=held_out, resume=resume, **args)
     predictor = load_finetuned(model)
     predictor.warn_truncation = False
     predicted = predictor.predict([inputs[i] for i in rows], show_progress=False)
@@ -353,35 +432,52 @@ def _label_text(value: Any, labels: list[str], multi_label: bool) -> str:
     return labels[int(value)]
 
 
-def _write_issues(path: Path, issues: LabelIssues, texts: list[str], given: list[Any],
-                  labels: list[str], multi_label: bool) -> Path:
+def _write_issues(
+    path: Path, issues: LabelIssues, texts: list[str], given: list[Any], labels: list[str], multi_label: bool
+) -> Path:
     rows = []
     for i in issues.ranked:
         suggested = issues.suggested[i]
-        rows.append({
-            ROW_COLUMN: i, TEXT_COLUMN: texts[i],
-            "given_label": _label_text(given[i], labels, multi_label),
-            "suggested_label": ",".join(labels[k] for k in suggested),
-            "given_label_probability": f"{issues.given_probability[i]:.4f}",
-            "quality": f"{issues.quality[i]:.4f}"})
+        rows.append(
+            {
+                ROW_COLUMN: i,
+                TEXT_COLUMN: texts[i],
+                "given_label": _label_text(given[i], labels, multi_label),
+                "suggested_label": ",".join(labels[k] for k in suggested),
+                "given_label_probability": f"{issues.given_probability[i]:.4f}",
+                "quality": f"{issues.quality[i]:.4f}",
+            }
+        )
     return write_row_file(path, rows, ISSUE_COLUMNS)
 
 
-def _write_summary(path: Path, plan: dict[str, Any], issues: LabelIssues, labels: list[str],
-                   task: Task) -> Path:
+def _write_summary(
+    path: Path, plan: dict[str, Any], issues: LabelIssues, labels: list[str], task: Task
+) -> Path:
     summary = {
-        "task": task.name, "problem_type": task.problem_type, "rows": plan["rows"],
-        "folds": plan["folds"], "seed": plan["seed"], "labels": labels,
+        "task": task.name,
+        "problem_type": task.problem_type,
+        "rows": plan["rows"],
+        "folds": plan["folds"],
+        "seed": plan["seed"],
+        "labels": labels,
         "flagged": len(issues.ranked),
-        "method": {"filter_by": issues.filter_by, "ranked_by": "self_confidence",
-                   "cleanlab": _cleanlab_version()},
+        "method": {
+            "filter_by": issues.filter_by,
+            "ranked_by": "self_confidence",
+            "cleanlab": _cleanlab_version(),
+        },
         "noise_rate": {k: round(v, 4) for k, v in issues.noise_rate.items()},
         "confident_joint": issues.confident_joint,
-        "confident_joint_axes": ("[given label][likely true label]" if issues.noise_matrix
-                                 is not None else "[label][given 0/1][likely true 0/1]"),
+        "confident_joint_axes": (
+            "[given label][likely true label]"
+            if issues.noise_matrix is not None
+            else "[label][given 0/1][likely true 0/1]"
+        ),
         "noise_matrix": issues.noise_matrix,
         "noise_matrix_axes": "[true label][given label]: P(given | true)"
-                             if issues.noise_matrix is not None else None,
+        if issues.noise_matrix is not None
+        else None,
         "issues_file": ISSUES_FILE,
     }
     _write_json(path, summary)
@@ -398,10 +494,12 @@ def _write_cleaned(task: Task, opts: Any, out: Path, flagged: list[int]) -> Path
     if source is None and opts.data_dir:
         source = find_split_files(opts.data_dir, task.splits).get("train")
     if source is None:
-        raise ConfigError("write_cleaned=True copies a local training file, and this data comes "
-                          "from the hub. Train with " + hint(
-                              "exclude_rows='runs/audit/label_issues.csv'",
-                              "--exclude-rows runs/audit/label_issues.csv") + " instead.")
+        raise ConfigError(
+            "write_cleaned=True copies a local training file, and this data comes "
+            "from the hub. Train with "
+            + hint("exclude_rows='runs/audit/label_issues.csv'", "--exclude-rows runs/audit/label_issues.csv")
+            + " instead."
+        )
     source = Path(source)
     raw = read_data_file(source, opts.cache_dir and os.fspath(opts.cache_dir))
     doomed = set(flagged)
@@ -412,22 +510,22 @@ def _write_cleaned(task: Task, opts: Any, out: Path, flagged: list[int]) -> Path
         tab = ext == ".tsv"
         with open(target, "w", newline="", encoding="utf-8") as fh:
             if tab:  # GLUE-style TSV: no quoting at all, as read_data_file reads it
-                writer = csv.writer(fh, delimiter="\t", lineterminator="\n",
-                                    quoting=csv.QUOTE_NONE, quotechar=None)
+                writer = csv.writer(
+                    fh, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, quotechar=None
+                )
             else:
-                writer = csv.writer(fh, delimiter=",", lineterminator="\n",
-                                    quoting=csv.QUOTE_MINIMAL)
+                writer = csv.writer(fh, delimiter=",", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
             writer.writerow(kept.column_names)
             for record in kept:
-                writer.writerow(["" if record[c] is None else record[c]
-                                 for c in kept.column_names])
+                writer.writerow(["" if record[c] is None else record[c] for c in kept.column_names])
     elif ext == ".parquet":
         kept.to_parquet(os.fspath(target))
     else:  # .json / .jsonl: one object a line
         target = target.with_suffix(".jsonl")
         kept.to_json(os.fspath(target), lines=True, force_ascii=False)
-    logger.info("Wrote %s: %d of %d rows (the %d flagged rows removed).", target, len(kept),
-                len(raw), len(doomed))
+    logger.info(
+        "Wrote %s: %d of %d rows (the %d flagged rows removed).", target, len(kept), len(raw), len(doomed)
+    )
     return target
 
 

@@ -42,8 +42,18 @@ from .train import TRAIN_EPILOG, format_train_summary  # noqa: F401
 # tests run their examples), the flag tables, and helpers imported from `modernbert_tasks.cli`.
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
-COMMANDS = ("train", "search", "audit", "evaluate", "predict", "export", "push", "options", "tasks",
-            "plugins")
+COMMANDS = (
+    "train",
+    "search",
+    "audit",
+    "evaluate",
+    "predict",
+    "export",
+    "push",
+    "options",
+    "tasks",
+    "plugins",
+)
 # errors caused by what the user typed: usage (2), not a failed run (1)
 USAGE_ERRORS = (ConfigError, UnknownTaskError)
 
@@ -78,7 +88,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
         description="Fine-tune a ModernBERT encoder on a text-classification task, then\n"
-                    "evaluate it and predict with it. Tasks come from plugins.",
+        "evaluate it and predict with it. Tasks come from plugins.",
         epilog=MAIN_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -127,10 +137,9 @@ def _hints(extras: list[str], parser: argparse.ArgumentParser) -> str:
             match = re.match(r"\w+", RENAMED[name])
             assert match is not None  # every RENAMED entry starts with the new name
             new_name = match.group()
-            rest = RENAMED[name][len(new_name):].strip()
+            rest = RENAMED[name][len(new_name) :].strip()
             note = f" ({RENAMED[name]})" if rest.startswith("=") else f" {rest}" if rest else ""
-            hints.append(f" {extra.split('=')[0]} is an old name: use "
-                         f"--{new_name.replace('_', '-')}{note}.")
+            hints.append(f" {extra.split('=')[0]} is an old name: use --{new_name.replace('_', '-')}{note}.")
         else:
             hints.append(suggest(extra.split("=")[0], flags))
     return "".join(hints)
@@ -198,7 +207,7 @@ def _as_flags(message: str, parser: argparse.ArgumentParser | None) -> str:
     message = re.sub(rf"(?<![\w.-])([a-z][a-z0-9_]*)=({_ARG_VALUE})", flag, message)
 
     def redundant(match: re.Match) -> str:  # "(CLI: --resume)" after "--resume" says it twice
-        rest = message[:match.start()] + message[match.end():]
+        rest = message[: match.start()] + message[match.end() :]
         named = re.findall(r"--[\w-]+", match[0])
         return "" if named and all(re.search(rf"{n}(?![\w-])", rest) for n in named) else match[0]
 

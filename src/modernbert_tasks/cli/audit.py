@@ -9,8 +9,7 @@ from typing import Any
 from .common import EXIT_OK, PROG, clip, table
 from .flags import add_train_arguments
 
-AUDIT_USAGE = ("%(prog)s [TASK] --train-file FILE [--folds K] [--output-dir DIR] "
-               "[--OPTION VALUE ...]")
+AUDIT_USAGE = "%(prog)s [TASK] --train-file FILE [--folds K] [--output-dir DIR] [--OPTION VALUE ...]"
 
 AUDIT_EPILOG = """\
 examples:
@@ -36,28 +35,43 @@ SHOWN_ROWS = 10
 
 def add_parser(sub: Any, with_flags: bool) -> None:
     audit = sub.add_parser(
-        "audit", help="find likely wrong labels in the training data (cleanlab)",
-        usage=AUDIT_USAGE, epilog=AUDIT_EPILOG,
+        "audit",
+        help="find likely wrong labels in the training data (cleanlab)",
+        usage=AUDIT_USAGE,
+        epilog=AUDIT_EPILOG,
         description="Train K fold models with the train flags, predict every training row "
-                    "out of sample, and rank the rows whose label is likely wrong (cleanlab). "
-                    "Writes label_issues.csv (worst first), audit.json and noise_matrix.png "
-                    "into --output-dir (default runs/audit).")
+        "out of sample, and rank the rows whose label is likely wrong (cleanlab). "
+        "Writes label_issues.csv (worst first), audit.json and noise_matrix.png "
+        "into --output-dir (default runs/audit).",
+    )
     if not with_flags:
         audit.add_argument("task", nargs="?", metavar="TASK")
         return
     add_train_arguments(audit)
     group = audit.add_argument_group("audit options")
-    group.add_argument("--folds", type=int, default=5, metavar="K",
-                       help="number of folds; each fold's model trains on the others "
-                            "(default 5; every label needs at least K rows)")
-    group.add_argument("--write-cleaned", "--write_cleaned", dest="write_cleaned",
-                       action="store_true",
-                       help="also write the training file without the flagged rows into "
-                            "--output-dir")
-    group.add_argument("--filter-by", "--filter_by", dest="filter_by",
-                       default="prune_by_noise_rate", metavar="METHOD",
-                       help="cleanlab.filter.find_label_issues' filter_by (default "
-                            "prune_by_noise_rate)")
+    group.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        metavar="K",
+        help="number of folds; each fold's model trains on the others "
+        "(default 5; every label needs at least K rows)",
+    )
+    group.add_argument(
+        "--write-cleaned",
+        "--write_cleaned",
+        dest="write_cleaned",
+        action="store_true",
+        help="also write the training file without the flagged rows into --output-dir",
+    )
+    group.add_argument(
+        "--filter-by",
+        "--filter_by",
+        dest="filter_by",
+        default="prune_by_noise_rate",
+        metavar="METHOD",
+        help="cleanlab.filter.find_label_issues' filter_by (default prune_by_noise_rate)",
+    )
 
 
 def run_audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -66,8 +80,9 @@ def run_audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     task, options = train_options(args, parser)
     from ..auditing import audit
 
-    result = audit(task or None, folds=args.folds, write_cleaned=args.write_cleaned,
-                   filter_by=args.filter_by, **options)
+    result = audit(
+        task or None, folds=args.folds, write_cleaned=args.write_cleaned, filter_by=args.filter_by, **options
+    )
     print(format_audit(result))
     return EXIT_OK
 
@@ -91,30 +106,50 @@ def format_audit(result: Any) -> str:
         for name in issue["given_label"].split(",") if multi else [issue["given_label"]]:
             if name in flagged:
                 flagged[name] += 1
-    lines = ["", f"Audited {summary['rows']:,} rows with {summary['folds']} folds: "
-                 f"{summary['flagged']:,} likely label errors "
-                 f"({summary['flagged'] / max(1, summary['rows']):.1%}).", ""]
-    lines += table([[name, f"{n:,}", f"{flagged[name]:,}", f"{summary['noise_rate'][name]:.1%}"]
-                    for name, n in zip(labels, counts, strict=True)],
-                   ["label", "rows" if not multi else "rows with it", "flagged",
-                    "est. noise rate"], right=True)
+    lines = [
+        "",
+        f"Audited {summary['rows']:,} rows with {summary['folds']} folds: "
+        f"{summary['flagged']:,} likely label errors "
+        f"({summary['flagged'] / max(1, summary['rows']):.1%}).",
+        "",
+    ]
+    lines += table(
+        [
+            [name, f"{n:,}", f"{flagged[name]:,}", f"{summary['noise_rate'][name]:.1%}"]
+            for name, n in zip(labels, counts, strict=True)
+        ],
+        ["label", "rows" if not multi else "rows with it", "flagged", "est. noise rate"],
+        right=True,
+    )
     if not multi:
         lines += ["", "Confident joint (rows: given label, columns: likely true label):"]
-        lines += table([[name, *map(str, row)] for name, row in zip(labels, joint, strict=True)],
-                       ["given \\ true", *labels], right=True)
+        lines += table(
+            [[name, *map(str, row)] for name, row in zip(labels, joint, strict=True)],
+            ["given \\ true", *labels],
+            right=True,
+        )
     if issues:
         lines += ["", f"Worst {min(SHOWN_ROWS, len(issues))} of {len(issues)}:"]
-        lines += table([[i["row"], clip(i["text"].replace("\n", " "), 50), i["given_label"],
-                         i["suggested_label"], i["given_label_probability"]]
-                        for i in issues[:SHOWN_ROWS]],
-                       ["row", "text", "given", "suggested", "p(given)"])
+        lines += table(
+            [
+                [
+                    i["row"],
+                    clip(i["text"].replace("\n", " "), 50),
+                    i["given_label"],
+                    i["suggested_label"],
+                    i["given_label_probability"],
+                ]
+                for i in issues[:SHOWN_ROWS]
+            ],
+            ["row", "text", "given", "suggested", "p(given)"],
+        )
     out = result.output_dir
-    lines += ["", f"Label issues      {result.issues_file}",
-              f"Summary           {result.summary_file}"]
+    lines += ["", f"Label issues      {result.issues_file}", f"Summary           {result.summary_file}"]
     if result.plot_file:
         lines.append(f"Noise matrix      {result.plot_file}")
     if result.cleaned_file:
         lines.append(f"Cleaned data      {result.cleaned_file}")
-    lines.append(f"Train without     {PROG} train ... --exclude-rows {out / 'label_issues.csv'} "
-                 "[--exclude-top N]")
+    lines.append(
+        f"Train without     {PROG} train ... --exclude-rows {out / 'label_issues.csv'} [--exclude-top N]"
+    )
     return "\n".join(lines)

@@ -25,12 +25,17 @@ class Parser(argparse.ArgumentParser):
 
 def add_debug_flag(parser: argparse.ArgumentParser, default: Any) -> None:
     # SUPPRESS on the subcommands, so `train --debug` and `--debug train` both work
-    parser.add_argument("--debug", dest="traceback", action="store_true", default=default,
-                        help="show the full traceback when an error occurs")
+    parser.add_argument(
+        "--debug",
+        dest="traceback",
+        action="store_true",
+        default=default,
+        help="show the full traceback when an error occurs",
+    )
 
 
 def clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def table(rows: list[list[Any]], headers: list[str], right: bool = False) -> list[str]:
@@ -39,8 +44,10 @@ def table(rows: list[list[Any]], headers: list[str], right: bool = False) -> lis
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:
-        parts = [c.rjust(w) if right and i else c.ljust(w)
-                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        parts = [
+            c.rjust(w) if right and i else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
         return "  ".join(parts).rstrip()
 
     return [line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])]

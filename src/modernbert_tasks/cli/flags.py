@@ -36,38 +36,58 @@ FLAG_ALIASES = {"text_columns": ["--text-column", "--text_column"]}
 CONFIG_EXTRA_KEYS = ("task", "model_name", "output_dir")
 # TrainOptions fields that only make sense from Python (objects, not text)
 PYTHON_ONLY_OPTIONS = ("callbacks",)
-TRAINER_GROUP = ("training arguments (every transformers.TrainingArguments field). The defaults "
-                 "shown are the recipe's; a task may change some: `modernbert-tasks options "
-                 "--task TASK`")
+TRAINER_GROUP = (
+    "training arguments (every transformers.TrainingArguments field). The defaults "
+    "shown are the recipe's; a task may change some: `modernbert-tasks options "
+    "--task TASK`"
+)
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """TASK, --model, --config, --output-dir, then one flag per option field."""
     from ..options import DEFAULT_MODEL, RECIPE_DEFAULTS, RENAMED, TrainOptions, trainer_fields
 
-    parser.add_argument("task", nargs="?", metavar="TASK",
-                        help="the task to train on (see `modernbert-tasks tasks`); may also come "
-                             "from --config")
-    parser.add_argument("--model", "--model-name", "--model_name", dest="model_name",
-                        default=argparse.SUPPRESS, metavar="MODEL",
-                        help=f"a Hugging Face Hub id or a local model folder (default: "
-                             f"{DEFAULT_MODEL})")
-    parser.add_argument("--config", metavar="FILE",
-                        help="read options from a YAML or JSON file (keys are the option names, "
-                             "e.g. learning_rate); flags given here override it")
-    parser.add_argument("--output-dir", "--output_dir", dest="output_dir",
-                        default=argparse.SUPPRESS, metavar="DIR",
-                        help="the run folder: checkpoints, logs/ (TensorBoard) and model/ "
-                             "(default: runs/TASK)")
+    parser.add_argument(
+        "task",
+        nargs="?",
+        metavar="TASK",
+        help="the task to train on (see `modernbert-tasks tasks`); may also come from --config",
+    )
+    parser.add_argument(
+        "--model",
+        "--model-name",
+        "--model_name",
+        dest="model_name",
+        default=argparse.SUPPRESS,
+        metavar="MODEL",
+        help=f"a Hugging Face Hub id or a local model folder (default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read options from a YAML or JSON file (keys are the option names, "
+        "e.g. learning_rate); flags given here override it",
+    )
+    parser.add_argument(
+        "--output-dir",
+        "--output_dir",
+        dest="output_dir",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="the run folder: checkpoints, logs/ (TensorBoard) and model/ (default: runs/TASK)",
+    )
     hints = typing.get_type_hints(TrainOptions)
-    library = [(f, hints[f.name], _field_default(f)) for f in dataclasses.fields(TrainOptions)
-               if f.name not in PYTHON_ONLY_OPTIONS]
-    trainer = [(f, hint, RECIPE_DEFAULTS[name].value if name in RECIPE_DEFAULTS
-                else _field_default(f))
-               for name, (f, hint) in trainer_fields().items()
-               if name != "output_dir" and name not in RENAMED]  # resume_from_checkpoint: resume
-    _add_fields(parser.add_argument_group(
-        "library options (modernbert_tasks.options.TrainOptions)"), library)
+    library = [
+        (f, hints[f.name], _field_default(f))
+        for f in dataclasses.fields(TrainOptions)
+        if f.name not in PYTHON_ONLY_OPTIONS
+    ]
+    trainer = [
+        (f, hint, RECIPE_DEFAULTS[name].value if name in RECIPE_DEFAULTS else _field_default(f))
+        for name, (f, hint) in trainer_fields().items()
+        if name != "output_dir" and name not in RENAMED
+    ]  # resume_from_checkpoint: resume
+    _add_fields(parser.add_argument_group("library options (modernbert_tasks.options.TrainOptions)"), library)
     _add_fields(parser.add_argument_group(TRAINER_GROUP), trainer)
 
 
@@ -75,8 +95,11 @@ def option_names() -> set[str]:
     """Every key `fine_tune` accepts from a config file (imports transformers)."""
     from ..options import TrainOptions, trainer_fields
 
-    return ({f.name for f in dataclasses.fields(TrainOptions)} - set(PYTHON_ONLY_OPTIONS)
-            | set(trainer_fields()) | set(CONFIG_EXTRA_KEYS))
+    return (
+        {f.name for f in dataclasses.fields(TrainOptions)} - set(PYTHON_ONLY_OPTIONS)
+        | set(trainer_fields())
+        | set(CONFIG_EXTRA_KEYS)
+    )
 
 
 # --- fields to flags ----------------------------------------------------------------------
@@ -153,8 +176,7 @@ def _hf_arguments(fields: Fields) -> dict[str, list[argparse.Action]]:
             kwargs["default"] = default
         specs.append((field.name, hint, dataclasses.field(**kwargs)))
     # a throwaway dataclass: HfArgumentParser rewrites the `type` of the fields it reads
-    parser = HfArgumentParser(DataClassType(dataclasses.make_dataclass("TrainFlags", specs)),
-                              add_help=False)
+    parser = HfArgumentParser(DataClassType(dataclasses.make_dataclass("TrainFlags", specs)), add_help=False)
     actions: dict[str, list[argparse.Action]] = {}
     for action in parser._actions:
         actions.setdefault(action.dest, []).append(action)
@@ -181,8 +203,7 @@ def _explicit_kwargs(hint: Any) -> dict[str, Any] | None:
     if typing.Literal in bases and (int in bases or float in bases):  # e.g. 24 or 'auto'
         words = typing.get_args(members[bases.index(typing.Literal)])
         number = int if int in bases else float
-        return {"type": _number_or_word(number, words[0]),
-                "metavar": f"{number.__name__.upper()}|{words[0]}"}
+        return {"type": _number_or_word(number, words[0]), "metavar": f"{number.__name__.upper()}|{words[0]}"}
     if list in bases and len(bases) > 1:  # e.g. report_to: 'all' or a list of names
         item_args = typing.get_args(members[bases.index(list)])
         item = item_args[0] if item_args else str
@@ -245,8 +266,7 @@ def _parse_dict(value: str) -> dict[str, Any]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise argparse.ArgumentTypeError(
-                f"expected a JSON object or key=value pairs, got {value!r}")
+            raise argparse.ArgumentTypeError(f"expected a JSON object or key=value pairs, got {value!r}")
         try:
             result[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
@@ -287,17 +307,20 @@ def read_config_file(path: str | os.PathLike, allowed: set[str] | None) -> dict[
     None: any keys (a --space file, checked by search itself)."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise ConfigError(f"--config file {str(file)!r} not found. Pass a YAML (.yaml/.yml) or "
-                          "JSON (.json) file of option names and values.")
+        raise ConfigError(
+            f"--config file {str(file)!r} not found. Pass a YAML (.yaml/.yml) or "
+            "JSON (.json) file of option names and values."
+        )
     suffix = file.suffix.lower()
     text = file.read_text(encoding="utf-8")
     if suffix in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
-            raise ConfigError(f"--config {str(file)!r} is YAML, which needs PyYAML: pip install "
-                              "pyyaml (or modernbert-tasks[yaml]), or write the file as JSON."
-                              ) from None
+            raise ConfigError(
+                f"--config {str(file)!r} is YAML, which needs PyYAML: pip install "
+                "pyyaml (or modernbert-tasks[yaml]), or write the file as JSON."
+            ) from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -308,19 +331,24 @@ def read_config_file(path: str | os.PathLike, allowed: set[str] | None) -> dict[
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--config {str(file)!r} is not valid JSON: {exc}") from None
     else:
-        raise ConfigError(f"--config {str(file)!r} has extension {file.suffix!r}; expected "
-                          ".yaml, .yml or .json.")
+        raise ConfigError(
+            f"--config {str(file)!r} has extension {file.suffix!r}; expected .yaml, .yml or .json."
+        )
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"--config {str(file)!r} holds a {type(data).__name__}; expected a "
-                          "mapping of option names to values, e.g. `learning_rate: 3.0e-5`.")
+        raise ConfigError(
+            f"--config {str(file)!r} holds a {type(data).__name__}; expected a "
+            "mapping of option names to values, e.g. `learning_rate: 3.0e-5`."
+        )
     config = {}
     for key, value in data.items():
         name = "model_name" if key == "model" else str(key).replace("-", "_")
         if allowed is not None and name not in allowed:
-            raise ConfigError(f"--config {str(file)!r}: unknown option {key!r}."
-                              f"{suggest(name, allowed)} Valid keys are the train flags without "
-                              "the leading dashes (see `modernbert-tasks train --help`).")
+            raise ConfigError(
+                f"--config {str(file)!r}: unknown option {key!r}."
+                f"{suggest(name, allowed)} Valid keys are the train flags without "
+                "the leading dashes (see `modernbert-tasks train --help`)."
+            )
         config[name] = value
     return config

@@ -16,8 +16,7 @@ from ..errors import DataError, hint, suggest
 if TYPE_CHECKING:
     from ..task import Task
 
-__all__ = ["is_line_file", "read_lines", "read_inputs", "read_numbered_inputs",
-           "prediction_records"]
+__all__ = ["is_line_file", "read_lines", "read_inputs", "read_numbered_inputs", "prediction_records"]
 
 STDIN = "-"
 
@@ -53,30 +52,41 @@ def read_inputs(path: str, task: Task | None, lines: list[str] | None = None) ->
         if not texts:
             raise DataError(f"{_named(path)} holds no text (one text per line expected).")
         if task is not None and task.is_pair:
-            raise DataError(f"Task {task.name!r} classifies text pairs, which a .txt file cannot "
-                            f"hold. Use a TSV/JSONL file with columns {list(task.text_columns)}, "
-                            + hint("or (text_a, text_b) tuples.", "or --pair TEXT_A TEXT_B."))
+            raise DataError(
+                f"Task {task.name!r} classifies text pairs, which a .txt file cannot "
+                f"hold. Use a TSV/JSONL file with columns {list(task.text_columns)}, "
+                + hint("or (text_a, text_b) tuples.", "or --pair TEXT_A TEXT_B.")
+            )
         return texts
     from ..data import read_data_file
 
     if not Path(path).is_file():
         raise DataError(f"{_named(path)} not found.")
     table = read_data_file(path)
-    columns = list(task.text_columns) if task is not None else (
-        ["text", "text_pair"] if "text_pair" in table.column_names else [table.column_names[0]]
-        if "text" not in table.column_names else ["text"])
+    columns = (
+        list(task.text_columns)
+        if task is not None
+        else (
+            ["text", "text_pair"]
+            if "text_pair" in table.column_names
+            else [table.column_names[0]]
+            if "text" not in table.column_names
+            else ["text"]
+        )
+    )
     for column in columns:
         if column not in table.column_names:
-            raise DataError(f"{_named(path)} has no column {column!r} (the model reads "
-                            f"{columns}); its columns are {table.column_names}."
-                            f"{suggest(column, table.column_names)}")
+            raise DataError(
+                f"{_named(path)} has no column {column!r} (the model reads "
+                f"{columns}); its columns are {table.column_names}."
+                f"{suggest(column, table.column_names)}"
+            )
     if len(columns) == 2:
         return list(zip(table[columns[0]], table[columns[1]], strict=True))
     return list(table[columns[0]])
 
 
-def read_numbered_inputs(path: str, task: Task | None
-                         ) -> tuple[list[Any], list[int], list[int]]:
+def read_numbered_inputs(path: str, task: Task | None) -> tuple[list[Any], list[int], list[int]]:
     """(inputs, the line number of each, the numbers of blank lines left out).
 
     A .txt file or stdin numbers its lines from 1, blank ones included; a table numbers its
@@ -91,17 +101,19 @@ def read_numbered_inputs(path: str, task: Task | None
     return inputs, list(range(1, len(inputs) + 1)), []
 
 
-def prediction_records(inputs: Sequence[Any], predictions: Sequence[dict[str, Any]],
-                       lines: Sequence[int | None] | None = None,
-                       blanks: Sequence[int] = ()) -> list[dict[str, Any]]:
+def prediction_records(
+    inputs: Sequence[Any],
+    predictions: Sequence[dict[str, Any]],
+    lines: Sequence[int | None] | None = None,
+    blanks: Sequence[int] = (),
+) -> list[dict[str, Any]]:
     """One JSON-ready record per input, in input order: {"line"?, "text", "text_pair"?, ...the
     prediction}. With `blanks`, a {"line": n, "text": "", "skipped": "blank line"} record
     stands in for each blank line, so record n matches input line n."""
     lines = [None] * len(inputs) if lines is None else lines
     records = []
     for item, prediction, line in zip(inputs, predictions, lines, strict=True):
-        text = {"text": item} if isinstance(item, str) else {"text": item[0],
-                                                             "text_pair": item[1]}
+        text = {"text": item} if isinstance(item, str) else {"text": item[0], "text_pair": item[1]}
         records.append(({"line": line} if line else {}) | text | prediction)
     if blanks:
         records += [{"line": n, "text": "", "skipped": "blank line"} for n in blanks]

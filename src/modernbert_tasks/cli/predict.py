@@ -45,76 +45,125 @@ sentence1 + sentence2 for pairs) under a header; other columns are ignored.
 
 
 def add_parsers(sub: Any) -> None:
-    evaluate = sub.add_parser("evaluate", help="metrics of a fine-tuned model on labelled data",
-                              description="Evaluate a fine-tuned model: the task's metrics, a "
-                                          "confusion matrix and per-class precision/recall/F1.",
-                              epilog=EVALUATE_EPILOG)
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="metrics of a fine-tuned model on labelled data",
+        description="Evaluate a fine-tuned model: the task's metrics, a "
+        "confusion matrix and per-class precision/recall/F1.",
+        epilog=EVALUATE_EPILOG,
+    )
     _add_evaluate_arguments(evaluate)
 
-    predict = sub.add_parser("predict", help="labels and probabilities for texts",
-                             description="Predict with a fine-tuned model: one JSON line per "
-                                         "input.", epilog=PREDICT_EPILOG)
+    predict = sub.add_parser(
+        "predict",
+        help="labels and probabilities for texts",
+        description="Predict with a fine-tuned model: one JSON line per input.",
+        epilog=PREDICT_EPILOG,
+    )
     _add_predict_arguments(predict)
 
 
 def _add_model_loading_arguments(parser: argparse.ArgumentParser, evaluate: bool) -> None:
-    parser.add_argument("path", metavar="PATH",
-                        help="the model folder saved by `train` (e.g. runs/sst2/model)")
-    parser.add_argument("--batch-size", type=int, default=64, metavar="N",
-                        help="texts per forward pass (default: 64)")
-    parser.add_argument("--device", default=None,
-                        help="cpu, cuda, cuda:1, ... (default: CUDA if available, else CPU)")
+    parser.add_argument(
+        "path", metavar="PATH", help="the model folder saved by `train` (e.g. runs/sst2/model)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=64, metavar="N", help="texts per forward pass (default: 64)"
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available, else CPU)"
+    )
     if evaluate:
-        parser.add_argument("--precision", choices=EVALUATE_PRECISIONS, default="fp32",
-                            help="fp32: the figures training printed, on every machine; mixed "
-                                 "or bf16: faster, with bf16 probabilities and loss "
-                                 "(default: fp32)")
+        parser.add_argument(
+            "--precision",
+            choices=EVALUATE_PRECISIONS,
+            default="fp32",
+            help="fp32: the figures training printed, on every machine; mixed "
+            "or bf16: faster, with bf16 probabilities and loss "
+            "(default: fp32)",
+        )
     else:
-        parser.add_argument("--precision", choices=PREDICT_PRECISIONS,
-                            default="auto",
-                            help="auto: mixed where bf16 is fast (bf16 GPUs, CPUs with "
-                                 "AMX), else fp32; mixed keeps fp32's labels; fp32 "
-                                 "for fp32 probabilities (default: auto)")
-    parser.add_argument("--max-length", type=int, default=None, metavar="N",
-                        help="the most tokens read of a text; a longer one is truncated and its "
-                             "record says so (default: the model's position limit)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="run model code shipped inside the folder (only if you trust it)")
-    parser.add_argument("--allow-pickle", action="store_true",
-                        help="also load pickle weights (pytorch_model.bin); unpickling can run "
-                             "arbitrary code, so only for files you trust")
+        parser.add_argument(
+            "--precision",
+            choices=PREDICT_PRECISIONS,
+            default="auto",
+            help="auto: mixed where bf16 is fast (bf16 GPUs, CPUs with "
+            "AMX), else fp32; mixed keeps fp32's labels; fp32 "
+            "for fp32 probabilities (default: auto)",
+        )
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the most tokens read of a text; a longer one is truncated and its "
+        "record says so (default: the model's position limit)",
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run model code shipped inside the folder (only if you trust it)",
+    )
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="also load pickle weights (pytorch_model.bin); unpickling can run "
+        "arbitrary code, so only for files you trust",
+    )
 
 
 def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_loading_arguments(parser, evaluate=True)
-    parser.add_argument("--task", metavar="TASK",
-                        help="the task the model was trained on; only needed for a model "
-                             "folder without a modernbert_tasks.json manifest")
+    parser.add_argument(
+        "--task",
+        metavar="TASK",
+        help="the task the model was trained on; only needed for a model "
+        "folder without a modernbert_tasks.json manifest",
+    )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--split", default="eval",
-                        help="which split of the task's data: train, eval (= validation) or "
-                             "test (default: eval)")
-    source.add_argument("--data-file", metavar="FILE",
-                        help="a labelled TSV/CSV/JSONL/parquet file with the task's columns")
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="folder with the split files (train.tsv, validation.tsv, ...)")
+    source.add_argument(
+        "--split",
+        default="eval",
+        help="which split of the task's data: train, eval (= validation) or test (default: eval)",
+    )
+    source.add_argument(
+        "--data-file", metavar="FILE", help="a labelled TSV/CSV/JSONL/parquet file with the task's columns"
+    )
+    parser.add_argument(
+        "--data-dir", metavar="DIR", help="folder with the split files (train.tsv, validation.tsv, ...)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--plot", metavar="DIR",
-                        help="also write a confusion-matrix PNG and a reliability diagram "
-                             "(before/after calibration) to DIR; needs matplotlib "
-                             "(pip install 'modernbert-tasks[plot]')")
+    parser.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="also write a confusion-matrix PNG and a reliability diagram "
+        "(before/after calibration) to DIR; needs matplotlib "
+        "(pip install 'modernbert-tasks[plot]')",
+    )
 
 
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_loading_arguments(parser, evaluate=False)
-    parser.add_argument("texts", nargs="*", default=[], metavar="TEXT",
-                        help="texts to classify (put `--` before a text that starts with -)")
-    parser.add_argument("--pair", nargs=2, action="append", metavar=("TEXT_A", "TEXT_B"),
-                        help="a text pair, for pair tasks (repeat for more pairs)")
-    parser.add_argument("--file", "-f", metavar="FILE",
-                        help="read the inputs from FILE (see the formats below; - is stdin)")
-    parser.add_argument("--output", "-o", metavar="FILE",
-                        help="write the JSON lines to FILE instead of standard output")
+    parser.add_argument(
+        "texts",
+        nargs="*",
+        default=[],
+        metavar="TEXT",
+        help="texts to classify (put `--` before a text that starts with -)",
+    )
+    parser.add_argument(
+        "--pair",
+        nargs=2,
+        action="append",
+        metavar=("TEXT_A", "TEXT_B"),
+        help="a text pair, for pair tasks (repeat for more pairs)",
+    )
+    parser.add_argument(
+        "--file", "-f", metavar="FILE", help="read the inputs from FILE (see the formats below; - is stdin)"
+    )
+    parser.add_argument(
+        "--output", "-o", metavar="FILE", help="write the JSON lines to FILE instead of standard output"
+    )
 
 
 def _load_model(args: argparse.Namespace) -> Any:
@@ -128,9 +177,14 @@ def _load_model(args: argparse.Namespace) -> Any:
     datasets.disable_progress_bars()
     # evaluate computes in --precision whatever the model loads with
     precision = "auto" if args.command == "evaluate" else args.precision
-    model = load_finetuned(args.path, args.device, precision=precision,
-                           trust_remote_code=args.trust_remote_code,
-                           allow_pickle=args.allow_pickle, max_length=args.max_length)
+    model = load_finetuned(
+        args.path,
+        args.device,
+        precision=precision,
+        trust_remote_code=args.trust_remote_code,
+        allow_pickle=args.allow_pickle,
+        max_length=args.max_length,
+    )
     model.warn_truncation = False  # said once by _say_truncation, whatever logging is set up
     return model
 
@@ -139,7 +193,6 @@ def _say_truncation(model: Any) -> None:
     summary = model.truncation_summary()
     if summary:
         print(summary, file=sys.stderr)
-
 
 
 def run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -155,16 +208,24 @@ def run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     if args.plot:
         from ..inference.plots import write_evaluation_plots
 
-        written = write_evaluation_plots(model, args.plot, args.data_file, split=args.split,
-                                         data_dir=args.data_dir, batch_size=args.batch_size)
+        written = write_evaluation_plots(
+            model,
+            args.plot,
+            args.data_file,
+            split=args.split,
+            data_dir=args.data_dir,
+            batch_size=args.batch_size,
+        )
         for path in written.values():
             print(f"wrote {path}", file=sys.stderr)
     if args.data_file:
-        results = model.evaluate(data_file=args.data_file, batch_size=args.batch_size,
-                                 precision=args.precision)
+        results = model.evaluate(
+            data_file=args.data_file, batch_size=args.batch_size, precision=args.precision
+        )
     else:
-        results = model.evaluate(split=args.split, data_dir=args.data_dir,
-                                 batch_size=args.batch_size, precision=args.precision)
+        results = model.evaluate(
+            split=args.split, data_dir=args.data_dir, batch_size=args.batch_size, precision=args.precision
+        )
     _say_truncation(model)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -180,14 +241,18 @@ def format_evaluation(results: dict[str, Any], labels: Sequence[str]) -> str:
     if matrix:
         names = [str(n) for n in labels]
         lines += ["", "Confusion matrix (rows: true label, columns: predicted label):"]
-        lines += table([[n, *row] for n, row in zip(names, matrix, strict=True)],
-                       ["", *names], right=True)
+        lines += table([[n, *row] for n, row in zip(names, matrix, strict=True)], ["", *names], right=True)
     per_class = results.get("per_class")
     if per_class:
         lines += ["", "Per class:"]
-        lines += table([[name, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}",
-                         m["support"]] for name, m in per_class.items()],
-                       ["label", "precision", "recall", "f1", "support"], right=True)
+        lines += table(
+            [
+                [name, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", m["support"]]
+                for name, m in per_class.items()
+            ],
+            ["label", "precision", "recall", "f1", "support"],
+            right=True,
+        )
     return "\n".join(lines)
 
 
@@ -196,13 +261,20 @@ def run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
     sources = [bool(args.texts), bool(args.pair), args.file is not None]
     if sum(sources) != 1:
-        piped = "" if sys.stdin.isatty() else (" Input is being piped in: to read it, pass "
-                                                "--file - (one text per line).")
-        parser.error("give the inputs one way: TEXT arguments, --pair TEXT_A TEXT_B, or "
-                     f"--file FILE (--file - reads standard input).{piped}")
+        piped = (
+            ""
+            if sys.stdin.isatty()
+            else (" Input is being piped in: to read it, pass --file - (one text per line).")
+        )
+        parser.error(
+            "give the inputs one way: TEXT arguments, --pair TEXT_A TEXT_B, or "
+            f"--file FILE (--file - reads standard input).{piped}"
+        )
     if args.output and Path(args.output).is_dir():
-        raise ConfigError(f"--output {args.output!r} is a folder; expected a file path for the "
-                          f"JSON lines, e.g. --output {Path(args.output) / 'predictions.jsonl'}.")
+        raise ConfigError(
+            f"--output {args.output!r} is a folder; expected a file path for the "
+            f"JSON lines, e.g. --output {Path(args.output) / 'predictions.jsonl'}."
+        )
     model = _load_model(args)
     lines: list[int] | None = None
     blanks: list[int] = []

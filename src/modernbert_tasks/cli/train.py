@@ -14,8 +14,7 @@ from ..errors import ConfigError
 from .common import EXIT_OK, PROG, metric_lines, number
 from .flags import add_train_arguments, option_names, read_config_file
 
-TRAIN_USAGE = ("%(prog)s [TASK] [--model MODEL] [--data-dir DIR] [--config FILE] "
-               "[--OPTION VALUE ...]")
+TRAIN_USAGE = "%(prog)s [TASK] [--model MODEL] [--data-dir DIR] [--config FILE] [--OPTION VALUE ...]"
 
 TRAIN_EPILOG = """\
 examples:
@@ -43,9 +42,13 @@ it comes from: `modernbert-tasks options --task TASK`, or docs/configuration.md.
 
 def add_parser(sub: Any, with_flags: bool) -> None:
     """The train subcommand; its option flags (which need transformers) only `with_flags`."""
-    train = sub.add_parser("train", help="fine-tune a model on a task", usage=TRAIN_USAGE,
-                           description="Fine-tune a model on TASK and save it with its "
-                                       "tokenizer and manifest.", epilog=TRAIN_EPILOG)
+    train = sub.add_parser(
+        "train",
+        help="fine-tune a model on a task",
+        usage=TRAIN_USAGE,
+        description="Fine-tune a model on TASK and save it with its tokenizer and manifest.",
+        epilog=TRAIN_EPILOG,
+    )
     if with_flags:
         add_train_arguments(train)
     else:  # enough for the top-level --help; the real flags are added for `train` itself
@@ -55,18 +58,31 @@ def add_parser(sub: Any, with_flags: bool) -> None:
 def add_search_parser(sub: Any, with_flags: bool) -> None:
     """`search`: the train flags, plus the number of trials and the space."""
     search = sub.add_parser(
-        "search", help="hyperparameter search (Optuna) with the train flags",
+        "search",
+        help="hyperparameter search (Optuna) with the train flags",
         description="Search hyperparameters for TASK with Optuna through "
-                    "Trainer.hyperparameter_search. Takes every train flag; the searched "
-                    "options vary per trial. Writes search.json (every trial) and "
-                    "best_params.json (for train --config) into --output-dir.")
+        "Trainer.hyperparameter_search. Takes every train flag; the searched "
+        "options vary per trial. Writes search.json (every trial) and "
+        "best_params.json (for train --config) into --output-dir.",
+    )
     if with_flags:
         add_train_arguments(search)
-        search.add_argument("--n-trials", "--n_trials", type=int, default=10, dest="n_trials",
-                            help="number of trials (default 10)")
-        search.add_argument("--space", type=Path, default=None, metavar="FILE",
-                            help="JSON or YAML {option: [choices] | [low, high] | [low, high, "
-                                 "\"log\"]} (default: the documented space)")
+        search.add_argument(
+            "--n-trials",
+            "--n_trials",
+            type=int,
+            default=10,
+            dest="n_trials",
+            help="number of trials (default 10)",
+        )
+        search.add_argument(
+            "--space",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="JSON or YAML {option: [choices] | [low, high] | [low, high, "
+            '"log"]} (default: the documented space)',
+        )
     else:
         search.add_argument("task", nargs="?", metavar="TASK")
 
@@ -78,17 +94,18 @@ def run_search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     result = search(task or None, n_trials=args.n_trials, space=space, **options)
     if _is_main_process():
-        rows = [{"trial": t["trial"], **t["params"], result.metric: t["objective"]}
-                for t in result.trials]
+        rows = [{"trial": t["trial"], **t["params"], result.metric: t["objective"]} for t in result.trials]
         columns = list(dict.fromkeys(k for row in rows for k in row))
         width = {c: max(len(c), *(len(f"{r.get(c, '')}") for r in rows)) for c in columns}
         print("  ".join(c.ljust(width[c]) for c in columns))
         for row in rows:
             print("  ".join(f"{row.get(c, '')}".ljust(width[c]) for c in columns))
         best = result.output_dir / "best_params.json"
-        print(f"\nBest: {result.metric} {result.best_objective:.4f} with "
-              f"{json.dumps(result.best_params)}\nAll trials: {result.output_dir / 'search.json'}"
-              f"\nTrain with them: {PROG} train ... --config {best}")
+        print(
+            f"\nBest: {result.metric} {result.best_objective:.4f} with "
+            f"{json.dumps(result.best_params)}\nAll trials: {result.output_dir / 'search.json'}"
+            f"\nTrain with them: {PROG} train ... --config {best}"
+        )
     return EXIT_OK
 
 
@@ -106,8 +123,9 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_OK
 
 
-def train_options(args: argparse.Namespace, parser: argparse.ArgumentParser
-                  ) -> tuple[str | None, dict[str, Any]]:
+def train_options(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[str | None, dict[str, Any]]:
     """The task and the options of a train (or search, or audit) command line, checked."""
     from ..plugins import get_task
     from ..training.task_source import DATA_OPTIONS, is_data_path
@@ -118,15 +136,19 @@ def train_options(args: argparse.Namespace, parser: argparse.ArgumentParser
     task = args.task or options.get("task")
     options.pop("task", None)
     if task is not None and not isinstance(task, str):
-        raise ConfigError(f"the task must be a registered task's name, got a "
-                          f"{type(task).__name__}: {task!r}. To describe your data instead, use "
-                          "the data keys (train_file, validation_file, text_columns, "
-                          "label_column, ...) at the top level of the --config file.")
+        raise ConfigError(
+            f"the task must be a registered task's name, got a "
+            f"{type(task).__name__}: {task!r}. To describe your data instead, use "
+            "the data keys (train_file, validation_file, text_columns, "
+            "label_column, ...) at the top level of the --config file."
+        )
     has_data = any(options.get(k) is not None for k in DATA_OPTIONS)
     if not task and not has_data:
-        parser.error("a TASK is required (e.g. `modernbert-tasks train sst2`) unless you give "
-                     "your data (--train-file FILE, --data-dir DIR or --dataset ID); or put a "
-                     "`task:` key in the --config file")
+        parser.error(
+            "a TASK is required (e.g. `modernbert-tasks train sst2`) unless you give "
+            "your data (--train-file FILE, --data-dir DIR or --dataset ID); or put a "
+            "`task:` key in the --config file"
+        )
     if task and not is_data_path(task):
         get_task(task)  # an unknown task fails here, before torch is imported
     _show_library_logs()
@@ -150,8 +172,7 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def format_train_summary(result: Any, task: str, options: Mapping[str, Any],
-                         seconds: float) -> str:
+def format_train_summary(result: Any, task: str, options: Mapping[str, Any], seconds: float) -> str:
     """The one-screen summary printed after training."""
     from ..training.engine import RUN_METRICS
     from ..training.eta import format_duration
@@ -167,23 +188,32 @@ def format_train_summary(result: Any, task: str, options: Mapping[str, Any],
     headline = f"Fine-tuned {task!r} in {format_duration(seconds)}"
     headline += f" ({', '.join(details)})" if details else ""
     lines = ["", headline + "."]
-    model_metrics = {k: v for k, v in metrics.items()
-                     if k not in RUN_METRICS and not k.endswith(TIMING_SUFFIXES)}
+    model_metrics = {
+        k: v for k, v in metrics.items() if k not in RUN_METRICS and not k.endswith(TIMING_SUFFIXES)
+    }
     if model_metrics:
-        lines += ["", "Evaluation of the final model (fp32, as predict and evaluate compute it):",
-                  *metric_lines(model_metrics)]
+        lines += [
+            "",
+            "Evaluation of the final model (fp32, as predict and evaluate compute it):",
+            *metric_lines(model_metrics),
+        ]
     model_path = str(result.model_path)
     report_to = options.get("report_to", "tensorboard")
     logdir = options.get("logging_dir") or Path(result.output_dir) / "logs"
-    tensorboard = (f"tensorboard --logdir {logdir}" if "tensorboard" in str(report_to)
-                   else "off (add --report-to tensorboard)")
+    tensorboard = (
+        f"tensorboard --logdir {logdir}"
+        if "tensorboard" in str(report_to)
+        else "off (add --report-to tensorboard)"
+    )
     data = f" --data-dir {options['data_dir']}" if options.get("data_dir") else ""
     if options.get("validation_file"):
         data = f" --data-file {options['validation_file']}"
     example = '"some text"'
     manifest = Path(model_path) / "modernbert_tasks.json"
-    if manifest.is_file() and len(json.loads(manifest.read_text())["task"]["definition"].get(
-            "text_columns", [])) == 2:
+    if (
+        manifest.is_file()
+        and len(json.loads(manifest.read_text())["task"]["definition"].get("text_columns", [])) == 2
+    ):
         example = '--pair "first text" "second text"'  # a pair task takes two texts
     lines += [
         "",
@@ -208,20 +238,31 @@ def format_seed_table(result: Any) -> str:
     if not info:
         return ""
     seeds = info["seeds"]
-    rows = [["metric", "mean ± std", "min", "max"]
-            + [f"seed {s}{'*' if s == info['best_seed'] else ''}" for s in seeds]]
+    rows = [
+        ["metric", "mean ± std", "min", "max"]
+        + [f"seed {s}{'*' if s == info['best_seed'] else ''}" for s in seeds]
+    ]
     for key, stats in info["summary"].items():
         if key in _SKIP or (key.endswith(TIMING_SUFFIXES) and key != "train_runtime"):
             continue
-        rows.append([key, f"{number(stats['mean'])} ± {number(stats['std'])}", number(stats["min"]),
-                     number(stats["max"])] + [number(info["per_seed"][str(s)][key]) for s in seeds])
+        rows.append(
+            [
+                key,
+                f"{number(stats['mean'])} ± {number(stats['std'])}",
+                number(stats["min"]),
+                number(stats["max"]),
+            ]
+            + [number(info["per_seed"][str(s)][key]) for s in seeds]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-             for row in rows]
-    lines.append(f"* seed {info['best_seed']}: the best by {info['selected_by']}, saved to "
-                 f"{result.model_path}")
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    lines.append(
+        f"* seed {info['best_seed']}: the best by {info['selected_by']}, saved to {result.model_path}"
+    )
     return "\n".join(lines)
-
-
-

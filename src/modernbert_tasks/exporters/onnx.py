@@ -38,17 +38,25 @@ from .parity import (
 )
 
 if TYPE_CHECKING:
-
     from ..inference.predictor import FineTunedModel
 
-__all__ = ["export_onnx", "ExportResult", "ParityReport", "ParityError", "FALLBACK_TEXTS",
-           "FORMATS", "QUANTIZATIONS"]
+__all__ = [
+    "export_onnx",
+    "ExportResult",
+    "ParityReport",
+    "ParityError",
+    "FALLBACK_TEXTS",
+    "FORMATS",
+    "QUANTIZATIONS",
+]
 
 FORMATS = ("onnx",)
 QUANTIZATIONS = (None, "int8")
 DEFAULT_SAMPLE = 1000
 LEGACY_OPSET, DYNAMO_OPSET = 17, 18
 REPORT_NAME = "export_report.json"
+
+
 @dataclass
 class ExportResult:
     output: Path
@@ -61,8 +69,10 @@ class ExportResult:
 
     def summary(self) -> str:
         sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in self.files.values())
-        lines = [f"Exported to {self.output} ({self.exporter}, {self.seconds:.1f} s): {sizes}",
-                 f"Parity check on {self.source}:"]
+        lines = [
+            f"Exported to {self.output} ({self.exporter}, {self.seconds:.1f} s): {sizes}",
+            f"Parity check on {self.source}:",
+        ]
         lines += [f"  {r.line()}" for r in self.parity]
         return "\n".join(lines)
 
@@ -110,19 +120,27 @@ def export_onnx(
             _quantize_int8(files["fp32"], files["int8"])
         _write_companions(reference, staged)
         first, second, labels, source = parity_texts(reference, sample, data, data_dir)
-        parity = check_parity(reference, staged, files, first, second, labels, source,
-                               tolerance)
-        report = {"exporter": exporter, "source": source, "tolerance": tolerance,
-                  "parity": [asdict(r) | {"metric_change": r.metric_change} for r in parity],
-                  "versions": _versions()}
+        parity = check_parity(reference, staged, files, first, second, labels, source, tolerance)
+        report = {
+            "exporter": exporter,
+            "source": source,
+            "tolerance": tolerance,
+            "parity": [asdict(r) | {"metric_change": r.metric_change} for r in parity],
+            "versions": _versions(),
+        }
         (staged / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
     swap_into_place(staged, target)
-    result = ExportResult(output=target, files={k: target / p.name for k, p in files.items()},
-                          parity=parity, source=source, exporter=exporter,
-                          seconds=time.perf_counter() - started)
+    result = ExportResult(
+        output=target,
+        files={k: target / p.name for k, p in files.items()},
+        parity=parity,
+        source=source,
+        exporter=exporter,
+        seconds=time.perf_counter() - started,
+    )
     if verbose:
         print(result.summary())
     return result
@@ -133,10 +151,10 @@ def _check_args(quantize: Any, dynamo: Any, sample: Any, tolerance: Any) -> None
         raise ConfigError(f"quantize={quantize!r} is not supported; expected None or 'int8'.")
     if not isinstance(dynamo, bool):
         raise ConfigError(f"dynamo={dynamo!r}; expected True or False.")
-    if sample is not None and (not isinstance(sample, int) or isinstance(sample, bool)
-                               or sample < 1):
-        raise ConfigError(f"sample={sample!r}; expected a positive number of texts, or None "
-                          "for the whole eval split.")
+    if sample is not None and (not isinstance(sample, int) or isinstance(sample, bool) or sample < 1):
+        raise ConfigError(
+            f"sample={sample!r}; expected a positive number of texts, or None for the whole eval split."
+        )
     if not isinstance(tolerance, int | float) or not tolerance > 0:
         raise ConfigError(f"tolerance={tolerance!r}; expected a positive number such as 1e-3.")
     from ..inference.onnx_model import INSTALL_HINT, require_onnxruntime
@@ -147,8 +165,10 @@ def _check_args(quantize: Any, dynamo: Any, sample: Any, tolerance: Any) -> None
         try:
             __import__(name)
         except ImportError:
-            raise ModelLoadError(f"ONNX export{' with dynamo=True' if dynamo else ''} needs "
-                                 f"{name}, which is not installed: {INSTALL_HINT}") from None
+            raise ModelLoadError(
+                f"ONNX export{' with dynamo=True' if dynamo else ''} needs "
+                f"{name}, which is not installed: {INSTALL_HINT}"
+            ) from None
 
 
 def _torch_model(model: Any) -> FineTunedModel:
@@ -158,31 +178,39 @@ def _torch_model(model: Any) -> FineTunedModel:
     from ..inference.predictor import FineTunedModel
 
     if isinstance(model, OnnxFineTunedModel):
-        raise ConfigError("export_onnx got a model that already runs on ONNX; pass the torch "
-                          "model folder instead.")
+        raise ConfigError(
+            "export_onnx got a model that already runs on ONNX; pass the torch model folder instead."
+        )
     if isinstance(model, FineTunedModel):
         if model.device.type == "cpu" and model.precision == "fp32":
             return model
         model = model.path
     if not isinstance(model, str | os.PathLike):
-        raise ConfigError(f"export_onnx(model=...) got {type(model).__name__}; expected a model "
-                          "folder path or a FineTunedModel from load_finetuned.")
+        raise ConfigError(
+            f"export_onnx(model=...) got {type(model).__name__}; expected a model "
+            "folder path or a FineTunedModel from load_finetuned."
+        )
     return load_finetuned(model, device="cpu", precision="fp32")
 
 
 def _output_folder(reference: FineTunedModel, output: Any) -> Path:
     if output is None:
         if not Path(reference.path).is_dir():
-            raise ConfigError(f"{reference.path!r} is not a local folder, so there is no default "
-                              "output folder; pass output='some/folder'.")
+            raise ConfigError(
+                f"{reference.path!r} is not a local folder, so there is no default "
+                "output folder; pass output='some/folder'."
+            )
         return Path(reference.path) / "onnx"
     target = Path(output).expanduser()
     if target.exists() and not target.is_dir():
-        raise ConfigError(f"output={str(target)!r} is a file; expected a folder to write "
-                          "model.onnx and the tokenizer into.")
+        raise ConfigError(
+            f"output={str(target)!r} is a file; expected a folder to write model.onnx and the tokenizer into."
+        )
     if target.is_dir() and any(target.iterdir()) and not (target / "model.onnx").is_file():
-        raise ConfigError(f"output={str(target)!r} already holds other files (no model.onnx), "
-                          "and exporting replaces the whole folder. Pass an empty or new folder.")
+        raise ConfigError(
+            f"output={str(target)!r} already holds other files (no model.onnx), "
+            "and exporting replaces the whole folder. Pass an empty or new folder."
+        )
     return target
 
 
@@ -209,10 +237,12 @@ def _export_graph(reference: FineTunedModel, path: Path, dynamo: bool) -> str:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids: Any, attention_mask: Any = None,
-                    token_type_ids: Any = None) -> Any:
-            given = {"input_ids": input_ids, "attention_mask": attention_mask,
-                     "token_type_ids": token_type_ids}
+        def forward(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None) -> Any:
+            given = {
+                "input_ids": input_ids,
+                "attention_mask": attention_mask,
+                "token_type_ids": token_type_ids,
+            }
             return self.model(**{n: given[n] for n in names}).logits
 
     wrapped = Logits(reference.model).eval()
@@ -221,21 +251,37 @@ def _export_graph(reference: FineTunedModel, path: Path, dynamo: bool) -> str:
             warnings.simplefilter("ignore")  # tracer warnings about Python-side branches
             if dynamo:
                 batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
-                torch.onnx.export(wrapped, args, str(path), input_names=names,
-                                  output_names=["logits"], dynamo=True,
-                                  dynamic_shapes={n: {0: batch, 1: seq} for n in names},
-                                  opset_version=DYNAMO_OPSET, external_data=False)
+                torch.onnx.export(
+                    wrapped,
+                    args,
+                    str(path),
+                    input_names=names,
+                    output_names=["logits"],
+                    dynamo=True,
+                    dynamic_shapes={n: {0: batch, 1: seq} for n in names},
+                    opset_version=DYNAMO_OPSET,
+                    external_data=False,
+                )
             else:
                 axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
-                torch.onnx.export(wrapped, args, str(path), input_names=names,
-                                  output_names=["logits"], dynamo=False, dynamic_axes=axes,
-                                  opset_version=LEGACY_OPSET)
+                torch.onnx.export(
+                    wrapped,
+                    args,
+                    str(path),
+                    input_names=names,
+                    output_names=["logits"],
+                    dynamo=False,
+                    dynamic_axes=axes,
+                    opset_version=LEGACY_OPSET,
+                )
     except Exception as exc:
         other = "dynamo=False" if dynamo else "dynamo=True"
-        raise ParityError(f"torch.onnx.export failed for {reference.path!r}: "
-                          f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}. Try "
-                          f"{other}, or report the model type "
-                          f"({reference.model.config.model_type}).") from None
+        raise ParityError(
+            f"torch.onnx.export failed for {reference.path!r}: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}. Try "
+            f"{other}, or report the model type "
+            f"({reference.model.config.model_type})."
+        ) from None
     if dynamo:
         return f"torch.onnx.export(dynamo=True, opset {DYNAMO_OPSET})"
     return f"torch.onnx.export(dynamo=False, opset {LEGACY_OPSET})"

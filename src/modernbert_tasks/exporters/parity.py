@@ -14,20 +14,23 @@ if TYPE_CHECKING:
 
     from ..inference.predictor import FineTunedModel
 
-__all__ = ["ParityError", "ParityReport", "parity_texts", "check_parity", "FALLBACK_TEXTS",
-           "FP32_TOLERANCE"]
+__all__ = ["ParityError", "ParityReport", "parity_texts", "check_parity", "FALLBACK_TEXTS", "FP32_TOLERANCE"]
 
 FP32_TOLERANCE = 1e-3  # measured: ORT fp32 is within 1e-6 of torch; 1e-3 leaves room for kernels
 # Used when the task's eval split cannot be read: short, mixed and one longer than any
 # max_length, so truncation and (for ModernBERT) the sliding-window mask are exercised.
 FALLBACK_TEXTS = (
-    "Hi.", "The movie was great and I loved every minute of it.", "Terrible.",
+    "Hi.",
+    "The movie was great and I loved every minute of it.",
+    "Terrible.",
     "I am not sure how I feel about this product; it has some good parts but also a lot of "
-    "problems that annoy me.", "Okay", "Shipping was fast, packaging fine.",
-    "Would not recommend to anyone, ever, under any circumstances whatsoever.", "meh",
+    "problems that annoy me.",
+    "Okay",
+    "Shipping was fast, packaging fine.",
+    "Would not recommend to anyone, ever, under any circumstances whatsoever.",
+    "meh",
     " ".join(f"word{i}" for i in range(600)),
 )
-
 
 
 class ParityError(ModernBertTasksError):
@@ -56,20 +59,27 @@ class ParityReport:
         return self.onnx_value - self.torch_value
 
     def line(self) -> str:
-        agree = ("n/a" if self.label_agreement is None
-                 else f"{self.label_agreement:.4f} ({round(self.label_agreement * self.num_texts)}"
-                      f"/{self.num_texts} labels)")
-        text = (f"{self.file} ({self.quantization}): max |logit diff| {self.max_abs_diff:.2e}, "
-                f"label agreement {agree}")
+        agree = (
+            "n/a"
+            if self.label_agreement is None
+            else f"{self.label_agreement:.4f} ({round(self.label_agreement * self.num_texts)}"
+            f"/{self.num_texts} labels)"
+        )
+        text = (
+            f"{self.file} ({self.quantization}): max |logit diff| {self.max_abs_diff:.2e}, "
+            f"label agreement {agree}"
+        )
         if self.metric_change is not None:
-            text += (f", {self.metric} {self.onnx_value:.4f} vs torch {self.torch_value:.4f} "
-                     f"({self.metric_change:+.4f})")
+            text += (
+                f", {self.metric} {self.onnx_value:.4f} vs torch {self.torch_value:.4f} "
+                f"({self.metric_change:+.4f})"
+            )
         return text
 
 
-
-def parity_texts(reference: FineTunedModel, sample: int | None, data: Any, data_dir: Any
-                  ) -> tuple[list[str], list[str] | None, np.ndarray | None, str]:
+def parity_texts(
+    reference: FineTunedModel, sample: int | None, data: Any, data_dir: Any
+) -> tuple[list[str], list[str] | None, np.ndarray | None, str]:
     """Texts (and labels) from the eval split; the fixed texts when it cannot be read."""
     from ..inference.evaluation import label_array
 
@@ -88,16 +98,15 @@ def parity_texts(reference: FineTunedModel, sample: int | None, data: Any, data_
                 ds = ds.shuffle(seed=0).select(range(sample))
             first = list(ds[task.text_columns[0]])
             second = list(ds[task.text_columns[1]]) if task.is_pair else None
-            labels = (label_array(ds["label"], reference.problem_type)
-                      if "label" in ds.column_names else None)
+            labels = label_array(ds["label"], reference.problem_type) if "label" in ds.column_names else None
             return first, second, labels, f"{len(first)} of {total} eval-split texts{named}"
         except Exception as exc:  # reported: the check still runs, on the fixed texts
-            reason = f"the eval split could not be read ({type(exc).__name__}: " \
-                     f"{' '.join(str(exc).split())[:200]})"
+            reason = (
+                f"the eval split could not be read ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            )
     first = list(FALLBACK_TEXTS)
     second = list(reversed(FALLBACK_TEXTS)) if reference.is_pair else None
-    return first, second, None, f"{len(first)} fixed texts, one longer than max_length " \
-                                f"({reason})"
+    return first, second, None, f"{len(first)} fixed texts, one longer than max_length ({reason})"
 
 
 def _recorded_data(training: dict[str, Any]) -> tuple[Any, Any, Any, str]:
@@ -117,9 +126,16 @@ def _recorded_data(training: dict[str, Any]) -> tuple[Any, Any, Any, str]:
     return None, None, None, ""
 
 
-def check_parity(reference: FineTunedModel, folder: Path, files: dict[str, Path],
-                  first: list[str], second: list[str] | None, labels: Any, source: str,
-                  tolerance: float) -> list[ParityReport]:
+def check_parity(
+    reference: FineTunedModel,
+    folder: Path,
+    files: dict[str, Path],
+    first: list[str],
+    second: list[str] | None,
+    labels: Any,
+    source: str,
+    tolerance: float,
+) -> list[ParityReport]:
     import numpy as np
 
     from ..inference.onnx_model import load_onnx
@@ -135,9 +151,16 @@ def check_parity(reference: FineTunedModel, folder: Path, files: dict[str, Path]
         diff = float(np.abs(got - expected).max()) if len(first) else 0.0
         agreement = _label_agreement(reference.problem_type, expected, got)
         report = ParityReport(
-            file=file.name, quantization=quantization, num_texts=len(first), source=source,
-            max_abs_diff=diff, label_agreement=agreement, metric=main, torch_value=torch_value,
-            onnx_value=_main_metric(task, got, labels))
+            file=file.name,
+            quantization=quantization,
+            num_texts=len(first),
+            source=source,
+            max_abs_diff=diff,
+            label_agreement=agreement,
+            metric=main,
+            torch_value=torch_value,
+            onnx_value=_main_metric(task, got, labels),
+        )
         if quantization == "fp32":
             report.passed = diff <= tolerance and agreement in (None, 1.0)
         reports.append(report)
@@ -147,7 +170,8 @@ def check_parity(reference: FineTunedModel, folder: Path, files: dict[str, Path]
             f"The exported ONNX model does not reproduce the torch model on {source}: "
             f"{failed[0].line()} (allowed: logit diff <= {tolerance:g} and identical labels). "
             "Nothing was written. Try the other exporter (dynamo=True/False) or report the "
-            f"model type ({reference.model.config.model_type}).")
+            f"model type ({reference.model.config.model_type})."
+        )
     return reports
 
 
@@ -164,5 +188,3 @@ def _main_metric(task: Any, logits: np.ndarray, labels: Any) -> float | None:
         return None
     value = task.compute_metrics(logits, labels).get(task.main_metric)
     return None if value is None else float(value)
-
-

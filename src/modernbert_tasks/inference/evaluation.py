@@ -32,13 +32,26 @@ class Evaluation:
     path: str
 
     if TYPE_CHECKING:  # FineTunedModel's scoring
-        def _scores(self, first: list[str], second: list[str] | None, batch_size: int,
-                    show_progress: bool | None, precision: str | None = None,
-                    full_lengths: dict[int, int] | None = None) -> np.ndarray: ...
 
-        def _logits(self, first: list[str], second: list[str] | None, batch_size: int,
-                    show_progress: bool | None, bf16: bool | None = None,
-                    full_lengths: dict[int, int] | None = None) -> np.ndarray: ...
+        def _scores(
+            self,
+            first: list[str],
+            second: list[str] | None,
+            batch_size: int,
+            show_progress: bool | None,
+            precision: str | None = None,
+            full_lengths: dict[int, int] | None = None,
+        ) -> np.ndarray: ...
+
+        def _logits(
+            self,
+            first: list[str],
+            second: list[str] | None,
+            batch_size: int,
+            show_progress: bool | None,
+            bf16: bool | None = None,
+            full_lengths: dict[int, int] | None = None,
+        ) -> np.ndarray: ...
 
         def _report_truncation(self, full: dict[int, int], total: int) -> None: ...
 
@@ -74,14 +87,18 @@ class Evaluation:
                 raise ConfigError("Pass the evaluation file once: data= or data_file=, not both.")
             data = data_file
         if precision not in EVALUATE_PRECISIONS:
-            raise ConfigError(f"precision={precision!r} is not supported by evaluate(); expected "
-                              f"one of {', '.join(EVALUATE_PRECISIONS)} (default fp32: the "
-                              "figures training printed).")
+            raise ConfigError(
+                f"precision={precision!r} is not supported by evaluate(); expected "
+                f"one of {', '.join(EVALUATE_PRECISIONS)} (default fp32: the "
+                "figures training printed)."
+            )
         task = self.evaluation_task
         ds = self.labelled_data(data, split=split, data_dir=data_dir, data_files=data_files)
         if "label" not in ds.column_names:
-            raise DataError(f"The evaluation data has no labels (column {task.label_column!r}); "
-                            "evaluate needs labelled data. Use predict() for unlabelled texts.")
+            raise DataError(
+                f"The evaluation data has no labels (column {task.label_column!r}); "
+                "evaluate needs labelled data. Use predict() for unlabelled texts."
+            )
         first = list(ds[task.text_columns[0]])
         second = list(ds[task.text_columns[1]]) if task.is_pair else None
         full: dict[int, int] = {}
@@ -92,22 +109,33 @@ class Evaluation:
         results["loss"] = _loss(logits, labels, self.problem_type)
         results["num_examples"] = len(first)
         if self.problem_type != "regression":
-            results.update(_classification_report(logits, labels, self.labels,
-                                                  self.problem_type))
+            results.update(_classification_report(logits, labels, self.labels, self.problem_type))
             # ECE/Brier before and after the stored temperature; metrics at a stored threshold
-            results.update(calibration.evaluation_report(logits, labels, self.manifest,
-                                                         self.problem_type, task.metrics))
+            results.update(
+                calibration.evaluation_report(logits, labels, self.manifest, self.problem_type, task.metrics)
+            )
         return results
 
-    def logits(self, first: Sequence[str], second: Sequence[str] | None = None, *,
-               batch_size: int = 64, show_progress: bool | None = False,
-               precision: str = "fp32") -> np.ndarray:
+    def logits(
+        self,
+        first: Sequence[str],
+        second: Sequence[str] | None = None,
+        *,
+        batch_size: int = 64,
+        show_progress: bool | None = False,
+        precision: str = "fp32",
+    ) -> np.ndarray:
         """Raw model outputs (float32, input order) for texts, or pairs split into `first` and
         `second`: no calibration, no decisions. fp32 by default; "bf16" under autocast."""
         if precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision={precision!r}; logits() takes 'fp32' or 'bf16'.")
-        return self._logits(list(first), None if second is None else list(second), batch_size,
-                            show_progress, bf16=precision == "bf16")
+        return self._logits(
+            list(first),
+            None if second is None else list(second),
+            batch_size,
+            show_progress,
+            bf16=precision == "bf16",
+        )
 
     @property
     def evaluation_task(self) -> Task:
@@ -118,13 +146,17 @@ class Evaluation:
         # no manifest: a stand-in task so files are read and checked the same way
         regression = self.problem_type == "regression"
         return Task(
-            name="model", labels=() if regression else self.labels,
-            problem_type=self.problem_type, max_length=max(self.max_length, 8),
+            name="model",
+            labels=() if regression else self.labels,
+            problem_type=self.problem_type,
+            max_length=max(self.max_length, 8),
             metrics=("pearson", "spearman", "mse") if regression else ("accuracy", "macro_f1"),
-            main_metric="pearson" if regression else "accuracy")
+            main_metric="pearson" if regression else "accuracy",
+        )
 
-    def labelled_data(self, data: Any = None, *, split: str = "eval", data_dir: Any = None,
-                      data_files: Any = None) -> datasets.Dataset:
+    def labelled_data(
+        self, data: Any = None, *, split: str = "eval", data_dir: Any = None, data_files: Any = None
+    ) -> datasets.Dataset:
         """The data `evaluate` would score (same arguments), checked against the task: the
         task's text columns and a "label" column of label ids."""
         import datasets
@@ -140,27 +172,31 @@ class Evaluation:
         if isinstance(data, str | os.PathLike):
             path = Path(data).expanduser()
             if not path.is_file():
-                raise DataError(f"Evaluation file {str(path)!r} not found. Pass a TSV/CSV/JSONL/"
-                                "parquet file with the task's text and label columns.")
+                raise DataError(
+                    f"Evaluation file {str(path)!r} not found. Pass a TSV/CSV/JSONL/"
+                    "parquet file with the task's text and label columns."
+                )
             return task.prepare_split(read_data_file(path), "eval", source=repr(str(path)))
         if isinstance(data, datasets.DatasetDict):
             data = data[_role(split, data)]
         if isinstance(data, datasets.Dataset):
             return task.prepare_split(data, "eval", source="the given Dataset")
         if isinstance(data, Sequence):
-            return task.prepare_split(_rows_to_dataset(data, task), "eval",
-                                 source="the given list")
-        raise ConfigError(f"evaluate(data=...) got {type(data).__name__}; expected a file path, a "
-                          "datasets.Dataset, or a list of (text, label) pairs.")
+            return task.prepare_split(_rows_to_dataset(data, task), "eval", source="the given list")
+        raise ConfigError(
+            f"evaluate(data=...) got {type(data).__name__}; expected a file path, a "
+            "datasets.Dataset, or a list of (text, label) pairs."
+        )
 
-    def _task_split(self, task: Task, split: str, data_dir: Any,
-                    data_files: Any) -> datasets.Dataset:
+    def _task_split(self, task: Task, split: str, data_dir: Any, data_files: Any) -> datasets.Dataset:
         if self.task is None and data_dir is None and data_files is None:
             raise ConfigError(
                 f"{self.path!r} has no manifest, so it has no task dataset to evaluate on. Pass "
-                "data= (a file, a Dataset or a list of (text, label)), or data_dir/data_files.")
-        splits = task.load_dataset(data_dir=None if data_dir is None else str(data_dir),
-                                   data_files=data_files)
+                "data= (a file, a Dataset or a list of (text, label)), or data_dir/data_files."
+            )
+        splits = task.load_dataset(
+            data_dir=None if data_dir is None else str(data_dir), data_files=data_files
+        )
         return splits[_role(split, splits)]
 
 
@@ -170,8 +206,9 @@ _ROLE_ALIASES = {"validation": "eval", "dev": "eval", "valid": "eval"}
 def _role(split: str, available: Mapping[str, Any]) -> str:
     role = _ROLE_ALIASES.get(split, split)
     if role not in available:
-        raise DataError(f"Split {split!r} is not available; the data has "
-                        f"{sorted(available)}. Pass split= one of those.")
+        raise DataError(
+            f"Split {split!r} is not available; the data has {sorted(available)}. Pass split= one of those."
+        )
     return role
 
 
@@ -184,8 +221,7 @@ def _rows_to_dataset(rows: Sequence[Any], task: Task) -> datasets.Dataset:
     for i, row in enumerate(rows):
         if not isinstance(row, Sequence) or isinstance(row, str):
             row = None
-        elif width == 2 and len(row) == 2 and isinstance(row[0], Sequence) and not isinstance(
-                row[0], str):
+        elif width == 2 and len(row) == 2 and isinstance(row[0], Sequence) and not isinstance(row[0], str):
             row = (*row[0], row[1])
         if row is None or len(row) != width + 1:
             shape = "((text_a, text_b), label)" if width == 2 else "(text, label)"
@@ -222,8 +258,9 @@ def _loss(logits: np.ndarray, labels: np.ndarray, problem_type: str) -> float:
     return float(F.cross_entropy(x, y))
 
 
-def _classification_report(logits: np.ndarray, labels: np.ndarray, names: Sequence[str],
-                           problem_type: str) -> dict[str, Any]:
+def _classification_report(
+    logits: np.ndarray, labels: np.ndarray, names: Sequence[str], problem_type: str
+) -> dict[str, Any]:
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     from ..metrics import decode_predictions
@@ -233,11 +270,19 @@ def _classification_report(logits: np.ndarray, labels: np.ndarray, names: Sequen
     ids = list(range(len(names)))
     multi = problem_type == "multi_label_classification"
     precision, recall, f1, support = precision_recall_fscore_support(
-        truth, preds, labels=ids, zero_division=0)
-    report: dict[str, Any] = {"per_class": {
-        name: {"precision": float(precision[k]), "recall": float(recall[k]), "f1": float(f1[k]),
-               "support": int(support[k])}
-        for k, name in enumerate(names)}}
+        truth, preds, labels=ids, zero_division=0
+    )
+    report: dict[str, Any] = {
+        "per_class": {
+            name: {
+                "precision": float(precision[k]),
+                "recall": float(recall[k]),
+                "f1": float(f1[k]),
+                "support": int(support[k]),
+            }
+            for k, name in enumerate(names)
+        }
+    }
     if not multi:
         report["confusion_matrix"] = confusion_matrix(truth, preds, labels=ids).tolist()
     return report

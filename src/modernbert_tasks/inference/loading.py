@@ -56,21 +56,23 @@ def load_finetuned(
     if backend != "torch":  # onnxruntime: an optional extra, loaded only when asked for
         from .onnx_model import load_backend
 
-        return load_backend(path, backend, device=device, precision=precision,
-                            max_length=max_length)
+        return load_backend(path, backend, device=device, precision=precision, max_length=max_length)
     if precision not in PREDICT_PRECISIONS:
-        raise ConfigError(f"precision={precision!r} is not supported; expected one of "
-                          f"{', '.join(PREDICT_PRECISIONS)}.")
+        raise ConfigError(
+            f"precision={precision!r} is not supported; expected one of {', '.join(PREDICT_PRECISIONS)}."
+        )
     source = model_sources.resolve_source(path, allow_pickle=allow_pickle)
     manifest = _read_any_manifest(source)
     torch_device = model_sources.resolve_device(device)
     chosen = _choose_precision(torch_device, precision)
-    model, tokenizer = model_sources.load_for_prediction(source, allow_pickle=allow_pickle,
-                                                    trust_remote_code=trust_remote_code)
+    model, tokenizer = model_sources.load_for_prediction(
+        source, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
+    )
     settings = model_settings(manifest, model.config, tokenizer, source, max_length)
     model.to(torch_device).eval()
-    return FineTunedModel(model, tokenizer, manifest=manifest, device=torch_device,
-                          precision=chosen, path=source, **settings)
+    return FineTunedModel(
+        model, tokenizer, manifest=manifest, device=torch_device, precision=chosen, path=source, **settings
+    )
 
 
 def _read_any_manifest(source: str) -> dict[str, Any] | None:
@@ -79,8 +81,12 @@ def _read_any_manifest(source: str) -> dict[str, Any] | None:
     from transformers.utils import cached_file
 
     try:  # a Hub id: the manifest is optional there too
-        file = cached_file(source, MANIFEST_NAME, _raise_exceptions_for_missing_entries=False,
-                           _raise_exceptions_for_connection_errors=False)
+        file = cached_file(
+            source,
+            MANIFEST_NAME,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
     except Exception as exc:
         raise model_sources.hub_error(source, exc) from None
     return read_manifest(Path(file).parent) if file else None
@@ -105,6 +111,9 @@ def _choose_precision(device: torch.device, precision: str) -> str:
     if device.type == "cuda" and not supported:
         raise ConfigError(f"precision={precision!r} but {reason}. Use precision='fp32'.")
     if not supported:
-        warnings.warn(f"precision={precision!r} on this {device.type}: {reason}. Use "
-                      "precision='fp32'.", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"precision={precision!r} on this {device.type}: {reason}. Use precision='fp32'.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return precision

@@ -20,8 +20,16 @@ from ..errors import ConfigError, ModelLoadError
 from .predictor import FineTunedModel
 from .settings import model_settings
 
-__all__ = ["load_backend", "load_onnx", "BACKENDS", "OnnxFineTunedModel", "OnnxForward",
-           "ONNX_FILES", "INSTALL_HINT", "require_onnxruntime"]
+__all__ = [
+    "load_backend",
+    "load_onnx",
+    "BACKENDS",
+    "OnnxFineTunedModel",
+    "OnnxForward",
+    "ONNX_FILES",
+    "INSTALL_HINT",
+    "require_onnxruntime",
+]
 
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 BACKENDS = {"torch": None, "onnx": "fp32", "onnx-int8": "int8"}  # backend -> ONNX weights
@@ -33,8 +41,9 @@ def require_onnxruntime() -> Any:
     try:
         import onnxruntime
     except ImportError:
-        raise ModelLoadError(f"The ONNX backend needs onnxruntime, which is not installed: "
-                             f"{INSTALL_HINT}") from None
+        raise ModelLoadError(
+            f"The ONNX backend needs onnxruntime, which is not installed: {INSTALL_HINT}"
+        ) from None
     return onnxruntime
 
 
@@ -77,24 +86,26 @@ class OnnxFineTunedModel(FineTunedModel):
     Extra attributes: quantization ('fp32' or 'int8'), onnx_file.
     """
 
-    def __init__(self, forward: OnnxForward, tokenizer: Any, *, quantization: str,
-                 **kwargs: Any) -> None:
+    def __init__(self, forward: OnnxForward, tokenizer: Any, *, quantization: str, **kwargs: Any) -> None:
         super().__init__(forward, tokenizer, **kwargs)
         self.quantization = quantization
         self.onnx_file = forward.file
 
     def __repr__(self) -> str:
         task = self.task.name if self.task else None
-        return (f"OnnxFineTunedModel(path={self.path!r}, task={task!r}, "
-                f"labels={list(self.labels)}, max_length={self.max_length}, "
-                f"quantization={self.quantization!r})")
+        return (
+            f"OnnxFineTunedModel(path={self.path!r}, task={task!r}, "
+            f"labels={list(self.labels)}, max_length={self.max_length}, "
+            f"quantization={self.quantization!r})"
+        )
 
 
 def _find_onnx_file(path: str | os.PathLike, quantization: str) -> Path:
     """`path` is the .onnx file, the export folder, or the model folder holding onnx/."""
     if quantization not in ONNX_FILES:
-        raise ConfigError(f"quantization={quantization!r} is not supported; expected one of "
-                          f"{', '.join(ONNX_FILES)}.")
+        raise ConfigError(
+            f"quantization={quantization!r} is not supported; expected one of {', '.join(ONNX_FILES)}."
+        )
     given = Path(path).expanduser()
     if given.is_file() and given.suffix == ".onnx":
         return given
@@ -103,37 +114,59 @@ def _find_onnx_file(path: str | os.PathLike, quantization: str) -> Path:
         if (folder / name).is_file():
             return folder / name
     if not given.exists():
-        raise ModelLoadError(f"Model folder {str(given)!r} does not exist. Pass the folder "
-                             "export_onnx wrote (default: <model folder>/onnx).")
-    how = ("modernbert-tasks export PATH --format onnx --quantize int8" if quantization == "int8"
-           else "modernbert-tasks export PATH --format onnx")
-    raise ModelLoadError(f"No {name} in {str(given)!r} or its onnx/ subfolder. Export it first: "
-                         f"modernbert_tasks.export_onnx(path"
-                         f"{', quantize=' + repr('int8') if quantization == 'int8' else ''}) "
-                         f"(CLI: {how}).")
+        raise ModelLoadError(
+            f"Model folder {str(given)!r} does not exist. Pass the folder "
+            "export_onnx wrote (default: <model folder>/onnx)."
+        )
+    how = (
+        "modernbert-tasks export PATH --format onnx --quantize int8"
+        if quantization == "int8"
+        else "modernbert-tasks export PATH --format onnx"
+    )
+    raise ModelLoadError(
+        f"No {name} in {str(given)!r} or its onnx/ subfolder. Export it first: "
+        f"modernbert_tasks.export_onnx(path"
+        f"{', quantize=' + repr('int8') if quantization == 'int8' else ''}) "
+        f"(CLI: {how})."
+    )
 
 
-def load_backend(path: str | os.PathLike, backend: str, *, device: Any = None,
-                 precision: str = "auto", max_length: int | None = None) -> OnnxFineTunedModel:
+def load_backend(
+    path: str | os.PathLike,
+    backend: str,
+    *,
+    device: Any = None,
+    precision: str = "auto",
+    max_length: int | None = None,
+) -> OnnxFineTunedModel:
     """`load_finetuned(path, backend=...)` for the ONNX backends; checks the torch-only options."""
     if backend not in BACKENDS or backend == "torch":
-        raise ConfigError(f"backend={backend!r} is not supported; expected one of "
-                          f"{', '.join(map(repr, BACKENDS))}.")
+        raise ConfigError(
+            f"backend={backend!r} is not supported; expected one of {', '.join(map(repr, BACKENDS))}."
+        )
     if device is not None and str(device) != "cpu":
-        raise ConfigError(f"device={device!r} with backend={backend!r}: the ONNX backend runs on "
-                          "the CPU. Leave device=None, or use backend='torch' for a GPU.")
+        raise ConfigError(
+            f"device={device!r} with backend={backend!r}: the ONNX backend runs on "
+            "the CPU. Leave device=None, or use backend='torch' for a GPU."
+        )
     if precision not in ("auto", "fp32"):
-        raise ConfigError(f"precision={precision!r} with backend={backend!r}: ONNX runs the "
-                          "exported fp32 (or int8) weights. Use precision='auto', or "
-                          "backend='onnx-int8' for the quantized model.")
+        raise ConfigError(
+            f"precision={precision!r} with backend={backend!r}: ONNX runs the "
+            "exported fp32 (or int8) weights. Use precision='auto', or "
+            "backend='onnx-int8' for the quantized model."
+        )
     quantization = BACKENDS[backend]
     assert quantization is not None  # only "torch" maps to None, refused above
     return load_onnx(path, quantization=quantization, max_length=max_length)
 
 
-def load_onnx(path: str | os.PathLike, *, quantization: str = "fp32",
-              num_threads: int | None = None, max_length: int | None = None
-              ) -> OnnxFineTunedModel:
+def load_onnx(
+    path: str | os.PathLike,
+    *,
+    quantization: str = "fp32",
+    num_threads: int | None = None,
+    max_length: int | None = None,
+) -> OnnxFineTunedModel:
     """Load an exported model for onnxruntime on the CPU.
 
     Args:
@@ -151,8 +184,10 @@ def load_onnx(path: str | os.PathLike, *, quantization: str = "fp32",
     if file.name == ONNX_FILES["int8"]:
         quantization = "int8"
     if not (folder / "config.json").is_file():
-        raise ModelLoadError(f"{str(folder)!r} holds {file.name} but no config.json; re-export "
-                             "with export_onnx, which writes the config and tokenizer beside it.")
+        raise ModelLoadError(
+            f"{str(folder)!r} holds {file.name} but no config.json; re-export "
+            "with export_onnx, which writes the config and tokenizer beside it."
+        )
     options = ort.SessionOptions()
     if num_threads is not None:
         options.intra_op_num_threads = int(num_threads)
@@ -161,14 +196,22 @@ def load_onnx(path: str | os.PathLike, *, quantization: str = "fp32",
         config = AutoConfig.from_pretrained(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except Exception as exc:
-        raise ModelLoadError(f"Could not load the ONNX model in {str(folder)!r}: "
-                             f"{type(exc).__name__}: {' '.join(str(exc).split())}. Re-export it "
-                             "with export_onnx.") from None
+        raise ModelLoadError(
+            f"Could not load the ONNX model in {str(folder)!r}: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())}. Re-export it "
+            "with export_onnx."
+        ) from None
     manifest = read_manifest(folder)
     settings = model_settings(manifest, config, tokenizer, str(folder), max_length)
     import torch
 
     return OnnxFineTunedModel(
-        OnnxForward(session, config, str(file)), tokenizer, quantization=quantization,
-        manifest=manifest, device=torch.device("cpu"), precision="fp32", path=str(folder),
-        **settings)
+        OnnxForward(session, config, str(file)),
+        tokenizer,
+        quantization=quantization,
+        manifest=manifest,
+        device=torch.device("cpu"),
+        precision="fp32",
+        path=str(folder),
+        **settings,
+    )

@@ -20,11 +20,18 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from .predictor import FineTunedModel
 
-__all__ = ["PLOT_HINT", "require_matplotlib", "write_evaluation_plots",
-           "plot_confusion_matrix", "plot_reliability"]
+__all__ = [
+    "PLOT_HINT",
+    "require_matplotlib",
+    "write_evaluation_plots",
+    "plot_confusion_matrix",
+    "plot_reliability",
+]
 
-PLOT_HINT = ("Plots need matplotlib, which is not installed: pip install 'modernbert-tasks[plot]' "
-             "(or pip install matplotlib).")
+PLOT_HINT = (
+    "Plots need matplotlib, which is not installed: pip install 'modernbert-tasks[plot]' "
+    "(or pip install matplotlib)."
+)
 
 
 def require_matplotlib():
@@ -51,8 +58,14 @@ def plot_confusion_matrix(matrix: list[list[int]], labels: tuple[str, ...], path
     ax.set_ylabel("true")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                color="white" if cm[i, j] > cm.max() / 2 else "black",
+            )
     ax.set_title(f"Confusion matrix ({int(cm.sum())} examples)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -60,21 +73,26 @@ def plot_confusion_matrix(matrix: list[list[int]], labels: tuple[str, ...], path
     return path
 
 
-def _bins(probs: np.ndarray, labels: np.ndarray, problem_type: str,
-          n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _bins(
+    probs: np.ndarray, labels: np.ndarray, problem_type: str, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     confidence, hit = calibration.confidence_and_hit(probs, labels, problem_type)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
-    conf = np.array([confidence[which == b].mean() if (which == b).any() else np.nan
-                     for b in range(n_bins)])
-    acc = np.array([hit[which == b].mean() if (which == b).any() else np.nan
-                    for b in range(n_bins)])
+    conf = np.array([confidence[which == b].mean() if (which == b).any() else np.nan for b in range(n_bins)])
+    acc = np.array([hit[which == b].mean() if (which == b).any() else np.nan for b in range(n_bins)])
     count = np.bincount(which, minlength=n_bins)
     return conf, acc, count
 
 
-def plot_reliability(logits: np.ndarray, labels: np.ndarray, problem_type: str,
-                     temperature: float, path: Path, n_bins: int = calibration.N_BINS) -> Path:
+def plot_reliability(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    problem_type: str,
+    temperature: float,
+    path: Path,
+    n_bins: int = calibration.N_BINS,
+) -> Path:
     """Accuracy against confidence per bin, raw and temperature-scaled, with their ECE."""
     plt = require_matplotlib()
     fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -85,8 +103,7 @@ def plot_reliability(logits: np.ndarray, labels: np.ndarray, problem_type: str,
         ece = calibration.expected_calibration_error(probs, labels, problem_type, n_bins)
         conf, acc, _ = _bins(probs, labels, problem_type, n_bins)
         shown = ~np.isnan(conf)
-        label = f"{name} (T={t:.3g}, ECE {ece:.4f})" if name == "after" else (
-            f"{name} (ECE {ece:.4f})")
+        label = f"{name} (T={t:.3g}, ECE {ece:.4f})" if name == "after" else (f"{name} (ECE {ece:.4f})")
         ax.plot(conf[shown], acc[shown], marker="o", label=label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -100,9 +117,16 @@ def plot_reliability(logits: np.ndarray, labels: np.ndarray, problem_type: str,
     return path
 
 
-def write_evaluation_plots(model: FineTunedModel, folder: str | os.PathLike, data: Any = None,
-                           *, split: str = "eval", data_dir: str | os.PathLike | None = None,
-                           data_files: Any = None, batch_size: int = 64) -> dict[str, Path]:
+def write_evaluation_plots(
+    model: FineTunedModel,
+    folder: str | os.PathLike,
+    data: Any = None,
+    *,
+    split: str = "eval",
+    data_dir: str | os.PathLike | None = None,
+    data_files: Any = None,
+    batch_size: int = 64,
+) -> dict[str, Path]:
     """Score labelled data (the same arguments as `evaluate`) and write the PNGs to `folder`.
 
     Returns {"confusion_matrix": path (single-label only), "reliability": path}."""
@@ -124,12 +148,12 @@ def write_evaluation_plots(model: FineTunedModel, folder: str | os.PathLike, dat
 
         probs = calibration.calibrate(logits, model.manifest, model.problem_type)
         chosen = calibration.decide(probs, model.manifest, model.problem_type)
-        matrix = confusion_matrix(labels.astype(np.int64), chosen,
-                                  labels=list(range(len(model.labels))))
+        matrix = confusion_matrix(labels.astype(np.int64), chosen, labels=list(range(len(model.labels))))
         written["confusion_matrix"] = plot_confusion_matrix(
-            matrix.tolist(), model.labels, out / "confusion_matrix.png")
+            matrix.tolist(), model.labels, out / "confusion_matrix.png"
+        )
     entry = (model.manifest or {}).get("calibration") or {}
-    written["reliability"] = plot_reliability(logits, labels, model.problem_type,
-                                              float(entry.get("temperature", 1.0)),
-                                              out / "reliability.png")
+    written["reliability"] = plot_reliability(
+        logits, labels, model.problem_type, float(entry.get("temperature", 1.0)), out / "reliability.png"
+    )
     return written

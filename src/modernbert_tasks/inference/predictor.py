@@ -50,10 +50,20 @@ class FineTunedModel(Evaluation):
     default), training_max_length what training tokenized to.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, task: Task | None,
-                 manifest: dict[str, Any] | None, max_length: int, text_prefix: str,
-                 device: torch.device, precision: str, path: str,
-                 training_max_length: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        task: Task | None,
+        manifest: dict[str, Any] | None,
+        max_length: int,
+        text_prefix: str,
+        device: torch.device,
+        precision: str,
+        path: str,
+        training_max_length: int | None = None,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.task = task
@@ -74,14 +84,17 @@ class FineTunedModel(Evaluation):
             self.labels = tuple(task.id2label[i] for i in range(task.num_labels))
         else:
             self.problem_type = config.problem_type or (
-                "regression" if config.num_labels == 1 else "single_label_classification")
+                "regression" if config.num_labels == 1 else "single_label_classification"
+            )
             self.labels = tuple(config_labels(config))
 
     def __repr__(self) -> str:
         task = self.task.name if self.task else None
-        return (f"FineTunedModel(path={self.path!r}, task={task!r}, labels={list(self.labels)}, "
-                f"max_length={self.max_length}, device='{self.device}', "
-                f"precision={self.precision!r})")
+        return (
+            f"FineTunedModel(path={self.path!r}, task={task!r}, labels={list(self.labels)}, "
+            f"max_length={self.max_length}, device='{self.device}', "
+            f"precision={self.precision!r})"
+        )
 
     @property
     def is_pair(self) -> bool | None:
@@ -100,18 +113,24 @@ class FineTunedModel(Evaluation):
         given = hint(f"task={name!r}", f"--task {name!r}")
         if self.task is not None:
             if self.task.name != name:
-                raise ConfigError(f"{given} does not match the model: its manifest says it was "
-                                  f"trained on {self.task.name!r}. "
-                                  + hint("Leave out task=.", "Drop --task."))
+                raise ConfigError(
+                    f"{given} does not match the model: its manifest says it was "
+                    f"trained on {self.task.name!r}. " + hint("Leave out task=.", "Drop --task.")
+                )
             return
         expected = [task.id2label[i] for i in range(task.num_labels)]
         found = list(self.labels)
         generic = found == [f"LABEL_{i}" for i in range(len(found))]
-        if task.problem_type != self.problem_type or len(expected) != len(found) or (
-                task.problem_type != "regression" and not generic and expected != found):
-            raise ConfigError(f"{given} has labels {expected} ({task.problem_type}) but the "
-                              f"model at {self.path!r} predicts {found} ({self.problem_type}). "
-                              "Pass the task the model was trained on.")
+        if (
+            task.problem_type != self.problem_type
+            or len(expected) != len(found)
+            or (task.problem_type != "regression" and not generic and expected != found)
+        ):
+            raise ConfigError(
+                f"{given} has labels {expected} ({task.problem_type}) but the "
+                f"model at {self.path!r} predicts {found} ({self.problem_type}). "
+                "Pass the task the model was trained on."
+            )
         self.task, self.labels = task, tuple(expected)
 
     # --- predict ------------------------------------------------------------------------
@@ -131,12 +150,17 @@ class FineTunedModel(Evaluation):
         (or whitespace-only) text, or a pair of them, gets no label: {"skipped": "empty text"}.
         """
         first, second = self._split_inputs(texts_or_pairs)
-        keep = [i for i in range(len(first))
-                if first[i].strip() or (second is not None and second[i].strip())]
+        keep = [
+            i for i in range(len(first)) if first[i].strip() or (second is not None and second[i].strip())
+        ]
         full: dict[int, int] = {}
-        logits = self._scores([first[i] for i in keep],
-                              [second[i] for i in keep] if second is not None else None,
-                              batch_size, show_progress, full_lengths=full)
+        logits = self._scores(
+            [first[i] for i in keep],
+            [second[i] for i in keep] if second is not None else None,
+            batch_size,
+            show_progress,
+            full_lengths=full,
+        )
         decoded = self._decode(logits)
         results: list[dict[str, Any]] = [{"skipped": EMPTY} for _ in first]
         for row, i in enumerate(keep):
@@ -156,13 +180,21 @@ class FineTunedModel(Evaluation):
         cut, total, longest = self.last_truncation
         if not cut:
             return None
-        return (f"{cut} of {total} texts were longer than max_length={self.max_length} tokens "
-                f"and were truncated (the longest has {longest:,} tokens): their labels come "
-                f"from their first {self.max_length} tokens.")
+        return (
+            f"{cut} of {total} texts were longer than max_length={self.max_length} tokens "
+            f"and were truncated (the longest has {longest:,} tokens): their labels come "
+            f"from their first {self.max_length} tokens."
+        )
 
-    def _scores(self, first: list[str], second: list[str] | None, batch_size: int,
-                show_progress: bool | None, precision: str | None = None,
-                full_lengths: dict[int, int] | None = None) -> np.ndarray:
+    def _scores(
+        self,
+        first: list[str],
+        second: list[str] | None,
+        batch_size: int,
+        show_progress: bool | None,
+        precision: str | None = None,
+        full_lengths: dict[int, int] | None = None,
+    ) -> np.ndarray:
         """The logits in `precision` (default: this model's); with "mixed", bf16 and then fp32
         for every close call, so the decisions are fp32's. `last_rescored` says how many were
         redone."""
@@ -170,16 +202,27 @@ class FineTunedModel(Evaluation):
 
         precision = precision or self.precision
         mixed = precision == "mixed"
-        logits = self._logits(first, second, batch_size, show_progress, bf16=precision in (
-            "bf16", "mixed"), full_lengths=full_lengths)
+        logits = self._logits(
+            first,
+            second,
+            batch_size,
+            show_progress,
+            bf16=precision in ("bf16", "mixed"),
+            full_lengths=full_lengths,
+        )
         self.last_rescored = (0, len(first))
         if mixed and len(first):
-            idx = np.flatnonzero(calibration.close_calls(logits, self.manifest,
-                                                         self.problem_type, RESCORE_MARGIN))
+            idx = np.flatnonzero(
+                calibration.close_calls(logits, self.manifest, self.problem_type, RESCORE_MARGIN)
+            )
             if len(idx):
                 logits[idx] = self._logits(
-                    [first[i] for i in idx], [second[i] for i in idx] if second else None,
-                    batch_size, False, bf16=False)
+                    [first[i] for i in idx],
+                    [second[i] for i in idx] if second else None,
+                    batch_size,
+                    False,
+                    bf16=False,
+                )
             self.last_rescored = (len(idx), len(first))
         return logits
 
@@ -187,8 +230,12 @@ class FineTunedModel(Evaluation):
         pair_task = self.is_pair
         if isinstance(inputs, str):
             inputs = [inputs]
-        elif isinstance(inputs, tuple) and len(inputs) == 2 and pair_task and all(
-                isinstance(x, str) for x in inputs):
+        elif (
+            isinstance(inputs, tuple)
+            and len(inputs) == 2
+            and pair_task
+            and all(isinstance(x, str) for x in inputs)
+        ):
             inputs = [inputs]  # a single (text_a, text_b) pair
         if not isinstance(inputs, Sequence):
             inputs = list(inputs)  # e.g. a generator or a pandas Series
@@ -201,27 +248,40 @@ class FineTunedModel(Evaluation):
             if pair_task:
                 raise DataError(
                     f"Task {self.task.name!r} classifies pairs of texts ({want[0]!r}, "
-                    f"{want[1]!r}); got single texts. " + hint(
+                    f"{want[1]!r}); got single texts. "
+                    + hint(
                         "Pass a list of (text_a, text_b) tuples.",
                         'Pass --pair "first text" "second text", or a --file whose records '
-                        f'have {want[0]!r} and {want[1]!r} fields.'))
-            raise DataError(f"Task {self.task.name!r} classifies single texts ({want[0]!r}); got "
-                            f"{type(inputs[0]).__name__} {clipped_repr(inputs[0])}. " + hint(
-                                "Pass a list of strings.", "Pass the texts without --pair."))
+                        f"have {want[0]!r} and {want[1]!r} fields.",
+                    )
+                )
+            raise DataError(
+                f"Task {self.task.name!r} classifies single texts ({want[0]!r}); got "
+                f"{type(inputs[0]).__name__} {clipped_repr(inputs[0])}. "
+                + hint("Pass a list of strings.", "Pass the texts without --pair.")
+            )
         first: list[str] = []
         second: list[str] = []  # stays empty for single texts
         for i, item in enumerate(inputs):
             if is_pair:
-                if (not isinstance(item, Sequence) or isinstance(item, str) or len(item) != 2
-                        or not all(isinstance(x, str) for x in item)):
-                    raise DataError(f"Input {i} is {clipped_repr(item)}; expected a (text_a, text_b) "
-                                    "pair of strings like every other input.")
+                if (
+                    not isinstance(item, Sequence)
+                    or isinstance(item, str)
+                    or len(item) != 2
+                    or not all(isinstance(x, str) for x in item)
+                ):
+                    raise DataError(
+                        f"Input {i} is {clipped_repr(item)}; expected a (text_a, text_b) "
+                        "pair of strings like every other input."
+                    )
                 first.append(item[0])
                 second.append(item[1])
             else:
                 if not isinstance(item, str):
-                    raise DataError(f"Input {i} is {type(item).__name__} {clipped_repr(item)}; expected "
-                                    "a string like every other input.")
+                    raise DataError(
+                        f"Input {i} is {type(item).__name__} {clipped_repr(item)}; expected "
+                        "a string like every other input."
+                    )
                 first.append(item)
         return first, second if is_pair else None
 
@@ -232,9 +292,15 @@ class FineTunedModel(Evaluation):
             return [self.task.format_text(t) for t in texts]
         return [self.text_prefix + t for t in texts] if self.text_prefix else texts
 
-    def _logits(self, first: list[str], second: list[str] | None, batch_size: int,
-                show_progress: bool | None, bf16: bool | None = None,
-                full_lengths: dict[int, int] | None = None) -> np.ndarray:
+    def _logits(
+        self,
+        first: list[str],
+        second: list[str] | None,
+        batch_size: int,
+        show_progress: bool | None,
+        bf16: bool | None = None,
+        full_lengths: dict[int, int] | None = None,
+    ) -> np.ndarray:
         """Model outputs for every input, float32, in input order (`bf16`: under bf16
         autocast; default: as `precision` says). `full_lengths` gets {input index: its
         untruncated token count} for every input longer than max_length."""
@@ -254,19 +320,28 @@ class FineTunedModel(Evaluation):
         with torch.inference_mode(), autocast, bar:
             for start in range(0, n, CHUNK_SIZE):
                 stop = min(start + CHUNK_SIZE, n)
-                texts = [self._format(first[start:stop]),
-                         self._format(second[start:stop]) if second is not None else None]
-                encoded = self.tokenizer(*texts, truncation=True, max_length=self.max_length,
-                                         padding=False, return_attention_mask=False)
+                texts = [
+                    self._format(first[start:stop]),
+                    self._format(second[start:stop]) if second is not None else None,
+                ]
+                encoded = self.tokenizer(
+                    *texts,
+                    truncation=True,
+                    max_length=self.max_length,
+                    padding=False,
+                    return_attention_mask=False,
+                )
                 # only what the model takes, as in training (ModernBERT: no token_type_ids)
                 encoded = {k: encoded[k] for k in self.tokenizer.model_input_names if k in encoded}
                 if full_lengths is not None:
-                    full_lengths.update({start + i: n for i, n in self._cut(
-                        texts, encoded["input_ids"]).items()})
+                    full_lengths.update(
+                        {start + i: n for i, n in self._cut(texts, encoded["input_ids"]).items()}
+                    )
                 for idx in _batches([len(ids) for ids in encoded["input_ids"]], batch_size):
                     batch = self.tokenizer.pad(
                         {key: [values[i] for i in idx] for key, values in encoded.items()},
-                        return_tensors="pt")
+                        return_tensors="pt",
+                    )
                     batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
                     logits = self.model(**batch).logits
                     out[[start + i for i in idx]] = logits.float().cpu().numpy()
@@ -279,11 +354,14 @@ class FineTunedModel(Evaluation):
         full = [i for i, row in enumerate(ids) if len(row) >= self.max_length]
         if not full:
             return {}
-        again = self.tokenizer(*[[t[i] for i in full] if t is not None else None for t in texts],
-                               truncation=False, padding=False, return_attention_mask=False,
-                               verbose=False)["input_ids"]
-        return {i: len(row) for i, row in zip(full, again, strict=True)
-                if len(row) > self.max_length}
+        again = self.tokenizer(
+            *[[t[i] for i in full] if t is not None else None for t in texts],
+            truncation=False,
+            padding=False,
+            return_attention_mask=False,
+            verbose=False,
+        )["input_ids"]
+        return {i: len(row) for i, row in zip(full, again, strict=True) if len(row) > self.max_length}
 
     def _decode(self, logits: np.ndarray) -> list[dict[str, Any]]:
         if self.problem_type == "regression":
@@ -297,8 +375,7 @@ class FineTunedModel(Evaluation):
         names = self.labels
         results = []
         for i, (row, k) in enumerate(zip(probs, top, strict=True)):
-            result = {"label": names[k], "score": row[k],
-                      "probabilities": dict(zip(names, row, strict=True))}
+            result = {"label": names[k], "score": row[k], "probabilities": dict(zip(names, row, strict=True))}
             if multi:
                 result["labels"] = [name for name, on in zip(names, chosen[i], strict=True) if on]
             results.append(result)
@@ -314,6 +391,6 @@ def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     batches, at = [], 0
     while at < len(order):
         size = max(1, min(batch_size, TOKENS_PER_BATCH // max(lengths[order[at]], 1)))
-        batches.append(order[at:at + size])
+        batches.append(order[at : at + size])
         at += size
     return batches

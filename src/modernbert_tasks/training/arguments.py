@@ -17,8 +17,15 @@ from ..options import AUTO, EVAL_FRACTION, ResolvedOptions, auto_eval_steps
 if TYPE_CHECKING:
     from transformers import Trainer, TrainingArguments
 
-__all__ = ["training_arguments", "schedule", "push_settings", "is_main_process",
-           "training_is_main", "warn_if_one_of_many", "PUSH_KEYS"]
+__all__ = [
+    "training_arguments",
+    "schedule",
+    "push_settings",
+    "is_main_process",
+    "training_is_main",
+    "warn_if_one_of_many",
+    "PUSH_KEYS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +47,11 @@ def warn_if_one_of_many(world_size: int) -> None:
             "The launcher was asked for several processes, but this run is the only one "
             "(world size 1). `accelerate launch --cpu` starts one process; for several, use "
             "`accelerate launch --multi_gpu --num_processes N ...` (it also works on CPUs) or "
-            "`torchrun --nproc-per-node N -m modernbert_tasks ...` (docs/distributed.md).")
+            "`torchrun --nproc-per-node N -m modernbert_tasks ...` (docs/distributed.md)."
+        )
 
 
-def training_arguments(resolved: ResolvedOptions, hw: hardware.Hardware, out: Path
-                       ) -> TrainingArguments:
+def training_arguments(resolved: ResolvedOptions, hw: hardware.Hardware, out: Path) -> TrainingArguments:
     """The Trainer's arguments from the resolved options and the hardware's choices."""
     from transformers import TrainingArguments
 
@@ -62,26 +69,38 @@ def training_arguments(resolved: ResolvedOptions, hw: hardware.Hardware, out: Pa
         return TrainingArguments(**kwargs)
     except (ValueError, TypeError) as exc:
         chosen = {k: v for k, v in kwargs.items() if resolved.explicit(k)}
-        raise ConfigError(f"These training arguments do not fit together: {exc} (you set: "
-                          f"{chosen or 'nothing'}). Adjust them; see describe_options().") from exc
+        raise ConfigError(
+            f"These training arguments do not fit together: {exc} (you set: "
+            f"{chosen or 'nothing'}). Adjust them; see describe_options()."
+        ) from exc
 
 
 def schedule(args: TrainingArguments, resolved: ResolvedOptions, num_train: int) -> None:
     """Resolve eval_steps/save_steps="auto" now that the number of training steps is known."""
-    per_step = (args.per_device_train_batch_size * args.gradient_accumulation_steps
-                * max(1, args.world_size))
-    total = args.max_steps if args.max_steps > 0 else math.ceil(
-        args.num_train_epochs * math.ceil(num_train / per_step))
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
+    total = (
+        args.max_steps
+        if args.max_steps > 0
+        else math.ceil(args.num_train_epochs * math.ceil(num_train / per_step))
+    )
     interval = auto_eval_steps(total)
     for name in ("eval_steps", "save_steps"):
         if resolved.trainer_kwargs.get(name) == AUTO:
             setattr(args, name, interval)
-    logger.info("%d training steps; evaluating and saving every %s/%s steps.", total,
-                args.eval_steps, args.save_steps)
+    logger.info(
+        "%d training steps; evaluating and saving every %s/%s steps.", total, args.eval_steps, args.save_steps
+    )
 
 
-PUSH_KEYS = ("push_to_hub", "hub_model_id", "hub_private_repo", "hub_token", "hub_strategy",
-              "hub_always_push", "hub_revision")
+PUSH_KEYS = (
+    "push_to_hub",
+    "hub_model_id",
+    "hub_private_repo",
+    "hub_token",
+    "hub_strategy",
+    "hub_always_push",
+    "hub_revision",
+)
 
 
 def push_settings(resolved: ResolvedOptions) -> dict[str, Any] | None:
@@ -96,7 +115,8 @@ def push_settings(resolved: ResolvedOptions) -> dict[str, Any] | None:
         return None
     repo_id = asked.get("hub_model_id")
     if not repo_id:
-        raise ConfigError("push_to_hub=True needs the repo to push to: hub_model_id='user/name' "
-                          "(CLI: --hub-model-id user/name).")
-    return check_push(repo_id, private=bool(asked.get("hub_private_repo")),
-                      token=asked.get("hub_token"))
+        raise ConfigError(
+            "push_to_hub=True needs the repo to push to: hub_model_id='user/name' "
+            "(CLI: --hub-model-id user/name)."
+        )
+    return check_push(repo_id, private=bool(asked.get("hub_private_repo")), token=asked.get("hub_token"))

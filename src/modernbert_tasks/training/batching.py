@@ -37,8 +37,7 @@ def subsample(ds: datasets.Dataset, n: int | None, seed: int, what: str) -> data
     if n is None:
         return ds
     if n > len(ds):
-        logger.warning("%s=%d is more than the %d examples available; using all of them.",
-                       what, n, len(ds))
+        logger.warning("%s=%d is more than the %d examples available; using all of them.", what, n, len(ds))
         return ds
     return ds.shuffle(seed=seed).select(range(n))
 
@@ -55,8 +54,12 @@ def _tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
         from datasets.fingerprint import Hasher
 
         text = Hasher.hash(tokenizer)
-    extra = [type(tokenizer).__name__, list(tokenizer.model_input_names),
-             tokenizer.padding_side, tokenizer.truncation_side]
+    extra = [
+        type(tokenizer).__name__,
+        list(tokenizer.model_input_names),
+        tokenizer.padding_side,
+        tokenizer.truncation_side,
+    ]
     return hashlib.sha256((text + json.dumps(extra)).encode()).hexdigest()
 
 
@@ -77,11 +80,16 @@ def tokenized_cache_dir(cache_dir: str | None = None) -> Path:
     return root / "modernbert_tasks" / "tokenized"
 
 
-def _encode(batch: dict[str, list], task: Task, tokenizer: PreTrainedTokenizerBase,
-            max_length: int, padding: str) -> dict[str, list]:
+def _encode(
+    batch: dict[str, list], task: Task, tokenizer: PreTrainedTokenizerBase, max_length: int, padding: str
+) -> dict[str, list]:
     texts = [[task.format_text(t) for t in batch[col]] for col in task.text_columns]
-    enc = tokenizer(*texts, truncation=True, max_length=max_length,
-                    padding="max_length" if padding == "max_length" else False)
+    enc = tokenizer(
+        *texts,
+        truncation=True,
+        max_length=max_length,
+        padding="max_length" if padding == "max_length" else False,
+    )
     # Only what the model takes (ModernBERT has no token_type_ids).
     return {name: enc[name] for name in tokenizer.model_input_names if name in enc}
 
@@ -104,8 +112,9 @@ def tokenize_splits(
 
     folder = tokenized_cache_dir(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    common = json.dumps([_tokenizer_fingerprint(tokenizer), _task_fingerprint(task), max_length,
-                         padding, _ENCODING_VERSION])
+    common = json.dumps(
+        [_tokenizer_fingerprint(tokenizer), _task_fingerprint(task), max_length, padding, _ENCODING_VERSION]
+    )
     out = {}
     for role, ds in splits.items():
         key = hashlib.sha256((ds._fingerprint + common).encode()).hexdigest()[:32]
@@ -114,22 +123,27 @@ def tokenize_splits(
         out[role] = ds.map(
             _encode,
             batched=True,
-            fn_kwargs={"task": task, "tokenizer": tokenizer, "max_length": max_length,
-                       "padding": padding},
+            fn_kwargs={"task": task, "tokenizer": tokenizer, "max_length": max_length, "padding": padding},
             remove_columns=list(task.text_columns),
             cache_file_name=str(cache_file),
             load_from_cache_file=True,
             new_fingerprint=key,  # spares datasets from hashing the task and tokenizer again
             desc=f"Tokenizing {role}",
         )
-        logger.info("Tokenized %s split (%d rows): %s %s", role, len(ds),
-                    "loaded from cache" if hit else "cached to", cache_file)
+        logger.info(
+            "Tokenized %s split (%d rows): %s %s",
+            role,
+            len(ds),
+            "loaded from cache" if hit else "cached to",
+            cache_file,
+        )
     report_truncation(splits, out, task, tokenizer, max_length)  # warns with the counts
     return datasets.DatasetDict(out)
 
 
 def make_collator(
-    tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None,
+    tokenizer: PreTrainedTokenizerBase,
+    pad_to_multiple_of: int | None = None,
     widths: tuple[int, ...] | None = None,
 ) -> DataCollatorWithPadding | BucketedPadding:
     """Pads each batch to its longest text (a no-op for texts already padded to max_length),
@@ -145,8 +159,7 @@ def make_collator(
         )
     if widths:
         return BucketedPadding(tokenizer, tuple(sorted(widths)))
-    return DataCollatorWithPadding(tokenizer, padding="longest",
-                                   pad_to_multiple_of=pad_to_multiple_of)
+    return DataCollatorWithPadding(tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of)
 
 
 class BucketedPadding:
@@ -162,5 +175,4 @@ class BucketedPadding:
 
         longest = max(len(f["input_ids"]) for f in features)
         width = next((w for w in self.widths if w >= longest), longest)
-        return DataCollatorWithPadding(self.tokenizer, padding="max_length",
-                                       max_length=width)(features)
+        return DataCollatorWithPadding(self.tokenizer, padding="max_length", max_length=width)(features)

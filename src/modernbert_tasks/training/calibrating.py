@@ -34,12 +34,15 @@ def check_calibration_options(opts: TrainOptions, task: Task, has_eval_split: bo
         raise ConfigError(
             f"decision_threshold={threshold!r} applies to binary and multi-label tasks; task "
             f"{task.name!r} is {task.problem_type} with {task.num_labels} label(s). Drop "
-            "decision_threshold (single-label tasks predict the most probable label).")
+            "decision_threshold (single-label tasks predict the most probable label)."
+        )
     if threshold == "tune" and not has_eval_split:
-        raise ConfigError("decision_threshold='tune' picks the threshold on the evaluation split, "
-                          "and this data has none. Add one (validation.tsv, validation_file=..., "
-                          "validation_fraction > 0) or pass a number, e.g. "
-                          "decision_threshold=0.3.")
+        raise ConfigError(
+            "decision_threshold='tune' picks the threshold on the evaluation split, "
+            "and this data has none. Add one (validation.tsv, validation_file=..., "
+            "validation_fraction > 0) or pass a number, e.g. "
+            "decision_threshold=0.3."
+        )
 
 
 def _logits_and_labels(run: PreparedRun, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -68,17 +71,22 @@ def calibrate_run(run: PreparedRun) -> tuple[dict[str, Any] | None, dict[str, fl
         entry: dict[str, Any] = {"temperature": 1.0, "decision_threshold": opts.decision_threshold}
         return entry, {"decision_threshold": float(opts.decision_threshold)}
     logits, labels = _logits_and_labels(run, eval_split)
-    entry = cal.fit_calibration(logits, labels, task, temperature_scaling=opts.temperature_scaling,
-                                decision_threshold=opts.decision_threshold)
+    entry = cal.fit_calibration(
+        logits,
+        labels,
+        task,
+        temperature_scaling=opts.temperature_scaling,
+        decision_threshold=opts.decision_threshold,
+    )
     temperature, threshold = entry["temperature"], entry["decision_threshold"]
     metrics = {"temperature": temperature}
-    metrics |= {k: entry[k] for k in ("ece", "brier", "ece_calibrated", "brier_calibrated")
-                if k in entry}
+    metrics |= {k: entry[k] for k in ("ece", "brier", "ece_calibrated", "brier_calibrated") if k in entry}
     splits = [("", logits, labels)]
     if test_split is not None:  # held out from the fit: the honest calibration figures
         test_logits, test_labels = _logits_and_labels(run, test_split)
-        metrics |= cal.calibration_metrics(test_logits, test_labels, task.problem_type,
-                                           temperature, prefix="test_")
+        metrics |= cal.calibration_metrics(
+            test_logits, test_labels, task.problem_type, temperature, prefix="test_"
+        )
         splits.append(("test_", test_logits, test_labels))
     if threshold is not None:
         metrics["decision_threshold"] = float(threshold)
@@ -86,9 +94,15 @@ def calibrate_run(run: PreparedRun) -> tuple[dict[str, Any] | None, dict[str, fl
             probs = cal.probabilities(split_logits, task.problem_type, temperature)
             chosen = cal.decisions(probs, task.problem_type, threshold)
             metrics[f"{prefix}{task.main_metric}_at_threshold"] = METRICS[task.main_metric](
-                chosen, split_labels.astype("int64"))
-    logger.info("Calibration on the evaluation split: temperature %.3f (NLL %.4f -> %.4f, "
-                "ECE %.4f -> %.4f)%s", temperature, entry["nll"], entry["nll_calibrated"],
-                entry["ece"], entry.get("ece_calibrated", entry["ece"]),
-                f"; decision threshold {threshold}" if threshold is not None else "")
+                chosen, split_labels.astype("int64")
+            )
+    logger.info(
+        "Calibration on the evaluation split: temperature %.3f (NLL %.4f -> %.4f, ECE %.4f -> %.4f)%s",
+        temperature,
+        entry["nll"],
+        entry["nll_calibrated"],
+        entry["ece"],
+        entry.get("ece_calibrated", entry["ece"]),
+        f"; decision threshold {threshold}" if threshold is not None else "",
+    )
     return entry, metrics

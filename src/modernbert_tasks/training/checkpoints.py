@@ -60,8 +60,7 @@ def checkpoint_folders(output_dir: str | os.PathLike) -> list[Path]:
     root = Path(output_dir)
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir()
-             if (m := _CHECKPOINT.match(p.name)) and p.is_dir()]
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _CHECKPOINT.match(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found)]
 
 
@@ -121,22 +120,32 @@ def reporting_write_errors(output_dir: str | os.PathLike, resume_hint: str) -> I
             raise
         _discard_partial(output_dir)
         last = last_complete_checkpoint(output_dir)
-        what = (f"writing checkpoint {str(partial[-1])!r} failed" if partial else
-                f"writing to {str(output_dir)!r} failed")
+        what = (
+            f"writing checkpoint {str(partial[-1])!r} failed"
+            if partial
+            else f"writing to {str(output_dir)!r} failed"
+        )
         cause = getattr(exc, "filename", None)
         where = f" (file {cause!r})" if cause else ""
-        reason = (f"the disk is full ({type(exc).__name__}: {exc})" if disk_full
-                  else f"{type(exc).__name__}: {exc}")
+        reason = (
+            f"the disk is full ({type(exc).__name__}: {exc})" if disk_full else f"{type(exc).__name__}: {exc}"
+        )
         space = _free_space(output_dir)
-        free = (f" Free space on the disk that holds {str(output_dir)!r} (it has {space} now), "
-                "lower save_total_limit, or choose an output_dir on a larger disk; then"
-                if disk_full else f" Fix the cause (that disk has {space} now), then")
-        state = (f" The unfinished checkpoint was removed; the last complete one, "
-                 f"{str(Path(last).name)!r}, is intact." if partial and last else
-                 f" The last complete checkpoint, {str(Path(last).name)!r}, is intact."
-                 if last else " No complete checkpoint exists yet, so resuming starts over.")
-        message = (f"Training stopped: {what}{where}: {reason}.{state}{free} resume with "
-                   f"{resume_hint}.")
+        free = (
+            f" Free space on the disk that holds {str(output_dir)!r} (it has {space} now), "
+            "lower save_total_limit, or choose an output_dir on a larger disk; then"
+            if disk_full
+            else f" Fix the cause (that disk has {space} now), then"
+        )
+        state = (
+            f" The unfinished checkpoint was removed; the last complete one, "
+            f"{str(Path(last).name)!r}, is intact."
+            if partial and last
+            else f" The last complete checkpoint, {str(Path(last).name)!r}, is intact."
+            if last
+            else " No complete checkpoint exists yet, so resuming starts over."
+        )
+        message = f"Training stopped: {what}{where}: {reason}.{state}{free} resume with {resume_hint}."
         logger.error(message)
         raise OutputWriteError(message) from exc
 
@@ -152,8 +161,10 @@ def refusing_unsafe_checkpoint(checkpoint: str | os.PathLike | None) -> Iterator
     except pickle.UnpicklingError as exc:
         if checkpoint is None:
             raise
-        detail = next((line.strip() for line in str(exc).splitlines()
-                       if "GLOBAL" in line or "Unsupported" in line), type(exc).__name__)
+        detail = next(
+            (line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "Unsupported" in line),
+            type(exc).__name__,
+        )
         raise ModelLoadError(
             f"Checkpoint {os.fspath(checkpoint)!r} holds pickled objects other than tensors "
             f"({detail}), so it was not loaded: unpickling them could run arbitrary code. If you "
@@ -164,13 +175,14 @@ def refusing_unsafe_checkpoint(checkpoint: str | os.PathLike | None) -> Iterator
 
 # --- the run folder ---------------------------------------------------------------------
 def output_dir_for(task: str | Task | None, output_dir: str | os.PathLike | None) -> Path:
-    out = Path(output_dir) if output_dir is not None else default_output_dir(
-        resolve_task(task, {})[0].name)
+    out = Path(output_dir) if output_dir is not None else default_output_dir(resolve_task(task, {})[0].name)
     blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if blocked is not None:
-        raise ConfigError(f"output_dir {os.fspath(out)!r} cannot be a folder: {os.fspath(blocked)!r} "
-                          "is a file. Pass a folder path, e.g. output_dir='runs/my-run' (CLI: "
-                          "--output-dir runs/my-run).")
+        raise ConfigError(
+            f"output_dir {os.fspath(out)!r} cannot be a folder: {os.fspath(blocked)!r} "
+            "is a file. Pass a folder path, e.g. output_dir='runs/my-run' (CLI: "
+            "--output-dir runs/my-run)."
+        )
     return out
 
 
@@ -197,15 +209,19 @@ def find_checkpoint(out: Path, opts: TrainOptions) -> str | None:
     if not isinstance(opts.resume, bool):  # an explicit checkpoint path
         path = Path(opts.resume)
         if not (path / STATE_FILE).is_file():
-            raise ConfigError(f"resume={os.fspath(opts.resume)!r} is not a checkpoint folder "
-                              "(no trainer_state.json). Pass resume=True to use the last "
-                              f"checkpoint in {os.fspath(out)!r}, or a checkpoint-<step> folder.")
+            raise ConfigError(
+                f"resume={os.fspath(opts.resume)!r} is not a checkpoint folder "
+                "(no trainer_state.json). Pass resume=True to use the last "
+                f"checkpoint in {os.fspath(out)!r}, or a checkpoint-<step> folder."
+            )
         return os.fspath(path)
     if opts.resume:
         for partial in partial_checkpoints(out):
             # a write cut short (killed process, full disk): it cannot be resumed from
-            logger.warning("Removing %s: its write was cut short (no trainer_state.json), so it "
-                           "cannot be resumed from.", partial)
+            logger.warning(
+                "Removing %s: its write was cut short (no trainer_state.json), so it cannot be resumed from.",
+                partial,
+            )
             shutil.rmtree(partial, ignore_errors=True)
         if last is None:
             logger.warning("resume=True but %s has no checkpoint: starting from scratch.", out)
@@ -218,7 +234,8 @@ def find_checkpoint(out: Path, opts: TrainOptions) -> str | None:
         raise ConfigError(
             f"output_dir {os.fspath(out)!r} holds an earlier run ({', '.join(earlier)}). Pass "
             "resume=True to continue it (CLI: --resume), overwrite=True to delete it and start "
-            "over (CLI: --overwrite), or another output_dir.")
+            "over (CLI: --overwrite), or another output_dir."
+        )
     return None
 
 
@@ -235,5 +252,4 @@ def clear_previous_run(out: Path, opts: TrainOptions) -> None:
     for path in doomed:
         shutil.rmtree(path)
     if doomed:
-        logger.info("overwrite=True: removed %d checkpoint/log folder(s) from %s",
-                    len(doomed), out)
+        logger.info("overwrite=True: removed %d checkpoint/log folder(s) from %s", len(doomed), out)

@@ -21,8 +21,13 @@ if TYPE_CHECKING:
 
     from ..task import Task
 
-__all__ = ["label_counts", "log_label_distribution", "resolve_class_weights", "WeightedLoss",
-           "RARE_CLASS_RATIO"]
+__all__ = [
+    "label_counts",
+    "log_label_distribution",
+    "resolve_class_weights",
+    "WeightedLoss",
+    "RARE_CLASS_RATIO",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +51,9 @@ def log_label_distribution(counts: list[int] | None, task: Task) -> None:
     if not counts:
         return
     total = sum(counts)
-    shares = ", ".join(f"{name} {n} ({n / max(total, 1):.1%})"
-                       for name, n in zip(task.labels, counts, strict=True))
+    shares = ", ".join(
+        f"{name} {n} ({n / max(total, 1):.1%})" for name, n in zip(task.labels, counts, strict=True)
+    )
     logger.info("Training labels: %s", shares)
     rarest, top = min(counts), max(counts)
     if top and rarest < RARE_CLASS_RATIO * top:
@@ -56,33 +62,45 @@ def log_label_distribution(counts: list[int] | None, task: Task) -> None:
             "The labels are imbalanced: %r has %d training examples, under %d%% of the most "
             "common label's %d. Accuracy can look good while %r is never predicted: watch "
             "macro_f1 or per-class recall, and consider class_weights='balanced'.",
-            name, rarest, int(RARE_CLASS_RATIO * 100), top, name)
+            name,
+            rarest,
+            int(RARE_CLASS_RATIO * 100),
+            top,
+            name,
+        )
 
 
-def resolve_class_weights(spec: str | Mapping[str, float] | None, task: Task,
-                          counts: list[int] | None, num_rows: int) -> list[float] | None:
+def resolve_class_weights(
+    spec: str | Mapping[str, float] | None, task: Task, counts: list[int] | None, num_rows: int
+) -> list[float] | None:
     """The weight of each label id, in id order, or None for an unweighted loss.
 
     `counts` come from `label_counts` on the `num_rows` training examples."""
     if spec is None:
         return None
     if task.problem_type == "regression":
-        raise ConfigError(f"class_weights={spec!r} applies to classification, but task "
-                          f"{task.name!r} is a regression task. Drop class_weights.")
+        raise ConfigError(
+            f"class_weights={spec!r} applies to classification, but task "
+            f"{task.name!r} is a regression task. Drop class_weights."
+        )
     if spec == "balanced":
         assert counts is not None  # classification training data always has a label column
         missing = [name for name, n in zip(task.labels, counts, strict=True) if n == 0]
         if missing:
-            raise ConfigError(f"class_weights='balanced' cannot weight labels with no training "
-                              f"examples ({missing}). Pass a {{label: weight}} mapping instead.")
+            raise ConfigError(
+                f"class_weights='balanced' cannot weight labels with no training "
+                f"examples ({missing}). Pass a {{label: weight}} mapping instead."
+            )
         if task.problem_type == "multi_label_classification":
             return [(num_rows - c) / c for c in counts]
         return [num_rows / (len(counts) * c) for c in counts]
     assert not isinstance(spec, str)  # options accept no other string than 'balanced'
     unknown = sorted(set(spec) - set(task.labels))
     if unknown:
-        raise ConfigError(f"class_weights names {unknown}, which are not labels of task "
-                          f"{task.name!r}; expected some of {list(task.labels)}.")
+        raise ConfigError(
+            f"class_weights names {unknown}, which are not labels of task "
+            f"{task.name!r}; expected some of {list(task.labels)}."
+        )
     return [float(spec.get(name, 1.0)) for name in task.labels]
 
 
@@ -98,8 +116,9 @@ class WeightedLoss:
         self.weights = list(weights)
         self.problem_type = problem_type
 
-    def __call__(self, outputs: Any, labels: torch.Tensor,
-                 num_items_in_batch: torch.Tensor | int | None = None) -> torch.Tensor:
+    def __call__(
+        self, outputs: Any, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
         import torch
         import torch.nn.functional as F
 
@@ -107,11 +126,11 @@ class WeightedLoss:
         weights = torch.tensor(self.weights, dtype=torch.float32, device=logits.device)
         if self.problem_type == "multi_label_classification":
             per_item = F.binary_cross_entropy_with_logits(
-                logits.float(), labels.float(), pos_weight=weights, reduction="none")
+                logits.float(), labels.float(), pos_weight=weights, reduction="none"
+            )
             count = labels.numel()
         else:
-            per_item = F.cross_entropy(logits.float(), labels.long(), weight=weights,
-                                       reduction="none")
+            per_item = F.cross_entropy(logits.float(), labels.long(), weight=weights, reduction="none")
             count = labels.shape[0]
         denominator = num_items_in_batch if num_items_in_batch is not None else count
         if isinstance(denominator, torch.Tensor):

@@ -46,17 +46,28 @@ class StopOnDivergence(TrainerCallback):
         self.last_finite: tuple[int, float] | None = None
 
     def _fail(self, what: str, step: int) -> None:
-        before = (f"; the last finite loss was {self.last_finite[1]:.4g} at step "
-                  f"{self.last_finite[0]}" if self.last_finite else "")
+        before = (
+            f"; the last finite loss was {self.last_finite[1]:.4g} at step {self.last_finite[0]}"
+            if self.last_finite
+            else ""
+        )
         raise TrainingDiverged(
             f"Training diverged: {what} at step {step}{before}. learning_rate="
             f"{self.learning_rate:g} is probably too high: "
-            + hint("pass a lower one, e.g. learning_rate=3e-5.",
-                   "pass a lower one, e.g. --learning-rate 3e-5.")
-            + " No checkpoint or model with non-finite weights was saved.")
+            + hint(
+                "pass a lower one, e.g. learning_rate=3e-5.", "pass a lower one, e.g. --learning-rate 3e-5."
+            )
+            + " No checkpoint or model with non-finite weights was saved."
+        )
 
-    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-               logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         for key in WATCHED:
             value = (logs or {}).get(key)
             if isinstance(value, float) and not math.isfinite(value):
@@ -71,18 +82,34 @@ class StopOnDivergence(TrainerCallback):
 
     # the Trainer saves right after these two when should_save is set: one pass over the
     # weights per checkpoint, none per step
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                    model: torch.nn.Module | None = None, **kwargs: Any) -> None:
+    def on_step_end(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: torch.nn.Module | None = None,
+        **kwargs: Any,
+    ) -> None:
         if control.should_save:
             self._check_weights(state, model)
 
-    def on_epoch_end(self, args: TrainingArguments, state: TrainerState,
-                     control: TrainerControl, model: torch.nn.Module | None = None,
-                     **kwargs: Any) -> None:
+    def on_epoch_end(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: torch.nn.Module | None = None,
+        **kwargs: Any,
+    ) -> None:
         if control.should_save:
             self._check_weights(state, model)
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState,
-                     control: TrainerControl, model: torch.nn.Module | None = None,
-                     **kwargs: Any) -> None:
+    def on_train_end(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: torch.nn.Module | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._check_weights(state, model)  # the weights fine_tune is about to save

@@ -43,8 +43,17 @@ from .task_source import data_files_of, resolve_task
 if TYPE_CHECKING:
     from transformers import Trainer
 
-__all__ = ["fine_tune", "prepare", "FineTuneResult", "PreparedRun", "DEFAULT_MODEL",
-           "training_arguments", "MODEL_SUBDIR", "LOGS_SUBDIR", "RUN_METRICS"]
+__all__ = [
+    "fine_tune",
+    "prepare",
+    "FineTuneResult",
+    "PreparedRun",
+    "DEFAULT_MODEL",
+    "training_arguments",
+    "MODEL_SUBDIR",
+    "LOGS_SUBDIR",
+    "RUN_METRICS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +93,7 @@ def fine_tune(
     if args.get("seeds") is not None:  # one run per seed, summarised: training/seeds.py
         from .seeds import fine_tune_seeds
 
-        return fine_tune_seeds(fine_tune, task, model_name, output_dir_for(task, output_dir),
-                               **args)
+        return fine_tune_seeds(fine_tune, task, model_name, output_dir_for(task, output_dir), **args)
     from .calibrating import calibrate_run
     from .checkpoints import refusing_unsafe_checkpoint, reporting_write_errors
     from .interrupts import RESUME_HINT, GracefulInterrupt, stop_on_sigint
@@ -99,8 +107,11 @@ def fine_tune(
         trainer = run.trainer
         interrupt = GracefulInterrupt()
         trainer.add_callback(interrupt)
-        with (reporting_write_errors(run.output_dir, RESUME_HINT),
-              refusing_unsafe_checkpoint(run.checkpoint), stop_on_sigint(interrupt)):
+        with (
+            reporting_write_errors(run.output_dir, RESUME_HINT),
+            refusing_unsafe_checkpoint(run.checkpoint),
+            stop_on_sigint(interrupt),
+        ):
             train_output = trainer.train(resume_from_checkpoint=run.checkpoint)
         interrupt.raise_if_interrupted(trainer)
         metrics = final_metrics(run) | train_metrics(train_output.metrics)
@@ -114,13 +125,15 @@ def fine_tune(
             from ..artifacts.publish import push_to_hub
 
             plan = push_to_hub(run.model_path, **run.push)
-            logger.info("Pushed the model to %s (%d files)", plan.url or run.push["repo_id"],
-                        len(plan.files))
+            logger.info("Pushed the model to %s (%d files)", plan.url or run.push["repo_id"], len(plan.files))
     best = trainer.state.best_model_checkpoint
-    return FineTuneResult(metrics=metrics, model_path=run.model_path,
-                          best_checkpoint=Path(best) if best else None,
-                          log_history=list(trainer.state.log_history),
-                          output_dir=run.output_dir)
+    return FineTuneResult(
+        metrics=metrics,
+        model_path=run.model_path,
+        best_checkpoint=Path(best) if best else None,
+        log_history=list(trainer.state.log_history),
+        output_dir=run.output_dir,
+    )
 
 
 def prepare(
@@ -142,18 +155,25 @@ def prepare(
     _require_model_and_data(os.fspath(model_name), task, opts)
     load_evaluate_metrics(task.metrics)  # an evaluate metric that cannot load fails now
     out = Path(output_dir) if output_dir is not None else default_output_dir(task.name)
-    hw = hardware.detect(opts.precision, opts.attention,
-                         use_cpu=bool(resolved.trainer_kwargs.get("use_cpu", False)))
+    hw = hardware.detect(
+        opts.precision, opts.attention, use_cpu=bool(resolved.trainer_kwargs.get("use_cpu", False))
+    )
     hw.log()
 
     # 2. the model source: a wrong model_name fails in seconds, before any data work
     source = ModelSource.for_training(
-        os.fspath(model_name), {"num_labels": task.num_labels, "id2label": task.id2label,
-                                "label2id": task.label2id, "problem_type": task.problem_type},
-        allow_pickle=opts.allow_pickle, hub_kwargs=_hub_kwargs(opts))
+        os.fspath(model_name),
+        {
+            "num_labels": task.num_labels,
+            "id2label": task.id2label,
+            "label2id": task.label2id,
+            "problem_type": task.problem_type,
+        },
+        allow_pickle=opts.allow_pickle,
+        hub_kwargs=_hub_kwargs(opts),
+    )
     # "auto" is read from the training texts once they are loaded (training/lengths.py)
-    max_length = None if opts.max_length == AUTO else fixed_max_length(
-        opts, task, source.config, source.path)
+    max_length = None if opts.max_length == AUTO else fixed_max_length(opts, task, source.config, source.path)
     checkpoint = find_checkpoint(out, opts)
     training_args = training_arguments(resolved, hw, out)  # starts torch.distributed when launched
     warn_if_one_of_many(training_args.world_size)
@@ -164,18 +184,29 @@ def prepare(
         if max_length is None:
             from .lengths import auto_max_length
 
-            max_length = auto_max_length(splits["train"], task, source.tokenizer,
-                                         getattr(source.config, "max_position_embeddings", None),
-                                         opts.seed)
-        tokenized = tokenize_splits(splits, task, source.tokenizer, max_length, opts.padding,
-                                    None if opts.cache_dir is None else os.fspath(opts.cache_dir))
-        predict_max_length = max(position_limit(source.config, source.tokenizer) or max_length,
-                                 max_length)
-        scored = final_splits(splits, tokenized, task, source.tokenizer, max_length,
-                              predict_max_length, opts)
+            max_length = auto_max_length(
+                splits["train"],
+                task,
+                source.tokenizer,
+                getattr(source.config, "max_position_embeddings", None),
+                opts.seed,
+            )
+        tokenized = tokenize_splits(
+            splits,
+            task,
+            source.tokenizer,
+            max_length,
+            opts.padding,
+            None if opts.cache_dir is None else os.fspath(opts.cache_dir),
+        )
+        predict_max_length = max(position_limit(source.config, source.tokenizer) or max_length, max_length)
+        scored = final_splits(splits, tokenized, task, source.tokenizer, max_length, predict_max_length, opts)
     if "eval" not in tokenized:
-        logger.warning("Task %r has no evaluation split in this data: training without "
-                       "evaluation, and the final model is the last one.", task.name)
+        logger.warning(
+            "Task %r has no evaluation split in this data: training without "
+            "evaluation, and the final model is the last one.",
+            task.name,
+        )
         training_args.set_evaluate("no")
         training_args.load_best_model_at_end = False
     schedule(training_args, resolved, len(tokenized["train"]))
@@ -187,16 +218,36 @@ def prepare(
     # have been checked: a bad value must not cost the user their checkpoints
     if training_args.process_index == 0 and opts.overwrite:
         clear_previous_run(out, opts)
-    return PreparedRun(task=task, plugin=plugin, model_name=source.path, output_dir=out,
-                       options=opts, resolved=resolved, hardware=hw, max_length=max_length,
-                       trainer=trainer, checkpoint=checkpoint, test_dataset=tokenized.get("test"),
-                       predict_max_length=predict_max_length, final_splits=scored,
-                       num_examples={role: len(ds) for role, ds in tokenized.items()},
-                       held_out=held_out, push=push, source=source)
+    return PreparedRun(
+        task=task,
+        plugin=plugin,
+        model_name=source.path,
+        output_dir=out,
+        options=opts,
+        resolved=resolved,
+        hardware=hw,
+        max_length=max_length,
+        trainer=trainer,
+        checkpoint=checkpoint,
+        test_dataset=tokenized.get("test"),
+        predict_max_length=predict_max_length,
+        final_splits=scored,
+        num_examples={role: len(ds) for role, ds in tokenized.items()},
+        held_out=held_out,
+        push=push,
+        source=source,
+    )
 
 
-def _trainer(task: Task, opts: TrainOptions, source: ModelSource, hw: hardware.Hardware,
-             training_args: Any, tokenized: Any, max_length: int) -> Trainer:
+def _trainer(
+    task: Task,
+    opts: TrainOptions,
+    source: ModelSource,
+    hw: hardware.Hardware,
+    training_args: Any,
+    tokenized: Any,
+    max_length: int,
+) -> Trainer:
     """Class weights, callbacks, the model (seeded head) and our Trainer."""
     from transformers import set_seed
 
@@ -232,18 +283,28 @@ def _trainer(task: Task, opts: TrainOptions, source: ModelSource, hw: hardware.H
         train_dataset=tokenized["train"],
         eval_dataset=tokenized.get("eval"),
         processing_class=source.tokenizer,
-        data_collator=make_collator(source.tokenizer, hw.pad_to_multiple_of, speed.bucket_widths(
-            opts.shape_buckets, opts.compile, max_length)),
+        data_collator=make_collator(
+            source.tokenizer,
+            hw.pad_to_multiple_of,
+            speed.bucket_widths(opts.shape_buckets, opts.compile, max_length),
+        ),
         compute_metrics=_metrics_fn(task),
-        callbacks=[*(opts.callbacks or []), TimeEstimate(),
-                   StopOnDivergence(training_args.learning_rate), *([stopper] if stopper else [])],
+        callbacks=[
+            *(opts.callbacks or []),
+            TimeEstimate(),
+            StopOnDivergence(training_args.learning_rate),
+            *([stopper] if stopper else []),
+        ],
         compute_loss_func=WeightedLoss(weights, task.problem_type) if weights else None,
     )
 
 
 def _hub_kwargs(opts: TrainOptions) -> dict[str, Any]:
-    return {"revision": opts.revision, "trust_remote_code": opts.trust_remote_code,
-            "cache_dir": None if opts.cache_dir is None else os.fspath(opts.cache_dir)}
+    return {
+        "revision": opts.revision,
+        "trust_remote_code": opts.trust_remote_code,
+        "cache_dir": None if opts.cache_dir is None else os.fspath(opts.cache_dir),
+    }
 
 
 def _require_model_and_data(model_name: str, task: Task, opts: TrainOptions) -> None:
@@ -252,14 +313,26 @@ def _require_model_and_data(model_name: str, task: Task, opts: TrainOptions) -> 
     cache_dir = None if opts.cache_dir is None else os.fspath(opts.cache_dir)
     sources = []
     if not Path(model_name).expanduser().exists() and not looks_like_path(model_name):
-        sources.append(HubSource("model", model_name, local_hint="pass a local model folder: "
-                                 + hint("model_name='path/to/modernbert'", "--model PATH"),
-                                 cache_dir=cache_dir))
+        sources.append(
+            HubSource(
+                "model",
+                model_name,
+                local_hint="pass a local model folder: "
+                + hint("model_name='path/to/modernbert'", "--model PATH"),
+                cache_dir=cache_dir,
+            )
+        )
     values = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
     if task.hub_id and not opts.data_dir and not data_files_of(values):
-        sources.append(HubSource("dataset", task.hub_id, task.hub_config,
-                                 local_hint="use local files: " + task.local_hint(),
-                                 cache_dir=cache_dir))
+        sources.append(
+            HubSource(
+                "dataset",
+                task.hub_id,
+                task.hub_config,
+                local_hint="use local files: " + task.local_hint(),
+                cache_dir=cache_dir,
+            )
+        )
     require_hub(sources)
 
 

@@ -45,8 +45,9 @@ class TimeEstimate(TrainerCallback):
         self.start: tuple[int, float] | None = None  # (step, time) after the first step
         self.done = False
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState,
-                    control: TrainerControl, **kwargs: Any) -> None:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if self.done or not state.is_world_process_zero:
             return
         now = self.clock()
@@ -60,11 +61,17 @@ class TimeEstimate(TrainerCallback):
         self.done = True
         per_step = (now - self.start[1]) / timed
         total = per_step * state.max_steps
-        logger.info("Training time: about %s for %d steps (%.2f s per step over the first "
-                    "%d; evaluations come on top).", format_duration(total), state.max_steps,
-                    per_step, state.global_step)
+        logger.info(
+            "Training time: about %s for %d steps (%.2f s per step over the first "
+            "%d; evaluations come on top).",
+            format_duration(total),
+            state.max_steps,
+            per_step,
+            state.global_step,
+        )
         if args.device.type == "cpu" and per_step * remaining > LONG_ON_CPU:
             logger.warning(
                 "That is long for a CPU. For a first result in minutes, train on the recipe's "
-                "demo subset: %s (or use a GPU).", hint(f"max_train_samples={DEMO_SAMPLES}",
-                                                        f"--max-train-samples {DEMO_SAMPLES}"))
+                "demo subset: %s (or use a GPU).",
+                hint(f"max_train_samples={DEMO_SAMPLES}", f"--max-train-samples {DEMO_SAMPLES}"),
+            )

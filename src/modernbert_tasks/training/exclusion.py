@@ -33,8 +33,16 @@ if TYPE_CHECKING:
     from ..options import TrainOptions
     from ..task import Task
 
-__all__ = ["ROW_COLUMN", "TEXT_COLUMN", "PAIR_JOIN", "row_text", "read_row_file",
-           "write_row_file", "exclude_flagged_rows", "excluded_summary"]
+__all__ = [
+    "ROW_COLUMN",
+    "TEXT_COLUMN",
+    "PAIR_JOIN",
+    "row_text",
+    "read_row_file",
+    "write_row_file",
+    "exclude_flagged_rows",
+    "excluded_summary",
+]
 
 logger = logging.getLogger("modernbert_tasks")
 
@@ -49,8 +57,9 @@ def row_text(example: Mapping[str, Any], text_columns: Sequence[str]) -> str:
     return PAIR_JOIN.join("" if example[c] is None else str(example[c]) for c in text_columns)
 
 
-def write_row_file(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
-                   columns: Sequence[str]) -> Path:
+def write_row_file(
+    path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> Path:
     """A CSV of `rows` (dicts with at least row and text), written atomically."""
     path = Path(path)
     staged = path.with_suffix(f".{os.getpid()}.tmp")
@@ -67,15 +76,19 @@ def read_row_file(path: str | os.PathLike, top: int | None = None) -> list[tuple
     file = Path(path).expanduser()
     where = hint(f"exclude_rows={os.fspath(path)!r}", f"--exclude-rows {os.fspath(path)}")
     if not file.is_file():
-        raise ConfigError(f"{where}: no such file. Pass the label_issues.csv an audit wrote "
-                          "(modernbert-tasks audit ... writes it into its output folder).")
+        raise ConfigError(
+            f"{where}: no such file. Pass the label_issues.csv an audit wrote "
+            "(modernbert-tasks audit ... writes it into its output folder)."
+        )
     with open(file, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in (ROW_COLUMN, TEXT_COLUMN) if c not in (reader.fieldnames or [])]
         if missing:
-            raise ConfigError(f"{where} has no {' or '.join(repr(c) for c in missing)} column "
-                              f"(its columns: {reader.fieldnames}). Expected the label_issues.csv "
-                              "an audit wrote, or a CSV with the columns row and text.")
+            raise ConfigError(
+                f"{where} has no {' or '.join(repr(c) for c in missing)} column "
+                f"(its columns: {reader.fieldnames}). Expected the label_issues.csv "
+                "an audit wrote, or a CSV with the columns row and text."
+            )
         out: list[tuple[int, str]] = []
         for line, record in enumerate(reader, start=2):
             if top is not None and len(out) >= top:
@@ -83,50 +96,70 @@ def read_row_file(path: str | os.PathLike, top: int | None = None) -> list[tuple
             try:
                 row = int(record[ROW_COLUMN])
             except (TypeError, ValueError):
-                raise ConfigError(f"{where}, line {line}: row {record[ROW_COLUMN]!r} is not a "
-                                  "row number; expected an integer >= 0.") from None
+                raise ConfigError(
+                    f"{where}, line {line}: row {record[ROW_COLUMN]!r} is not a "
+                    "row number; expected an integer >= 0."
+                ) from None
             if row < 0:
-                raise ConfigError(f"{where}, line {line}: row {row} is negative; expected the "
-                                  "0-based index of a data row.")
+                raise ConfigError(
+                    f"{where}, line {line}: row {row} is negative; expected the 0-based index of a data row."
+                )
             out.append((row, record[TEXT_COLUMN] or ""))
     return out
 
 
-def exclude_flagged_rows(train: datasets.Dataset, task: Task, opts: TrainOptions
-                         ) -> datasets.Dataset:
+def exclude_flagged_rows(train: datasets.Dataset, task: Task, opts: TrainOptions) -> datasets.Dataset:
     """The training split without the rows `opts.exclude_rows` lists (its first
     `opts.exclude_top`), after checking that the file describes this data."""
     if opts.exclude_rows is None:
         if opts.exclude_top is not None:
-            raise ConfigError(f"exclude_top={opts.exclude_top} needs the file of rows to take them "
-                              "from: " + hint("exclude_rows='runs/audit/label_issues.csv'",
-                                              "--exclude-rows runs/audit/label_issues.csv") + ".")
+            raise ConfigError(
+                f"exclude_top={opts.exclude_top} needs the file of rows to take them "
+                "from: "
+                + hint(
+                    "exclude_rows='runs/audit/label_issues.csv'", "--exclude-rows runs/audit/label_issues.csv"
+                )
+                + "."
+            )
         return train
     if opts.exclude_top is not None and opts.exclude_top < 0:
-        raise ConfigError(f"exclude_top={opts.exclude_top} is negative; expected the number of "
-                          "rows to exclude from the top of the file (e.g. exclude_top=50), or "
-                          "None for all of them.")
-    where = hint(f"exclude_rows={os.fspath(opts.exclude_rows)!r}",
-                 f"--exclude-rows {os.fspath(opts.exclude_rows)}")
+        raise ConfigError(
+            f"exclude_top={opts.exclude_top} is negative; expected the number of "
+            "rows to exclude from the top of the file (e.g. exclude_top=50), or "
+            "None for all of them."
+        )
+    where = hint(
+        f"exclude_rows={os.fspath(opts.exclude_rows)!r}", f"--exclude-rows {os.fspath(opts.exclude_rows)}"
+    )
     _check_audit_size(Path(opts.exclude_rows).expanduser(), len(train), where)
     listed = read_row_file(opts.exclude_rows, opts.exclude_top)
     for row, text in listed:
         if row >= len(train):
-            raise DataError(f"{where} lists row {row}, but the training data has {len(train)} "
-                            "rows (0..{}): the file was written for other data. Audit this data "
-                            "again, or pass the matching training file.".format(len(train) - 1))
+            raise DataError(
+                f"{where} lists row {row}, but the training data has {len(train)} "
+                "rows (0..{}): the file was written for other data. Audit this data "
+                "again, or pass the matching training file.".format(len(train) - 1)
+            )
         actual = row_text(train[row], task.text_columns)
         if actual.strip() != text.strip():
-            raise DataError(f"{where} does not match the training data at row {row}: the file "
-                            f"says {_clip(text)!r}, the data holds {_clip(actual)!r}. The file was "
-                            "written for other data (or the data changed since). Audit this data "
-                            "again, or pass the matching training file.")
+            raise DataError(
+                f"{where} does not match the training data at row {row}: the file "
+                f"says {_clip(text)!r}, the data holds {_clip(actual)!r}. The file was "
+                "written for other data (or the data changed since). Audit this data "
+                "again, or pass the matching training file."
+            )
     doomed = {row for row, _ in listed}
     if len(doomed) == len(train):
-        raise DataError(f"{where} would exclude all {len(train)} training rows. Pass "
-                        "exclude_top=N to exclude only the N most likely errors.")
-    logger.info("Excluding %d of %d training rows listed in %s.", len(doomed), len(train),
-                Path(opts.exclude_rows).name)
+        raise DataError(
+            f"{where} would exclude all {len(train)} training rows. Pass "
+            "exclude_top=N to exclude only the N most likely errors."
+        )
+    logger.info(
+        "Excluding %d of %d training rows listed in %s.",
+        len(doomed),
+        len(train),
+        Path(opts.exclude_rows).name,
+    )
     return train.select([i for i in range(len(train)) if i not in doomed])
 
 
@@ -135,8 +168,7 @@ def excluded_summary(opts: TrainOptions) -> dict[str, Any] | None:
     if opts.exclude_rows is None:
         return None
     rows = {row for row, _ in read_row_file(opts.exclude_rows, opts.exclude_top)}
-    return {"file": Path(opts.exclude_rows).name, "rows": len(rows),
-            "exclude_top": opts.exclude_top}
+    return {"file": Path(opts.exclude_rows).name, "rows": len(rows), "exclude_top": opts.exclude_top}
 
 
 def _check_audit_size(file: Path, rows: int, where: str) -> None:
@@ -148,10 +180,12 @@ def _check_audit_size(file: Path, rows: int, where: str) -> None:
     except (OSError, ValueError, AttributeError):
         return  # not an audit's summary: the text checks still apply
     if isinstance(audited, int) and audited != rows:
-        raise DataError(f"{where} comes from an audit of {audited} rows (see {str(summary)!r}), "
-                        f"but the training data has {rows} rows: the file was written for other "
-                        "data. Audit this data again, or pass the matching training file.")
+        raise DataError(
+            f"{where} comes from an audit of {audited} rows (see {str(summary)!r}), "
+            f"but the training data has {rows} rows: the file was written for other "
+            "data. Audit this data again, or pass the matching training file."
+        )
 
 
 def _clip(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."

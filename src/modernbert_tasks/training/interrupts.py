@@ -33,9 +33,6 @@ logger = logging.getLogger(__name__)
 RESUME_HINT = "fine_tune(..., resume=True) with the same output_dir (CLI: add --resume)"
 
 
-
-
-
 class GracefulInterrupt(TrainerCallback):
     """Turns a requested stop into "save a checkpoint after this step, then stop"."""
 
@@ -48,8 +45,9 @@ class GracefulInterrupt(TrainerCallback):
         self.requested = True
         self.cause = cause
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState,
-                    control: TrainerControl, **kwargs: Any) -> TrainerControl:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
         if self.requested and self.stopped_at is None:
             # the Trainer saves right after on_step_end (in _maybe_log_save_evaluate)
             control.should_save = True
@@ -72,14 +70,20 @@ class GracefulInterrupt(TrainerCallback):
         assert trainer.args.output_dir is not None  # training always sets one
         folder = Path(trainer.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         saved = folder if (folder / STATE_FILE).is_file() else None
-        where = (f"saved checkpoint {str(saved)!r}" if saved else
-                 f"no checkpoint could be saved in {trainer.args.output_dir!r}")
-        message = (f"Training interrupted by {self.cause} at step {state.global_step} of "
-                   f"{state.max_steps}; {where}. To continue where it stopped, run "
-                   f"{RESUME_HINT}.")
+        where = (
+            f"saved checkpoint {str(saved)!r}"
+            if saved
+            else f"no checkpoint could be saved in {trainer.args.output_dir!r}"
+        )
+        message = (
+            f"Training interrupted by {self.cause} at step {state.global_step} of "
+            f"{state.max_steps}; {where}. To continue where it stopped, run "
+            f"{RESUME_HINT}."
+        )
         logger.warning(message)
-        raise TrainingInterrupted(message, saved, state.global_step,
-                                  signal_name="SIGTERM" if self.cause == "SIGTERM" else "SIGINT")
+        raise TrainingInterrupted(
+            message, saved, state.global_step, signal_name="SIGTERM" if self.cause == "SIGTERM" else "SIGINT"
+        )
 
 
 @contextlib.contextmanager
@@ -111,10 +115,11 @@ def stop_on_sigint(callback: GracefulInterrupt) -> Iterator[None]:
             return  # a repeated SIGTERM: the checkpoint is already on its way
         name = signals[signal.Signals(signum)]
         callback.request_stop(name)
-        logger.warning("%s received: finishing the current step, then saving a checkpoint "
-                       "and stopping.%s", name,
-                       " Press Ctrl-C again to abort at once without saving."
-                       if signum == signal.SIGINT else "")
+        logger.warning(
+            "%s received: finishing the current step, then saving a checkpoint and stopping.%s",
+            name,
+            " Press Ctrl-C again to abort at once without saving." if signum == signal.SIGINT else "",
+        )
 
     for sig in signals:
         signal.signal(sig, handler)

@@ -22,9 +22,18 @@ if TYPE_CHECKING:
 
     from ..task import Task
 
-__all__ = ["AUTO_PERCENTILE", "MAX_ROWS", "auto_max_length", "choose_max_length",
-           "untruncated_lengths", "tokenized_lengths", "Truncation", "count_truncated",
-           "report_truncation", "SPLIT_WORDS"]
+__all__ = [
+    "AUTO_PERCENTILE",
+    "MAX_ROWS",
+    "auto_max_length",
+    "choose_max_length",
+    "untruncated_lengths",
+    "tokenized_lengths",
+    "Truncation",
+    "count_truncated",
+    "report_truncation",
+    "SPLIT_WORDS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,23 +43,23 @@ MIN_LENGTH = 8
 MAX_ROWS = 200_000  # larger training splits are measured on a seeded sample of this many rows
 
 
-def untruncated_lengths(train: datasets.Dataset, task: Task, tokenizer: PreTrainedTokenizerBase,
-                  seed: int = 0) -> list[int]:
+def untruncated_lengths(
+    train: datasets.Dataset, task: Task, tokenizer: PreTrainedTokenizerBase, seed: int = 0
+) -> list[int]:
     """Untruncated token counts (special tokens included) of the training texts."""
     rows = train
     if len(train) > MAX_ROWS:
         rows = train.shuffle(seed=seed).select(range(MAX_ROWS))
     lengths: list[int] = []
     for start in range(0, len(rows), 10_000):
-        batch = rows[start:start + 10_000]
+        batch = rows[start : start + 10_000]
         texts = [[task.format_text(t) for t in batch[col]] for col in task.text_columns]
         encoded = tokenizer(*texts, truncation=False, padding=False, verbose=False)
         lengths.extend(len(ids) for ids in encoded["input_ids"])
     return lengths
 
 
-def choose_max_length(lengths: list[int], limit: int | None,
-                      percentile: float = AUTO_PERCENTILE) -> int:
+def choose_max_length(lengths: list[int], limit: int | None, percentile: float = AUTO_PERCENTILE) -> int:
     """The percentile of `lengths`, rounded up to a multiple of 8, within [8, limit]."""
     if not lengths:
         return limit or MIN_LENGTH
@@ -62,17 +71,25 @@ def choose_max_length(lengths: list[int], limit: int | None,
     return min(value, limit) if limit else value
 
 
-def auto_max_length(train: datasets.Dataset, task: Task, tokenizer: PreTrainedTokenizerBase,
-                    limit: int | None, seed: int = 0) -> int:
+def auto_max_length(
+    train: datasets.Dataset, task: Task, tokenizer: PreTrainedTokenizerBase, limit: int | None, seed: int = 0
+) -> int:
     """`max_length="auto"` for this training split, logged with the share it truncates."""
     lengths = untruncated_lengths(train, task, tokenizer, seed)
     value = choose_max_length(lengths, limit)
     cut = sum(n > value for n in lengths)
     capped = " (capped at the model's positions)" if limit and value == limit else ""
-    logger.info("max_length='auto': %d tokens%s, the %gth percentile of %d training texts "
-                "(longest %d); %d of them (%.2f%%) are truncated.", value, capped,
-                AUTO_PERCENTILE, len(lengths), max(lengths, default=0), cut,
-                100 * cut / max(len(lengths), 1))
+    logger.info(
+        "max_length='auto': %d tokens%s, the %gth percentile of %d training texts "
+        "(longest %d); %d of them (%.2f%%) are truncated.",
+        value,
+        capped,
+        AUTO_PERCENTILE,
+        len(lengths),
+        max(lengths, default=0),
+        cut,
+        100 * cut / max(len(lengths), 1),
+    )
     return value
 
 
@@ -102,14 +119,18 @@ def _token_counts(tokenized: datasets.Dataset) -> list[int]:
     lengths = pc.list_value_length(table.column("input_ids")).to_numpy(zero_copy_only=False)
     if "attention_mask" in table.column_names and len(lengths) and lengths.min() == lengths.max():
         # fixed width: padding="max_length", so count the mask instead
-        mask = np.asarray(tokenized.with_format("numpy", columns=["attention_mask"])
-                          ["attention_mask"])
+        mask = np.asarray(tokenized.with_format("numpy", columns=["attention_mask"])["attention_mask"])
         return mask.sum(axis=1).tolist()
     return lengths.tolist()
 
 
-def count_truncated(raw: datasets.Dataset, tokenized: datasets.Dataset, task: Task,
-                    tokenizer: PreTrainedTokenizerBase, max_length: int) -> Truncation:
+def count_truncated(
+    raw: datasets.Dataset,
+    tokenized: datasets.Dataset,
+    task: Task,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+) -> Truncation:
     """Compare each row of `tokenized` (from `raw`, same order) with its untruncated length."""
     counts = _token_counts(tokenized)
     candidates = [i for i, n in enumerate(counts) if n >= max_length]
@@ -121,14 +142,16 @@ def count_truncated(raw: datasets.Dataset, tokenized: datasets.Dataset, task: Ta
         full = tokenizer(*texts, truncation=False, padding=False, verbose=False)["input_ids"]
         truncated = sum(len(ids) > max_length for ids in full)
         longest = max(longest, *(len(ids) for ids in full))
-    return Truncation(truncated=truncated, total=len(counts), longest=longest,
-                      max_length=max_length)
+    return Truncation(truncated=truncated, total=len(counts), longest=longest, max_length=max_length)
 
 
-def report_truncation(raw: Mapping[str, datasets.Dataset],
-                      tokenized: Mapping[str, datasets.Dataset], task: Task,
-                      tokenizer: PreTrainedTokenizerBase,
-                      max_length: int) -> dict[str, Truncation]:
+def report_truncation(
+    raw: Mapping[str, datasets.Dataset],
+    tokenized: Mapping[str, datasets.Dataset],
+    task: Task,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+) -> dict[str, Truncation]:
     """Count per split and log one warning per split that lost tokens."""
     found = {}
     for role, ds in tokenized.items():
@@ -138,8 +161,12 @@ def report_truncation(raw: Mapping[str, datasets.Dataset],
             logger.warning(
                 "%d of %d %s texts were longer than max_length=%d and were truncated (the "
                 "longest has %d tokens). Pass a larger max_length to keep more of each text.",
-                result.truncated, result.total, SPLIT_WORDS.get(role, role), max_length,
-                result.longest)
+                result.truncated,
+                result.total,
+                SPLIT_WORDS.get(role, role),
+                max_length,
+                result.longest,
+            )
     return found
 
 

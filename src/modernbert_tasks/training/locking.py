@@ -52,8 +52,10 @@ def _describe(info: dict[str, Any] | None) -> str:
     if info is None:
         return "an unknown process (no readable record of the holder)"
     command = " ".join(info.get("argv") or [])[:200]
-    return (f"process {info.get('pid')} on host {info.get('host')!r} (started "
-            f"{info.get('started_at', '?')}" + (f", command: {command}" if command else "") + ")")
+    return (
+        f"process {info.get('pid')} on host {info.get('host')!r} (started "
+        f"{info.get('started_at', '?')}" + (f", command: {command}" if command else "") + ")"
+    )
 
 
 class RunLock:
@@ -79,11 +81,17 @@ class RunLock:
         except Timeout as exc:
             raise self._locked_error(previous, exc) from None
         if previous is not None:  # a clean release removes the record: its holder died
-            logger.warning("Removing a stale lock in %s left by %s, which is no longer running.",
-                           self.output_dir, _describe(previous))
-        me = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "argv": _command()}
+            logger.warning(
+                "Removing a stale lock in %s left by %s, which is no longer running.",
+                self.output_dir,
+                _describe(previous),
+            )
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "argv": _command(),
+        }
         staged = self.holder_path.with_suffix(f".{os.getpid()}.tmp")
         staged.write_text(json.dumps(me), encoding="utf-8")
         os.replace(staged, self.holder_path)
@@ -106,13 +114,17 @@ class RunLock:
         else:
             info_text = _describe(info)
         other_host = info is not None and info.get("host") != socket.gethostname()
-        check = (" That host is not this one, so whether it still runs cannot be checked from "
-                 "here." if other_host else "")
+        check = (
+            " That host is not this one, so whether it still runs cannot be checked from here."
+            if other_host
+            else ""
+        )
         return RunLockedError(
             f"output_dir {str(self.output_dir)!r} is in use by another run: {info_text}. "
             "Two runs in one folder would overwrite each other's checkpoints. Wait for it to "
             f"finish, or pass another output_dir.{check} If you are sure that run is no longer "
-            f"running, delete the lock file {str(self.path)!r} and try again.")
+            f"running, delete the lock file {str(self.path)!r} and try again."
+        )
 
     def __enter__(self) -> RunLock:
         return self.acquire()

@@ -22,8 +22,14 @@ __all__ = ["FineTuneResult", "PreparedRun", "MODEL_SUBDIR", "LOGS_SUBDIR", "RUN_
 MODEL_SUBDIR = model_sources.MODEL_SUBDIR  # the final model: <output_dir>/model
 LOGS_SUBDIR = "logs"  # TensorBoard: <output_dir>/logs
 # keys of FineTuneResult.metrics that describe the training run rather than the model
-RUN_METRICS = ("train_runtime", "train_samples_per_second", "train_steps_per_second",
-               "train_loss", "epoch", "total_flos")
+RUN_METRICS = (
+    "train_runtime",
+    "train_samples_per_second",
+    "train_steps_per_second",
+    "train_loss",
+    "epoch",
+    "total_flos",
+)
 
 
 @dataclass
@@ -103,27 +109,41 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
     assert isinstance(model, PreTrainedModel)  # ModelSource loads a transformers model
     args = run.trainer.args.to_dict()
     training = {name: args.get(name) for name in run.resolved.trainer_kwargs}
-    training.update({f.name: getattr(run.options, f.name) for f in dataclasses.fields(run.options)
-                     if f.name != "callbacks"})
+    training.update(
+        {
+            f.name: getattr(run.options, f.name)
+            for f in dataclasses.fields(run.options)
+            if f.name != "callbacks"
+        }
+    )
     # "precision" records what training autocast to; the final metrics are fp32, as
     # load_finetuned predicts (fp32 labels do not depend on batching)
-    training.update({"precision": run.hardware.precision, "metrics_precision": "fp32",
-                     "attention": model.config._attn_implementation,
-                     "world_size": run.trainer.args.world_size,
-                     # a plugin's own format_text is applied at prediction only where the
-                     # plugin is installed; load_finetuned warns otherwise
-                     "format_text": "custom" if type(run.task).format_text
-                     is not Task.format_text else "text_prefix",
-                     "num_examples": run.num_examples,
-                     "held_out_eval": run.held_out,
-                     "excluded_rows": excluded_summary(run.options),
-                     "class_weight_values": _class_weight_values(run),
-                     "global_step": run.trainer.state.global_step})
-    return build_manifest(run.task, plugin=run.plugin[0], plugin_version=run.plugin[1],
-                          max_length=run.max_length, metrics=metrics,
-                          base_model=model_sources.public_name(run.model_name),
-                          training=training,
-                          prediction={"max_length": run.predict_max_length or run.max_length})
+    training.update(
+        {
+            "precision": run.hardware.precision,
+            "metrics_precision": "fp32",
+            "attention": model.config._attn_implementation,
+            "world_size": run.trainer.args.world_size,
+            # a plugin's own format_text is applied at prediction only where the
+            # plugin is installed; load_finetuned warns otherwise
+            "format_text": "custom" if type(run.task).format_text is not Task.format_text else "text_prefix",
+            "num_examples": run.num_examples,
+            "held_out_eval": run.held_out,
+            "excluded_rows": excluded_summary(run.options),
+            "class_weight_values": _class_weight_values(run),
+            "global_step": run.trainer.state.global_step,
+        }
+    )
+    return build_manifest(
+        run.task,
+        plugin=run.plugin[0],
+        plugin_version=run.plugin[1],
+        max_length=run.max_length,
+        metrics=metrics,
+        base_model=model_sources.public_name(run.model_name),
+        training=training,
+        prediction={"max_length": run.predict_max_length or run.max_length},
+    )
 
 
 def _class_weight_values(run: PreparedRun) -> dict[str, float] | None:

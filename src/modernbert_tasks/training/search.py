@@ -56,9 +56,13 @@ class SearchResult:
     output_dir: Path
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "best_params": self.best_params,
-                "best_objective": self.best_objective, "trials": self.trials,
-                "output_dir": str(self.output_dir)}
+        return {
+            "metric": self.metric,
+            "best_params": self.best_params,
+            "best_objective": self.best_objective,
+            "trials": self.trials,
+            "output_dir": str(self.output_dir),
+        }
 
 
 def _check_space(space: Mapping[str, Any]) -> dict[str, list]:
@@ -68,16 +72,21 @@ def _check_space(space: Mapping[str, Any]) -> dict[str, list]:
     checked = {}
     for name, spec in space.items():
         if name not in known:
-            raise ConfigError(f"space names {name!r}, which is not an option; expected option "
-                              "names such as learning_rate or num_train_epochs.")
+            raise ConfigError(
+                f"space names {name!r}, which is not an option; expected option "
+                "names such as learning_rate or num_train_epochs."
+            )
         spec = list(spec) if isinstance(spec, list | tuple) else spec
-        ranged = (isinstance(spec, list) and len(spec) in (2, 3)
-                  and all(isinstance(v, int | float) and not isinstance(v, bool) for v in spec[:2])
-                  and (len(spec) == 2 or spec[2] == "log"))
-        if not isinstance(spec, list) or not spec or (
-                len(spec) == 3 and spec[2] == "log" and not ranged):
-            raise ConfigError(f"space[{name!r}]={spec!r}; expected a list of choices, [low, high] "
-                              "or [low, high, 'log'].")
+        ranged = (
+            isinstance(spec, list)
+            and len(spec) in (2, 3)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in spec[:2])
+            and (len(spec) == 2 or spec[2] == "log")
+        )
+        if not isinstance(spec, list) or not spec or (len(spec) == 3 and spec[2] == "log" and not ranged):
+            raise ConfigError(
+                f"space[{name!r}]={spec!r}; expected a list of choices, [low, high] or [low, high, 'log']."
+            )
         if ranged and spec[0] >= spec[1]:
             raise ConfigError(f"space[{name!r}]={spec!r}: low must be below high.")
         checked[name] = spec
@@ -87,9 +96,11 @@ def _check_space(space: Mapping[str, Any]) -> dict[str, list]:
 def _suggest(trial: Any, space: dict[str, list]) -> dict[str, Any]:
     params = {}
     for name, spec in space.items():
-        ranged = (len(spec) in (2, 3) and all(isinstance(v, int | float)
-                                               and not isinstance(v, bool) for v in spec[:2])
-                  and (len(spec) == 2 or spec[2] == "log"))
+        ranged = (
+            len(spec) in (2, 3)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in spec[:2])
+            and (len(spec) == 2 or spec[2] == "log")
+        )
         if not ranged:
             params[name] = trial.suggest_categorical(name, spec)
         elif all(isinstance(v, int) for v in spec[:2]) and len(spec) == 2:
@@ -126,8 +137,9 @@ def search(
     chosen = _check_space(DEFAULT_SPACE if space is None else space)
     fixed = sorted(set(chosen) & set(args))
     if fixed:
-        raise ConfigError(f"{', '.join(fixed)} is both searched (space) and fixed (an argument); "
-                          "drop it from one of them.")
+        raise ConfigError(
+            f"{', '.join(fixed)} is both searched (space) and fixed (an argument); drop it from one of them."
+        )
     from .task_source import resolve_task
 
     task, _, args = resolve_task(task, args)
@@ -136,8 +148,10 @@ def search(
         run = prepare(task, model_name, out, **args)
         trainer = run.trainer
         if trainer.eval_dataset is None:
-            raise ConfigError("search needs an evaluation split to score trials, and this data "
-                              "has none. Add one (validation_file=..., or validation_fraction > 0).")
+            raise ConfigError(
+                "search needs an evaluation split to score trials, and this data "
+                "has none. Add one (validation_file=..., or validation_fraction > 0)."
+            )
         main = run.task.main_metric
         greater = run.task.greater_is_better
         trials: list[dict[str, Any]] = []
@@ -148,10 +162,21 @@ def search(
             if current:
                 values = best_in_trial or [float("nan")]
                 trials.append({**current, "objective": max(values) if greater else min(values)})
-                (out / "search.json").write_text(json.dumps(json_ready(
-                    {"metric": main, "direction": "maximize" if greater else "minimize",
-                     "space": chosen, "trials": trials}), indent=2, allow_nan=False),
-                    encoding="utf-8")
+                (out / "search.json").write_text(
+                    json.dumps(
+                        json_ready(
+                            {
+                                "metric": main,
+                                "direction": "maximize" if greater else "minimize",
+                                "space": chosen,
+                                "trials": trials,
+                            }
+                        ),
+                        indent=2,
+                        allow_nan=False,
+                    ),
+                    encoding="utf-8",
+                )
             current.clear()
             best_in_trial.clear()
 
@@ -166,8 +191,9 @@ def search(
         assert source is not None  # prepare resolves the model source for every run
 
         def model_init(trial: Any = None):
-            return source.load_model(run.hardware.attention,
-                                         attention_requested=run.options.attention != "auto")
+            return source.load_model(
+                run.hardware.attention, attention_requested=run.options.attention != "auto"
+            )
 
         def objective(metrics: dict[str, float]) -> float:
             best_in_trial.append(metrics[f"eval_{main}"])
@@ -175,16 +201,34 @@ def search(
 
         trainer.model_init = model_init
         # one objective, so one BestRun (a list only for multi-objective searches)
-        best = cast("BestRun", trainer.hyperparameter_search(
-            hp_space=trial_space, compute_objective=objective,
-            n_trials=n_trials, direction="maximize" if greater else "minimize",
-            backend="optuna", sampler=optuna.samplers.TPESampler(seed=run.options.seed)))
+        best = cast(
+            "BestRun",
+            trainer.hyperparameter_search(
+                hp_space=trial_space,
+                compute_objective=objective,
+                n_trials=n_trials,
+                direction="maximize" if greater else "minimize",
+                backend="optuna",
+                sampler=optuna.samplers.TPESampler(seed=run.options.seed),
+            ),
+        )
         finish_trial()
         assert not isinstance(best.objective, list)  # one objective, one value
-        (out / "best_params.json").write_text(json.dumps(json_ready(best.hyperparameters),
-                                                         indent=2, allow_nan=False),
-                                              encoding="utf-8")
-    logger.info("Best of %d trials: %s = %.4f with %s (saved to %s)", n_trials, main,
-                best.objective, best.hyperparameters, out / "best_params.json")
-    return SearchResult(best_params=dict(best.hyperparameters), best_objective=best.objective,
-                        metric=main, trials=trials, output_dir=out)
+        (out / "best_params.json").write_text(
+            json.dumps(json_ready(best.hyperparameters), indent=2, allow_nan=False), encoding="utf-8"
+        )
+    logger.info(
+        "Best of %d trials: %s = %.4f with %s (saved to %s)",
+        n_trials,
+        main,
+        best.objective,
+        best.hyperparameters,
+        out / "best_params.json",
+    )
+    return SearchResult(
+        best_params=dict(best.hyperparameters),
+        best_objective=best.objective,
+        metric=main,
+        trials=trials,
+        output_dir=out,
+    )

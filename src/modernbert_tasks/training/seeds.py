@@ -41,9 +41,13 @@ def seed_dir(output_dir: Path, seed: int) -> Path:
     return Path(output_dir) / f"seed-{seed}"
 
 
-def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task | None,
-                    model_name: str | os.PathLike, output_dir: Path,
-                    **args: Any) -> FineTuneResult:
+def fine_tune_seeds(
+    train: Callable[..., FineTuneResult],
+    task: str | Task | None,
+    model_name: str | os.PathLike,
+    output_dir: Path,
+    **args: Any,
+) -> FineTuneResult:
     """Run `train` (`fine_tune`, passed in: seeds sit under the engine, not beside it) once per
     seed in `args["seeds"]` and summarise (see module doc)."""
     from ..options import resolve_options
@@ -54,13 +58,17 @@ def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task | Non
 
     seeds = args.pop("seeds")
     if "seed" in args:
-        raise ConfigError(f"seed={args['seed']!r} and seeds={seeds!r} were both given; pass "
-                          "seeds=[...] alone (each run uses one of them as its seed).")
+        raise ConfigError(
+            f"seed={args['seed']!r} and seeds={seeds!r} were both given; pass "
+            "seeds=[...] alone (each run uses one of them as its seed)."
+        )
     task_obj, _, args = resolve_task(task, args)
     opts = resolve_options(task_obj, {**args, "seeds": seeds}).options  # every check, up front
     if not isinstance(opts.resume, bool):  # one checkpoint path
-        raise ConfigError(f"resume={os.fspath(opts.resume)!r} names one checkpoint, but seeds= "
-                          "trains several runs. Pass resume=True to continue every seed.")
+        raise ConfigError(
+            f"resume={os.fspath(opts.resume)!r} names one checkpoint, but seeds= "
+            "trains several runs. Pass resume=True to continue every seed."
+        )
     out = Path(output_dir)
     _check_earlier_runs(out, seeds, opts.resume, opts.overwrite, MODEL_SUBDIR)
     main = is_main_process()
@@ -73,8 +81,9 @@ def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task | Non
                 logger.info("Seed %d already finished in %s: skipped.", seed, folder)
                 results[seed] = finished
                 continue
-            logger.info("Training seed %d of %s (%d/%d) in %s", seed, seeds,
-                        len(results) + 1, len(seeds), folder)
+            logger.info(
+                "Training seed %d of %s (%d/%d) in %s", seed, seeds, len(results) + 1, len(seeds), folder
+            )
             result = train(task, model_name, folder, seed=seed, **args)
             if main:
                 _write_json(folder / RESULT_FILE, result.to_dict())
@@ -85,18 +94,25 @@ def fine_tune_seeds(train: Callable[..., FineTuneResult], task: str | Task | Non
         if main:
             _promote(best.model_path, target, summary)
             _write_json(out / SEEDS_FILE, summary)
-    logger.info("Seed %d is the best by %s and was copied to %s", summary["best_seed"],
-                summary["selected_by"], target)
+    logger.info(
+        "Seed %d is the best by %s and was copied to %s", summary["best_seed"], summary["selected_by"], target
+    )
     from .run import FineTuneResult
 
-    return FineTuneResult(metrics=dict(best.metrics), model_path=target,
-                          best_checkpoint=best.best_checkpoint, log_history=best.log_history,
-                          output_dir=out, seeds=summary)
+    return FineTuneResult(
+        metrics=dict(best.metrics),
+        model_path=target,
+        best_checkpoint=best.best_checkpoint,
+        log_history=best.log_history,
+        output_dir=out,
+        seeds=summary,
+    )
 
 
 # --- earlier runs and resuming -------------------------------------------------------------
-def _check_earlier_runs(out: Path, seeds: list[int], resume: bool, overwrite: bool,
-                        model_subdir: str) -> None:
+def _check_earlier_runs(
+    out: Path, seeds: list[int], resume: bool, overwrite: bool, model_subdir: str
+) -> None:
     """Refuse before any training, rather than after the first seed, to clobber a run."""
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -111,7 +127,8 @@ def _check_earlier_runs(out: Path, seeds: list[int], resume: bool, overwrite: bo
         raise ConfigError(
             f"output_dir {os.fspath(out)!r} holds an earlier run ({', '.join(earlier)}). Pass "
             "resume=True to continue it (finished seeds are kept; CLI: --resume), overwrite=True "
-            "to start every seed over (CLI: --overwrite), or another output_dir.")
+            "to start every seed over (CLI: --overwrite), or another output_dir."
+        )
 
 
 def _finished(folder: Path, model_subdir: str) -> FineTuneResult | None:
@@ -123,29 +140,35 @@ def _finished(folder: Path, model_subdir: str) -> FineTuneResult | None:
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
     best = data.get("best_checkpoint")
-    return FineTuneResult(metrics=data["metrics"], model_path=Path(data["model_path"]),
-                          best_checkpoint=Path(best) if best else None,
-                          log_history=data.get("log_history", []),
-                          output_dir=Path(data["output_dir"]))
+    return FineTuneResult(
+        metrics=data["metrics"],
+        model_path=Path(data["model_path"]),
+        best_checkpoint=Path(best) if best else None,
+        log_history=data.get("log_history", []),
+        output_dir=Path(data["output_dir"]),
+    )
 
 
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     from ..artifacts.manifest import json_ready
 
-    tmp.write_text(json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n",
-                   encoding="utf-8")
+    tmp.write_text(json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
 # --- summary --------------------------------------------------------------------------------
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
-def summarize(results: dict[int, FineTuneResult], main_metric: str,
-              greater_is_better: bool) -> dict[str, Any]:
+def summarize(
+    results: dict[int, FineTuneResult], main_metric: str, greater_is_better: bool
+) -> dict[str, Any]:
     """{"seeds", "best_seed", "selected_by", "greater_is_better", "summary": {metric: {mean,
     std, min, max}}, "per_seed": {seed: metrics}} over the metrics every seed reports."""
     per_seed = {seed: _numbers(r.metrics) for seed, r in results.items()}
@@ -153,9 +176,13 @@ def summarize(results: dict[int, FineTuneResult], main_metric: str,
     summary = {}
     for key in common:
         values = [m[key] for m in per_seed.values()]
-        summary[key] = {"mean": statistics.fmean(values),
-                        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                        "min": min(values), "max": max(values), "n": len(values)}
+        summary[key] = {
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values),
+            "max": max(values),
+            "n": len(values),
+        }
     if main_metric in common:
         pick = max if greater_is_better else min
         best = pick(per_seed, key=lambda s: per_seed[s][main_metric])  # ties: the first seed
@@ -163,11 +190,20 @@ def summarize(results: dict[int, FineTuneResult], main_metric: str,
     else:
         best = next(iter(per_seed))
         selected_by = "none (no evaluation split): the first seed"
-        logger.warning("No evaluation split, so no seed can be called the best: seed %d (the "
-                       "first) is copied to the model folder.", best)
-    return {"seeds": list(per_seed), "best_seed": best, "selected_by": selected_by,
-            "main_metric": main_metric, "greater_is_better": greater_is_better,
-            "summary": summary, "per_seed": {str(s): m for s, m in per_seed.items()}}
+        logger.warning(
+            "No evaluation split, so no seed can be called the best: seed %d (the "
+            "first) is copied to the model folder.",
+            best,
+        )
+    return {
+        "seeds": list(per_seed),
+        "best_seed": best,
+        "selected_by": selected_by,
+        "main_metric": main_metric,
+        "greater_is_better": greater_is_better,
+        "summary": summary,
+        "per_seed": {str(s): m for s, m in per_seed.items()},
+    }
 
 
 def _promote(source: Path, target: Path, summary: dict[str, Any]) -> None:

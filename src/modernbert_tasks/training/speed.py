@@ -35,8 +35,7 @@ def compile_in_place(model: Any, mode: str | None = None, backend: Any = "induct
     import torch
 
     try:
-        model.compile(dynamic=False, mode=None if mode == "default" else mode,
-                      backend=backend)
+        model.compile(dynamic=False, mode=None if mode == "default" else mode, backend=backend)
     except Exception as exc:  # e.g. a platform torch.compile does not support
         _warn(exc)
         return
@@ -51,15 +50,21 @@ def compile_in_place(model: Any, mode: str | None = None, backend: Any = "induct
             return model._call_impl(*args, **kwargs)
 
     model._compiled_call_impl = call
-    logger.info("torch.compile: the model compiles on its first batch of each width "
-                "(mode %s); compiled graphs are cached across runs.", mode or "default")
+    logger.info(
+        "torch.compile: the model compiles on its first batch of each width "
+        "(mode %s); compiled graphs are cached across runs.",
+        mode or "default",
+    )
 
 
 def _warn(exc: BaseException) -> None:
     exc = getattr(exc, "inner_exception", None) or exc  # the compiler's own error
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    logger.warning("torch.compile failed (%s: %s); training continues without compiling.",
-                   type(exc).__name__, first[:200])
+    logger.warning(
+        "torch.compile failed (%s: %s); training continues without compiling.",
+        type(exc).__name__,
+        first[:200],
+    )
 
 
 def freeze_embeddings(model: Any) -> int:
@@ -67,6 +72,7 @@ def freeze_embeddings(model: Any) -> int:
     although a batch uses a few hundred). Returns the number of frozen parameters."""
     weight = model.get_input_embeddings().weight
     weight.requires_grad_(False)
-    logger.warning("freeze_embeddings=True: the %.1fM token-embedding parameters are not trained.",
-                   weight.numel() / 1e6)
+    logger.warning(
+        "freeze_embeddings=True: the %.1fM token-embedding parameters are not trained.", weight.numel() / 1e6
+    )
     return weight.numel()

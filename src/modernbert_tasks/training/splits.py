@@ -34,11 +34,15 @@ def load_splits(task: Task, opts: TrainOptions) -> tuple[datasets.DatasetDict, d
     splits = task.load_dataset(
         data_dir=None if opts.data_dir is None else os.fspath(opts.data_dir),
         data_files=data_files_of(values),
-        cache_dir=None if opts.cache_dir is None else os.fspath(opts.cache_dir), revision=opts.data_revision)
+        cache_dir=None if opts.cache_dir is None else os.fspath(opts.cache_dir),
+        revision=opts.data_revision,
+    )
     if "train" not in splits:
-        raise DataError(f"Task {task.name!r}: the data has no training split (found "
-                        f"{sorted(splits)}). Add a train file (e.g. train.csv) to data_dir, or "
-                        "pass train_file=... (CLI: --train-file).")
+        raise DataError(
+            f"Task {task.name!r}: the data has no training split (found "
+            f"{sorted(splits)}). Add a train file (e.g. train.csv) to data_dir, or "
+            "pass train_file=... (CLI: --train-file)."
+        )
     splits, held_out = dict(splits), None
     splits["train"] = exclude_flagged_rows(splits["train"], task, opts)  # exclude_rows=...
     if "eval" not in splits and opts.validation_fraction > 0:
@@ -56,17 +60,29 @@ def _hold_out(train: datasets.Dataset, task: Task, opts: TrainOptions):
     from ..data import hold_out
 
     if not 0 < opts.validation_fraction < 1:
-        raise ConfigError(f"validation_fraction={opts.validation_fraction} must be between 0 and "
-                          "1 (e.g. 0.1 holds out 10%), or 0 to train without evaluation.")
+        raise ConfigError(
+            f"validation_fraction={opts.validation_fraction} must be between 0 and "
+            "1 (e.g. 0.1 holds out 10%), or 0 to train without evaluation."
+        )
     stratified = task.problem_type == "single_label_classification"
     rest, held = hold_out(train, opts.validation_fraction, opts.seed, stratified)
-    info = {"fraction": opts.validation_fraction, "seed": opts.seed, "stratified": stratified,
-            "rows": len(held), "from_rows": len(train)}
-    logger.warning("No evaluation split in the data: holding out %d of %d training rows (%g%%, "
-                   "%sseed %d) for evaluation. Pass validation_file=... (--validation-file) to "
-                   "use your own, or validation_fraction=0 to train without evaluation.",
-                   len(held), len(train), 100 * opts.validation_fraction,
-                   "stratified by label, " if stratified else "", opts.seed)
+    info = {
+        "fraction": opts.validation_fraction,
+        "seed": opts.seed,
+        "stratified": stratified,
+        "rows": len(held),
+        "from_rows": len(train),
+    }
+    logger.warning(
+        "No evaluation split in the data: holding out %d of %d training rows (%g%%, "
+        "%sseed %d) for evaluation. Pass validation_file=... (--validation-file) to "
+        "use your own, or validation_fraction=0 to train without evaluation.",
+        len(held),
+        len(train),
+        100 * opts.validation_fraction,
+        "stratified by label, " if stratified else "",
+        opts.seed,
+    )
     return rest, held, info
 
 
@@ -75,14 +91,22 @@ def fixed_max_length(opts: TrainOptions, task: Task, config: PretrainedConfig, m
     max_length = opts.max_length or task.max_length
     limit = getattr(config, "max_position_embeddings", None)
     if limit and max_length > limit:
-        raise ConfigError(f"max_length={max_length} exceeds what {model_name!r} supports "
-                          f"({limit} positions). Pass max_length={limit} or less.")
+        raise ConfigError(
+            f"max_length={max_length} exceeds what {model_name!r} supports "
+            f"({limit} positions). Pass max_length={limit} or less."
+        )
     return max_length
 
 
-def final_splits(splits: datasets.DatasetDict, tokenized: datasets.DatasetDict, task: Task,
-                  tokenizer: Any, max_length: int, predict_max_length: int,
-                  opts: TrainOptions) -> dict[str, datasets.Dataset]:
+def final_splits(
+    splits: datasets.DatasetDict,
+    tokenized: datasets.DatasetDict,
+    task: Task,
+    tokenizer: Any,
+    max_length: int,
+    predict_max_length: int,
+    opts: TrainOptions,
+) -> dict[str, datasets.Dataset]:
     """The eval and test splits as prediction reads them: max_length is a speed choice for
     training, so a text it cut is scored at the end up to the model's limit, as predict and
     evaluate read it, and the printed figures are the ones they reproduce."""
@@ -95,12 +119,23 @@ def final_splits(splits: datasets.DatasetDict, tokenized: datasets.DatasetDict, 
         if role not in tokenized:
             continue
         out[role] = tokenized[role]
-        if predict_max_length > max_length and count_truncated(
-                splits[role], tokenized[role], task, tokenizer, max_length).truncated:
-            out[role] = tokenize_splits(datasets.DatasetDict({role: splits[role]}), task,
-                                        tokenizer, predict_max_length, "longest",
-                                        None if opts.cache_dir is None else os.fspath(opts.cache_dir))[role]
-            logger.info("The final %s metrics read each text up to %d tokens, as predict and "
-                        "evaluate do (training and its periodic evaluations: %d).",
-                        role, predict_max_length, max_length)
+        if (
+            predict_max_length > max_length
+            and count_truncated(splits[role], tokenized[role], task, tokenizer, max_length).truncated
+        ):
+            out[role] = tokenize_splits(
+                datasets.DatasetDict({role: splits[role]}),
+                task,
+                tokenizer,
+                predict_max_length,
+                "longest",
+                None if opts.cache_dir is None else os.fspath(opts.cache_dir),
+            )[role]
+            logger.info(
+                "The final %s metrics read each text up to %d tokens, as predict and "
+                "evaluate do (training and its periodic evaluations: %d).",
+                role,
+                predict_max_length,
+                max_length,
+            )
     return out

@@ -81,13 +81,21 @@ class TaskTrainer(Trainer):
 
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         # the processing class is the task's tokenizer
-        column = (self.processing_class.model_input_names[0]
-                  if isinstance(self.processing_class, PreTrainedTokenizerBase) else None)
-        if (self.args.train_sampling_strategy != "group_by_length"
-                or not isinstance(dataset, datasets.Dataset)
-                or column is None or column not in dataset.column_names):
+        column = (
+            self.processing_class.model_input_names[0]
+            if isinstance(self.processing_class, PreTrainedTokenizerBase)
+            else None
+        )
+        if (
+            self.args.train_sampling_strategy != "group_by_length"
+            or not isinstance(dataset, datasets.Dataset)
+            or column is None
+            or column not in dataset.column_names
+        ):
             return super()._get_train_sampler(train_dataset)
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         return SeededLengthGroupedSampler(
             self.args.train_batch_size * self.args.gradient_accumulation_steps,
-            lengths=tokenized_lengths(dataset, column), seed=seed)
+            lengths=tokenized_lengths(dataset, column),
+            seed=seed,
+        )

@@ -1,7 +1,7 @@
 """modernbert-tasks-pairs: sentence-pair tasks for modernbert-tasks, with their data.
 
-    >>> from modernbert_tasks import fine_tune
-    >>> fine_tune("pairs-paraphrase")          # doctest: +SKIP
+>>> from modernbert_tasks import fine_tune
+>>> fine_tune("pairs-paraphrase")          # doctest: +SKIP
 """
 
 from __future__ import annotations

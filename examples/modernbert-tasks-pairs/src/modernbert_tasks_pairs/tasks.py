@@ -25,19 +25,24 @@ class PackagedTask(Task):
     ):
         if not data_dir and not data_files:
             data_dir = str(DATA_DIR / self.name)
-        return super().load_dataset(data_dir=data_dir, data_files=data_files,
-                                    cache_dir=cache_dir, revision=revision)
+        return super().load_dataset(
+            data_dir=data_dir, data_files=data_files, cache_dir=cache_dir, revision=revision
+        )
 
 
 # Shared defaults for a ~400M encoder on a few hundred short pairs: more epochs than GLUE
 # recipes because each epoch is only ~30 steps.
-_SMALL_DATA = {"learning_rate": 5e-5, "num_train_epochs": 8, "per_device_train_batch_size": 16,
-               "weight_decay": 0.01}
+_SMALL_DATA = {
+    "learning_rate": 5e-5,
+    "num_train_epochs": 8,
+    "per_device_train_batch_size": 16,
+    "weight_decay": 0.01,
+}
 
 PARAPHRASE = PackagedTask(
     name="pairs-paraphrase",
     description="MRPC-style paraphrase detection on short news-like sentence pairs "
-                "(480 train / 120 validation rows, TSV).",
+    "(480 train / 120 validation rows, TSV).",
     version="1.0.0",
     splits={"train": "train", "eval": "validation"},
     text_columns=("sentence1", "sentence2"),
@@ -52,7 +57,7 @@ PARAPHRASE = PackagedTask(
 NLI = PackagedTask(
     name="pairs-nli",
     description="Three-way natural language inference (entailment/neutral/contradiction) on "
-                "scene descriptions (480 train / 120 validation rows, JSON Lines).",
+    "scene descriptions (480 train / 120 validation rows, JSON Lines).",
     version="1.0.0",
     splits={"train": "train", "eval": "validation"},
     text_columns=("premise", "hypothesis"),
@@ -67,7 +72,7 @@ NLI = PackagedTask(
 STS = PackagedTask(
     name="pairs-sts",
     description="STS-B-style semantic similarity: a score from 0 (unrelated) to 5 (same "
-                "meaning) for two scene descriptions (480 train / 120 validation rows, CSV).",
+    "meaning) for two scene descriptions (480 train / 120 validation rows, CSV).",
     version="1.0.0",
     splits={"train": "train", "eval": "validation"},
     text_columns=("sentence1", "sentence2"),
