@@ -14,8 +14,7 @@ import pytest
 
 from modernbert_tasks import ConfigError, DataError, audit, fine_tune
 from modernbert_tasks.auditing.issues import find_issues
-from modernbert_tasks.cli import main
-from modernbert_tasks.testing import make_sentiment_rows, write_tsv
+from modernbert_tasks.testing import make_sentiment_rows, run_cli, write_tsv
 
 FAST = {
     "learning_rate": 1e-3,
@@ -174,37 +173,35 @@ def test_resume_skips_finished_folds(audited, tiny_model_dir, caplog):
 
 def test_cli_prints_the_noise_table(audited, tiny_model_dir, capsys):
     out = audited["result"].output_dir
-    code = main(
-        [
-            "audit",
-            "--train-file",
-            str(audited["train"]),
-            "--model",
-            str(tiny_model_dir),
-            "--output-dir",
-            str(out),
-            "--folds",
-            str(FOLDS),
-            "--resume",
-            "--learning-rate",
-            "1e-3",
-            "--num-train-epochs",
-            "6",
-            "--disable-tqdm",
-            "--report-to",
-            "none",
-            "--warmup-steps",
-            "0",
-            "--max-length",
-            "32",
-            "--precision",
-            "fp32",
-            "--seed",
-            "3",
-        ]
+    result = run_cli(
+        "audit",
+        "--train-file",
+        str(audited["train"]),
+        "--model",
+        str(tiny_model_dir),
+        "--output-dir",
+        str(out),
+        "--folds",
+        str(FOLDS),
+        "--resume",
+        "--learning-rate",
+        "1e-3",
+        "--num-train-epochs",
+        "6",
+        "--disable-tqdm",
+        "--report-to",
+        "none",
+        "--warmup-steps",
+        "0",
+        "--max-length",
+        "32",
+        "--precision",
+        "fp32",
+        "--seed",
+        "3",
     )
-    printed, errors = capsys.readouterr()
-    assert code == 0, errors
+    printed, errors = result.stdout, result.stderr
+    assert result.returncode == 0, errors
     assert f"Audited {ROWS} rows with {FOLDS} folds" in printed
     assert "est. noise rate" in printed and "given \\ true" in printed
     assert "--exclude-rows" in printed
