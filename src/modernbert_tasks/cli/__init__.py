@@ -1,5 +1,5 @@
-"""The ``modernbert-tasks`` command line: train, evaluate, predict, export, push, options, tasks,
-plugins.
+"""The ``modernbert-tasks`` command line: train, evaluate, predict, serve, export, push, options,
+tasks, plugins.
 
     modernbert-tasks train sst2 --model ./modernbert-embed-large --data-dir ./glue/sst2
     modernbert-tasks predict runs/sst2/model "a gem of a film"
@@ -11,7 +11,7 @@ unknown task). An error prints as one ``error: ...`` line; ``--debug`` adds the 
 Importing this package is cheap: torch loads only inside train/evaluate/predict, and the
 ``train`` flags (built by ``transformers.HfArgumentParser``) only when the command is train.
 
-One module per group of commands: `train`, `predict` (evaluate, predict), `ship` (export,
+One module per group of commands: `train`, `predict` (evaluate, predict), `serve`, `ship` (export,
 push), `info` (tasks, plugins, options); `flags` turns the option dataclasses into the train
 flags; `common` holds the exit codes, the parser class and tables.
 """
@@ -29,11 +29,12 @@ from collections.abc import Callable, Sequence
 from .. import __version__
 from ..errors import ConfigError, ModernBertTasksError, UnknownTaskError, speaking_cli, suggest
 from ..inference.inputs import read_inputs  # noqa: F401  (re-exported, see below)
-from . import info, predict, ship, train
+from . import info, predict, serve, ship, train
 from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, PROG, Parser, add_debug_flag
 from .flags import FLAG_ALIASES, RENAMED_FLAGS, option_names, read_config_file  # noqa: F401
 from .info import OPTIONS_EPILOG, PLUGINS_EPILOG, TASKS_EPILOG  # noqa: F401
 from .predict import EVALUATE_EPILOG, PREDICT_EPILOG, format_evaluation  # noqa: F401
+from .serve import SERVE_EPILOG  # noqa: F401
 from .ship import EXPORT_EPILOG, PUSH_EPILOG  # noqa: F401
 from .train import TRAIN_EPILOG, format_train_summary  # noqa: F401
 
@@ -41,8 +42,8 @@ from .train import TRAIN_EPILOG, format_train_summary  # noqa: F401
 # tests run their examples), the flag tables, and helpers imported from `modernbert_tasks.cli`.
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
-COMMANDS = ("train", "search", "evaluate", "predict", "export", "push", "options", "tasks",
-            "plugins")
+COMMANDS = ("train", "search", "evaluate", "predict", "serve", "export", "push", "options",
+            "tasks", "plugins")
 # errors caused by what the user typed: usage (2), not a failed run (1)
 USAGE_ERRORS = (ConfigError, UnknownTaskError)
 
@@ -51,6 +52,7 @@ examples:
   modernbert-tasks train sst2 --data-dir ./glue/sst2 --max-train-samples 1000
   modernbert-tasks predict runs/sst2/model "a gem of a film"
   modernbert-tasks evaluate runs/sst2/model --data-dir ./glue/sst2
+  modernbert-tasks serve runs/sst2/model
 
 Run `modernbert-tasks COMMAND --help` for a command's options and examples.
 Exit codes: 0 success, 1 the run failed, 2 bad usage.
@@ -64,6 +66,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, argparse.ArgumentParser], int]]
     "search": train.run_search,
     "evaluate": predict.run_evaluate,
     "predict": predict.run_predict,
+    "serve": serve.run_serve,
     "options": info.run_options,
     "tasks": info.run_tasks,
     "plugins": info.run_plugins,
@@ -86,6 +89,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     train.add_parser(sub, with_flags=command == "train")
     train.add_search_parser(sub, with_flags=command == "search")
     predict.add_parsers(sub)  # evaluate, predict
+    serve.add_parser(sub)
     info.add_parsers(sub)  # options, tasks
     ship.add_parsers(sub)  # export, push
     info.add_plugins_parser(sub)
