@@ -1,6 +1,6 @@
 """The package's imports, checked: no import circles, imports only downwards through the
-layers (core < artifacts/ < inference/ | training/ < exporters/ | auditing/ < cli/ < testing.py; see
-docs/architecture.md), no private names across modules, and the declared dependencies match
+layers (core < artifacts/ < inference/ | training/ < exporters/ | auditing/ | serving/ < cli/
+< testing.py; see docs/architecture.md), no private names across modules, and the declared dependencies match
 the imports (each declared one imported, each import declared).
 
 Every import counts, at module level, inside functions and under `if TYPE_CHECKING:` alike:
@@ -89,6 +89,7 @@ LAYERS = {
     "training": 2,
     "exporters": 3,
     "auditing": 3,
+    "serving": 3,
     "cli": 4,
     "testing": 5,
 }

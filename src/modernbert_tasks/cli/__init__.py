@@ -1,5 +1,5 @@
-"""The ``modernbert-tasks`` command line: train, search, audit, evaluate, predict, export, push,
-options, tasks, plugins.
+"""The ``modernbert-tasks`` command line: train, search, audit, evaluate, predict, serve, export,
+push, options, tasks, plugins.
 
     modernbert-tasks train sst2 --model ./modernbert-embed-large --data-dir ./glue/sst2
     modernbert-tasks predict runs/sst2/model "a gem of a film"
@@ -11,7 +11,7 @@ unknown task). An error prints as one ``error: ...`` line; ``--debug`` adds the 
 Importing this package is cheap: torch loads only inside train/evaluate/predict, and the
 ``train`` flags (built by ``transformers.HfArgumentParser``) only when the command is train.
 
-One module per group of commands: `train`, `audit`, `predict` (evaluate, predict), `ship` (export,
+One module per group of commands: `train`, `audit`, `predict` (evaluate, predict), `serve`, `ship` (export,
 push), `info` (tasks, plugins, options); `flags` turns the option dataclasses into the train
 flags; `common` holds the exit codes, the parser class and tables.
 """
@@ -28,13 +28,14 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import ConfigError, ModernBertTasksError, UnknownTaskError, speaking_cli, suggest
-from . import audit, info, predict, ship, train
+from . import audit, info, predict, serve, ship, train
 from .audit import AUDIT_EPILOG, format_audit  # noqa: F401
 from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, PROG, Parser, add_debug_flag
 from .flags import FLAG_ALIASES, RENAMED_FLAGS, option_names, read_config_file  # noqa: F401
 from .info import OPTIONS_EPILOG, PLUGINS_EPILOG, TASKS_EPILOG  # noqa: F401
 from .inputs import read_inputs  # noqa: F401  (re-exported, see below)
 from .predict import EVALUATE_EPILOG, PREDICT_EPILOG, format_evaluation  # noqa: F401
+from .serve import SERVE_EPILOG  # noqa: F401
 from .ship import EXPORT_EPILOG, PUSH_EPILOG  # noqa: F401
 from .train import TRAIN_EPILOG, format_train_summary  # noqa: F401
 
@@ -48,6 +49,7 @@ COMMANDS = (
     "audit",
     "evaluate",
     "predict",
+    "serve",
     "export",
     "push",
     "options",
@@ -62,6 +64,7 @@ examples:
   modernbert-tasks train sst2 --data-dir ./glue/sst2 --max-train-samples 1000
   modernbert-tasks predict runs/sst2/model "a gem of a film"
   modernbert-tasks evaluate runs/sst2/model --data-dir ./glue/sst2
+  modernbert-tasks serve runs/sst2/model
 
 Run `modernbert-tasks COMMAND --help` for a command's options and examples.
 Exit codes: 0 success, 1 the run failed, 2 bad usage.
@@ -76,6 +79,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, argparse.ArgumentParser], int]]
     "audit": audit.run_audit,
     "evaluate": predict.run_evaluate,
     "predict": predict.run_predict,
+    "serve": serve.run_serve,
     "options": info.run_options,
     "tasks": info.run_tasks,
     "plugins": info.run_plugins,
@@ -99,6 +103,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     train.add_search_parser(sub, with_flags=command == "search")
     audit.add_parser(sub, with_flags=command == "audit")
     predict.add_parsers(sub)  # evaluate, predict
+    serve.add_parser(sub)
     info.add_parsers(sub)  # options, tasks
     ship.add_parsers(sub)  # export, push
     info.add_plugins_parser(sub)

@@ -1,0 +1,200 @@
+"""Serving a saved model over HTTP: `serve(path)` (CLI: `modernbert-tasks serve PATH`).
+
+`app.py` holds the FastAPI app and the gate in front of it, `batching.py` the dynamic
+batching, `metrics.py` the Prometheus text, `page.py` the HTML page. FastAPI and uvicorn come
+with the `serve` extra: pip install 'modernbert-tasks[serve]'.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .app import ServeSettings
+
+__all__ = [
+    "serve",
+    "create_app",
+    "load_for_serving",
+    "settings_from",
+    "require_serve_deps",
+    "SERVE_HINT",
+    "SERVE_PRECISIONS",
+]
+
+SERVE_HINT = (
+    "Serving needs FastAPI and uvicorn, which are not installed: pip install 'modernbert-tasks[serve]'"
+)
+# bf16 alone can flip close calls (docs/deploying.md); a server answers as predict's fp32 labels
+SERVE_PRECISIONS = ("auto", "fp32", "mixed")
+
+
+def require_serve_deps() -> None:
+    """A ConfigError with the one-line install hint when FastAPI or uvicorn is missing."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise ConfigError(SERVE_HINT) from None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        require_serve_deps()
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def settings_from(
+    *,
+    max_batch_size: int = 64,
+    max_wait_ms: float = 5.0,
+    api_key_env: str | None = None,
+    max_inputs: int = 256,
+    max_chars: int = 50_000,
+    max_body_bytes: int = 2 * 1024 * 1024,
+) -> ServeSettings:
+    """ServeSettings, with the API key read from the environment variable `api_key_env`
+    (a key is never an argument: it would show in shell history and `ps`)."""
+    from .app import ServeSettings
+
+    key = None
+    if api_key_env is not None:
+        key = os.environ.get(api_key_env)
+        if not key or not key.strip():
+            raise ConfigError(
+                f"api_key_env={api_key_env!r} names an environment variable that "
+                f"is {'empty' if key is not None else 'not set'}. Set it first "
+                f"(export {api_key_env}=<a long random secret>), or serve without "
+                "api_key_env."
+            )
+    return ServeSettings(
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        max_inputs=max_inputs,
+        max_chars=max_chars,
+        max_body_bytes=max_body_bytes,
+        api_key=key,
+    )
+
+
+def load_for_serving(
+    path: str | os.PathLike, *, precision: str = "auto", device: Any = None, max_length: int | None = None
+) -> Any:
+    """`load_finetuned` as the server uses it: safetensors only, no remote code."""
+    if precision not in SERVE_PRECISIONS:
+        raise ConfigError(
+            f"precision={precision!r} is not served; expected one of "
+            f"{', '.join(SERVE_PRECISIONS)} (all give fp32's labels)."
+        )
+    from ..inference.loading import load_finetuned
+
+    return load_finetuned(path, device, precision=precision, max_length=max_length)
+
+
+def serve(
+    path: str | os.PathLike,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    max_batch_size: int = 64,
+    max_wait_ms: float = 5.0,
+    api_key_env: str | None = None,
+    precision: str = "auto",
+    device: Any = None,
+    max_length: int | None = None,
+    max_inputs: int = 256,
+    max_chars: int = 50_000,
+    max_body_bytes: int = 2 * 1024 * 1024,
+    log_level: str = "warning",
+) -> None:
+    """Serve the model folder `path` over HTTP until SIGTERM or Ctrl-C, which drain: requests
+    already received are answered, new ones get 503, then it returns.
+
+    Routes: POST /predict (TEI's shape), POST / (the Inference API's, for
+    `huggingface_hub.InferenceClient`), GET /health, /info, /metrics (Prometheus), / (a page
+    to try texts) and /docs. Binds to loopback by default; `api_key_env` names the environment
+    variable holding the key clients send as `Authorization: Bearer <key>`. The limits and
+    their defaults are in docs/deploying.md.
+    """
+    require_serve_deps()
+    import uvicorn
+
+    from .app import ServerState, create_app
+    from .server import DrainingServer
+
+    settings = settings_from(
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        api_key_env=api_key_env,
+        max_inputs=max_inputs,
+        max_chars=max_chars,
+        max_body_bytes=max_body_bytes,
+    )
+    sock = _bind(host, port)  # before loading: a taken port fails in a second, not a minute
+    try:
+        model = load_for_serving(path, precision=precision, device=device, max_length=max_length)
+        state = ServerState()
+        app = create_app(model, settings, state)
+        config = uvicorn.Config(
+            app, log_level=log_level, access_log=False, lifespan="on", timeout_keep_alive=5
+        )
+        server = DrainingServer(config, state)
+        shown = f"[{host}]" if ":" in host else host
+        task = model.task.name if model.task else "no manifest"
+        print(
+            f"Serving {path} ({task}; labels {', '.join(model.labels)}; precision "
+            f"{model.precision}) at http://{shown}:{sock.getsockname()[1]}  (page: /, API: "
+            "/docs; SIGTERM or Ctrl-C drains and stops)",
+            file=sys.stderr,
+            flush=True,
+        )
+        if not _is_loopback(host):
+            key = (
+                f"an API key is required (from ${api_key_env})"
+                if settings.api_key
+                else "NO API key is set: anyone who can reach this port can use it (--api-key-env NAME)"
+            )
+            print(
+                f"Listening on {host}: the server is reachable from the network; {key}.",
+                file=sys.stderr,
+                flush=True,
+            )
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"port={port!r}; expected a port number from 0 to 65535 (0 picks a free one).")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"Cannot listen on {host}:{port} ({exc.strerror or exc}). Pick "
+            "another port=, or stop what is using it."
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
