@@ -25,9 +25,8 @@ import numpy as np
 import pytest
 from test_predictor import PAIRS, SENTIMENT, TEXTS, save_with_manifest
 
-from modernbert_tasks import load_finetuned
+from modernbert_tasks import calibration, load_finetuned
 from modernbert_tasks.errors import ConfigError
-from modernbert_tasks.inference import calibration
 from modernbert_tasks.serving import load_for_serving, require_serve_deps, settings_from
 from modernbert_tasks.serving.app import ServeSettings, create_app
 from modernbert_tasks.serving.batching import Batcher
