@@ -93,16 +93,7 @@ class StopOnDivergence(TrainerCallback):
         if control.should_save:
             self._check_weights(state, model)
 
-    def on_epoch_end(
-        self,
-        args: TrainingArguments,
-        state: TrainerState,
-        control: TrainerControl,
-        model: torch.nn.Module | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if control.should_save:
-            self._check_weights(state, model)
+    on_epoch_end = on_step_end  # save_strategy="epoch" sets should_save here instead
 
     def on_train_end(
         self,
