@@ -278,6 +278,7 @@ def test_gpu_script_on_cpu(config_only_model):
             "RECIPE_STEPS": "1",
             "WARMUP": "1",
             "ROUNDS": "1",
+            "ABLATE_ROUNDS": "1",  # the ablation's code path once; its default is 3 rounds
             "CONFIGS": "recipe,ours",
         },
     )
