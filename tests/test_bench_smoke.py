@@ -139,21 +139,23 @@ def test_train_throughput_table(tiny_model_dir):
         "--rounds",
         "1",
         "--configs",
-        "recipe,dynamic,ours,loop",
+        "recipe,dynamic,v01,ours,loop",
     )
     (table,) = tables(out)
     assert [r["configuration"].split(":")[0].split(" ")[0] for r in table] == [
         "recipe",
         "dynamic",
+        "v0.1",
         "fine_tune",
         "plain",
     ]
+    assert "reuse_memory=False" in table[2]["configuration"]
     check_table(
         table,
-        ["samples/s", "real tokens/s", "padding efficiency", "model TFLOP/s", "peak RSS MiB"],
+        ["samples/s", "real tokens/s", "padding efficiency", "model TFLOP/s", "peak RSS MiB", "system time %"],
         ratio="ratio",
     )
-    recipe, dynamic, ours, loop = (number(r["padding efficiency"]) for r in table)
+    recipe, dynamic, _, ours, loop = (number(r["padding efficiency"]) for r in table)
     # padding every row to 128 wastes most of it; padding to each batch's longest far less
     assert 0 < recipe < 0.5 and recipe < dynamic <= 1 and recipe < ours <= 1
     assert loop == ours  # the reference loop trains on the very batches fine_tune builds

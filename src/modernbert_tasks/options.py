@@ -291,6 +291,16 @@ class TrainOptions:
             )
         },
     )
+    reuse_memory: bool = field(
+        default=True,
+        metadata={
+            "help": (
+                "Reuse each step's gradient buffers and keep freed memory for the next step (glibc "
+                "malloc, Linux) instead of faulting in fresh pages: the same updates, faster CPU "
+                "steps (bench/train_throughput.py, docs/benchmarks-speed.md). False: as the plain Trainer."
+            )
+        },
+    )
     revision: str | None = field(
         default=None, metadata={"help": "Model revision on the hub (branch, tag or commit)."}
     )

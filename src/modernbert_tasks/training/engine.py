@@ -296,6 +296,7 @@ def _trainer(
             *([stopper] if stopper else []),
         ],
         compute_loss_func=WeightedLoss(weights, task.problem_type) if weights else None,
+        reuse_memory=opts.reuse_memory,
     )
 
 

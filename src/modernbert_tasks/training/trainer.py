@@ -1,5 +1,5 @@
-"""The transformers `Trainer` with two changes: length-grouped batches that resume exactly, and
-evaluation in fp32 whatever the training precision.
+"""The transformers `Trainer` with three changes: length-grouped batches that resume exactly,
+evaluation in fp32 whatever the training precision, and steps that reuse their memory.
 
 transformers' `LengthGroupedSampler` draws each epoch's order from the global RNG. A run
 resumed mid-epoch builds that order *before* the checkpoint's RNG state is restored, so the
@@ -24,6 +24,7 @@ from transformers import PreTrainedTokenizerBase, Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from .lengths import tokenized_lengths
+from .memory import KeepGradientBuffers, keeping_freed_memory
 
 if TYPE_CHECKING:
     pass
@@ -66,6 +67,18 @@ def fp32_forward(model: torch.nn.Module) -> Iterator[None]:
 
 
 class TaskTrainer(Trainer):
+    """reuse_memory: keep gradient buffers and freed memory between steps (training/memory.py)."""
+
+    def __init__(self, *args: Any, reuse_memory: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reuse_memory = reuse_memory
+        if reuse_memory:
+            self.add_callback(KeepGradientBuffers())
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        with keeping_freed_memory(self.reuse_memory):
+            return super().train(*args, **kwargs)
+
     def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
         assert self.model is not None  # the Trainer is always built with a model
         with fp32_forward(self.model):
