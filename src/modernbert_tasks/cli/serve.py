@@ -63,10 +63,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--batch-workers",
         type=int,
-        default=None,
+        default=1,
         metavar="N",
         help="groups of requests computed at once, each on its own thread with a share of "
-        "the torch threads (default: 2 on a CPU with 2 or more threads, else 1)",
+        "the torch threads (default: 1)",
     )
     p.add_argument(
         "--api-key-env",

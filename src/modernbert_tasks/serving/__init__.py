@@ -61,7 +61,7 @@ def settings_from(
     max_inputs: int = 256,
     max_chars: int = 50_000,
     max_body_bytes: int = 2 * 1024 * 1024,
-    batch_workers: int | None = None,
+    batch_workers: int = 1,
 ) -> ServeSettings:
     """ServeSettings, with the API key read from the environment variable `api_key_env`
     (a key is never an argument: it would show in shell history and `ps`)."""
@@ -116,7 +116,7 @@ def serve(
     max_inputs: int = 256,
     max_chars: int = 50_000,
     max_body_bytes: int = 2 * 1024 * 1024,
-    batch_workers: int | None = None,
+    batch_workers: int = 1,
     log_level: str = "warning",
 ) -> None:
     """Serve the model folder `path` over HTTP until SIGTERM or Ctrl-C, which drain: requests
@@ -126,7 +126,7 @@ def serve(
     `huggingface_hub.InferenceClient`), GET /health, /info, /metrics (Prometheus), / (a page
     to try texts) and /docs. Binds to loopback by default; `api_key_env` names the environment
     variable holding the key clients send as `Authorization: Bearer <key>`. `batch_workers`
-    groups compute at once (default: 2 on a CPU, 1 on a GPU). The limits and their defaults
+    groups can compute at once, each on its own thread (default 1). The limits and their defaults
     are in docs/deploying.md.
     """
     require_serve_deps()

@@ -25,7 +25,7 @@ from .error_handlers import ServeError, add_error_handlers
 from .gate import Gate, ServerState
 from .metrics import CONTENT_TYPE, Metrics
 from .page import render_page
-from .predicting import GroupRunner, default_workers
+from .predicting import GroupRunner
 from .schemas import ERROR_RESPONSES, InferenceRequest, Prediction, PredictRequest, PredictResponse
 from .settings import DEFAULTS, ServeSettings
 
@@ -42,7 +42,7 @@ def create_app(
     state = state or ServerState()
     metrics = Metrics()
     model.warn_truncation = False  # counted in /metrics instead of a log line per batch
-    workers = settings.batch_workers or default_workers(model)
+    workers = settings.batch_workers
     runner = GroupRunner(model, metrics, settings.max_batch_size, workers)
     batcher = Batcher(
         runner,

@@ -1,16 +1,16 @@
 """One group's model call, on the worker thread that runs it.
 
 `GroupRunner(inputs, raw)` answers a group of requests with `FineTunedModel.predict`'s records
-(or `.logits` rows for raw scores), in input order. Two things make it fast under load
+(or `.logits` rows for raw scores), in input order. What makes it fast under load
 (docs/benchmarks.md, bench/serve_load.py):
 
 - the group is split into runs of similar token length (`grouping.split_by_length`), one
   predict call each, so a batch is not padded to a long text it happens to hold;
-- `batch_workers` groups compute at once, each on its own thread with its share of the torch
-  threads. Small batches keep two threads of one forward pass waiting on each other; two
-  one-thread passes do not. The weights are shared: each worker thread has its own shallow
-  view of the model, with its own tokenizer (a call changes its truncation settings) and its
-  own `last_*` counters.
+- `batch_workers` groups can compute at once, each on its own thread with its share of the
+  torch threads (default 1: on 2 cores two one-thread workers measured slower under load than
+  one two-thread worker, docs/benchmarks.md). The weights are shared: each worker thread has
+  its own shallow view of the model, with its own tokenizer (a call changes its truncation
+  settings) and its own `last_*` counters.
 """
 
 from __future__ import annotations
@@ -23,14 +23,7 @@ from ..inference.predictor import FineTunedModel
 from .grouping import split_by_length
 from .metrics import Metrics
 
-__all__ = ["GroupRunner", "default_workers"]
-
-
-def default_workers(model: FineTunedModel) -> int:
-    """2 on a CPU with 2 or more torch threads, else 1 (a GPU computes one batch at a time)."""
-    import torch
-
-    return 2 if model.device.type == "cpu" and torch.get_num_threads() >= 2 else 1
+__all__ = ["GroupRunner"]
 
 
 class GroupRunner:

@@ -19,15 +19,13 @@ class ServeSettings:
     max_chars: int = 50_000  # characters in one text (ModernBERT reads 8,192 tokens, ~40k chars)
     max_body_bytes: int = 2 * 1024 * 1024  # request body, before parsing
     api_key: str | None = field(default=None, repr=False)  # never printed
-    # groups computed at once, each on its own thread (the weights are shared); None: 2 on a
-    # CPU with 2 or more torch threads, which it splits between them, else 1 (predicting.py)
-    batch_workers: int | None = None
+    # groups computed at once, each on its own thread with a share of torch's threads (the
+    # weights are shared; predicting.py). 1: on 2 cores, 2 measured slower (docs/benchmarks.md)
+    batch_workers: int = 1
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_inputs", "max_chars", "max_body_bytes", "batch_workers"):
             value = getattr(self, name)
-            if value is None and name == "batch_workers":
-                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value!r}; expected a positive integer.")
         wait = self.max_wait_ms
