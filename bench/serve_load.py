@@ -278,7 +278,7 @@ def _one_config(model_dir, args, texts_file, clients, workers, kind) -> dict:
         "p99/p50": f"{q[98] / q[49]:.1f}x",
         "mean group": (after_sum - before_sum) / max(after_count - before_count, 1),
         "errors": result["errors"],
-        "dropped": result["dropped"] + (result["sent"] - n - result["dropped"]),
+        "dropped": result["sent"] - n,  # sent and never answered (connection lost)
         "loop ms/req": 1000 * (main1 - main0) / n,
         "model ms/req": 1000 * (other1 - other0) / n,
         "client ms/req": 1000 * result["cpu"] / n,
