@@ -78,6 +78,7 @@ class FineTunedModel(Evaluation):
         self.precision = precision
         self.path = path
         self.last_rescored = (0, 0)  # (texts re-scored in fp32, texts) of the last call
+        self.last_rescored_rows: list[int] = []  # which: positions among the texts scored
         config = model.config
         if task is not None:
             self.problem_type = task.problem_type
@@ -148,6 +149,7 @@ class FineTunedModel(Evaluation):
         A text longer than `max_length` tokens is read up to it, and its dict adds
         "truncated": {"tokens_read", "tokens"}; `last_truncation` sums the call up. An empty
         (or whitespace-only) text, or a pair of them, gets no label: {"skipped": "empty text"}.
+        With precision "mixed" each dict says whether fp32 re-scored it: "rescored": bool.
         """
         first, second = self._split_inputs(texts_or_pairs)
         keep = [
@@ -163,8 +165,11 @@ class FineTunedModel(Evaluation):
         )
         decoded = self._decode(logits)
         results: list[dict[str, Any]] = [{"skipped": EMPTY} for _ in first]
+        rescored = set(self.last_rescored_rows) if self.precision == "mixed" else None
         for row, i in enumerate(keep):
             results[i] = decoded[row]
+            if rescored is not None:
+                results[i]["rescored"] = row in rescored
             if row in full:
                 results[i]["truncated"] = {"tokens_read": self.max_length, "tokens": full[row]}
         self._report_truncation(full, len(keep))
@@ -196,8 +201,7 @@ class FineTunedModel(Evaluation):
         full_lengths: dict[int, int] | None = None,
     ) -> np.ndarray:
         """The logits in `precision` (default: this model's); with "mixed", bf16 and then fp32
-        for every close call, so the decisions are fp32's. `last_rescored` says how many were
-        redone."""
+        for every close call, so the decisions are fp32's (redone: `last_rescored(_rows)`)."""
         import numpy as np
 
         precision = precision or self.precision
@@ -210,7 +214,7 @@ class FineTunedModel(Evaluation):
             bf16=precision in ("bf16", "mixed"),
             full_lengths=full_lengths,
         )
-        self.last_rescored = (0, len(first))
+        self.last_rescored, self.last_rescored_rows = (0, len(first)), []
         if mixed and len(first):
             idx = np.flatnonzero(
                 calibration.close_calls(logits, self.manifest, self.problem_type, RESCORE_MARGIN)
@@ -223,7 +227,7 @@ class FineTunedModel(Evaluation):
                     False,
                     bf16=False,
                 )
-            self.last_rescored = (len(idx), len(first))
+            self.last_rescored, self.last_rescored_rows = (len(idx), len(first)), idx.tolist()
         return logits
 
     def _split_inputs(self, inputs: Any) -> tuple[list[str], list[str] | None]:
