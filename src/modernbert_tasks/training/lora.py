@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, hint
 from ..options import TrainOptions
 
 if TYPE_CHECKING:
@@ -139,11 +139,15 @@ def _nonempty(
         else "matches no layer"
     )
     example = DEFAULT_TARGETS.get(getattr(model.config, "model_type", ""), names[:3])
+    how = hint(
+        f"lora_target_modules={example!r}, or {ALL_LINEAR!r}, or None for the default",
+        f"--lora-target-modules {' '.join(example)}, or {ALL_LINEAR}, or leave the flag out for "
+        "the default",
+    )
     raise ConfigError(
         f"lora_target_modules names {target!r}, which {why} of {type(model).__name__}. Its "
         f"layers that take adapters are named: {', '.join(names)}. Pass some of these, e.g. "
-        f"lora_target_modules={example!r}, or {ALL_LINEAR!r}, or None for the default. "
-        "Nothing was written."
+        f"{how}. Nothing was written."
     )
 
 
