@@ -66,6 +66,11 @@ def test_the_saved_model_is_merged_and_reproduces_the_evaluation(lora_run, senti
 
     plain = AutoModelForSequenceClassification.from_pretrained(lora_run.model_path)
     assert not any("lora" in name for name, _ in plain.named_parameters())
+    from transformers import pipeline
+
+    texts = ["the film was great", "the plot is dull and boring", "what a superb experience"]
+    answers = pipeline("text-classification", model=str(lora_run.model_path))(texts)
+    assert [a["label"] for a in answers] == [p["label"] for p in model.predict(texts)]
 
 
 def test_the_head_and_the_encoder_were_trained(lora_run, tiny_model_dir):
@@ -169,7 +174,9 @@ def test_lora_brings_its_own_learning_rate_unless_the_caller_gives_one():
     resolved = resolve_options(task, {"lora": True})
     assert resolved.trainer_kwargs["learning_rate"] == LORA_LEARNING_RATE.value
     assert resolved.sources["learning_rate"] == LORA_LEARNING_RATE.source
-    assert resolve_options(task, {"lora": True, "learning_rate": 1e-4}).trainer_kwargs["learning_rate"] == 1e-4
+    assert (
+        resolve_options(task, {"lora": True, "learning_rate": 1e-4}).trainer_kwargs["learning_rate"] == 1e-4
+    )
     assert resolve_options(task, {}).trainer_kwargs["learning_rate"] == 3e-5
 
 
@@ -225,7 +232,9 @@ def test_without_peft_lora_says_how_to_install_it(monkeypatch):
     from modernbert_tasks import get_task
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "peft" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "peft" else real(name, *a)
+    )
     with pytest.raises(ConfigError, match=r"pip install 'modernbert-tasks\[peft\]'"):
         resolve_options(get_task("sst2"), {"lora": True})
 
@@ -272,3 +281,30 @@ def test_the_cli_trains_with_lora_flags(tiny_model_dir, small_sentiment_dir, tmp
         ]
     )
     assert bad.returncode != 0 and "Wqkv" in bad.stderr and "--lora-target-modules" in bad.stderr
+
+
+def test_search_trains_fresh_adapters_per_trial_in_lora_space(tiny_model_dir, sentiment_dir, tmp_path):
+    pytest.importorskip("optuna", reason="the search extra: pip install 'modernbert-tasks[search]'")
+    from modernbert_tasks import search
+    from modernbert_tasks.training.search import LORA_SPACE
+
+    result = search(
+        "sst2",
+        model_name=tiny_model_dir,
+        output_dir=tmp_path,
+        data_dir=sentiment_dir,
+        n_trials=2,
+        lora=True,
+        max_steps=6,
+        report_to="none",
+        disable_tqdm=True,
+    )
+    saved = json.loads((tmp_path / "search.json").read_text())
+    assert saved["space"] == LORA_SPACE  # LoRA's learning rates, not full fine-tuning's
+    assert len(result.trials) == 2
+    for trial in result.trials:
+        assert 1e-4 <= trial["params"]["learning_rate"] <= 2e-3
+        assert 0 <= trial["objective"] <= 1
+    # every trial started from the pretrained weights with new adapters: a trial's first
+    # checkpoint holds an adapter, not a full model
+    assert list(tmp_path.glob("run-*/checkpoint-*/adapter_model.safetensors"))

@@ -141,8 +141,7 @@ def _nonempty(
     example = DEFAULT_TARGETS.get(getattr(model.config, "model_type", ""), names[:3])
     how = hint(
         f"lora_target_modules={example!r}, or {ALL_LINEAR!r}, or None for the default",
-        f"--lora-target-modules {' '.join(example)}, or {ALL_LINEAR}, or leave the flag out for "
-        "the default",
+        f"--lora-target-modules {' '.join(example)}, or {ALL_LINEAR}, or leave the flag out for the default",
     )
     raise ConfigError(
         f"lora_target_modules names {target!r}, which {why} of {type(model).__name__}. Its "
