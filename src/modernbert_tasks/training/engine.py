@@ -36,6 +36,7 @@ from .arguments import (
 from .batching import make_collator, tokenize_splits
 from .checkpoints import cleaning_up_new_folders, clear_previous_run, find_checkpoint, output_dir_for
 from .final import final_metrics, train_metrics
+from .lora import apply_lora, check_resume, finish_lora
 from .run import LOGS_SUBDIR, MODEL_SUBDIR, RUN_METRICS, FineTuneResult, PreparedRun
 from .splits import final_splits, fixed_max_length, load_splits
 from .task_source import data_files_of, resolve_task
@@ -114,12 +115,15 @@ def fine_tune(
         ):
             train_output = trainer.train(resume_from_checkpoint=run.checkpoint)
         interrupt.raise_if_interrupted(trainer)
+        lora = finish_lora(run)  # LoRA: adapter saved if asked, then merged (training/lora.py)
         metrics = final_metrics(run) | train_metrics(train_output.metrics)
         calibration, calibration_metrics = calibrate_run(run)  # temperature, threshold
         metrics |= calibration_metrics
         manifest = run.manifest(metrics)
         if calibration is not None:
             manifest["calibration"] = calibration
+        if lora is not None:
+            manifest["lora"] = lora
         save_final_model(trainer, run.model_path, manifest)
         if run.push is not None and training_is_main(trainer):
             from ..artifacts.publish import push_to_hub
@@ -174,7 +178,7 @@ def prepare(
     )
     # "auto" is read from the training texts once they are loaded (training/lengths.py)
     max_length = None if opts.max_length == AUTO else fixed_max_length(opts, task, source.config, source.path)
-    checkpoint = find_checkpoint(out, opts)
+    checkpoint = check_resume(find_checkpoint(out, opts), opts)  # a LoRA checkpoint needs lora=True
     training_args = training_arguments(resolved, hw, out)  # starts torch.distributed when launched
     warn_if_one_of_many(training_args.world_size)
 
@@ -273,6 +277,7 @@ def _trainer(
 
     set_seed(opts.seed)  # the classification head is initialised next
     model = source.load_model(hw.attention, attention_requested=opts.attention != "auto")
+    model = apply_lora(model, opts)  # lora=True: adapters, the head trained in full
     if opts.freeze_embeddings:
         speed.freeze_embeddings(model)
     if opts.compile:
