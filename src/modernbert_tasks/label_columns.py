@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, DataError, suggest
+from .errors import ConfigError, DataError, hint, suggest
 from .labels import MAX_ROWS_SHOWN, is_missing, rows
 
 if TYPE_CHECKING:
@@ -212,8 +212,8 @@ def missing_columns(names: Sequence[str], label_columns: Sequence[str], source: 
     if absent:
         raise DataError(
             f"{source} has no label column(s) {absent} (label_columns={list(label_columns)}); "
-            f"its columns are {list(names)}.{suggest(absent[0], names)} Name existing columns "
-            "in label_columns=[...] (--label-columns), or add the missing ones."
+            f"its columns are {list(names)}.{suggest(absent[0], names)} Name columns that exist "
+            f"({hint('label_columns=[...]', '--label-columns NAME ...')}), or add the missing ones."
         )
 
 
