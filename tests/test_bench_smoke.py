@@ -324,3 +324,31 @@ def test_audit_tables(tiny_model_dir, sst2_dir):
     assert [r["training data"] for r in runs][0] == "flipped labels"
     assert number(runs[1]["train rows"]) < 120 <= number(runs[2]["train rows"])
     assert "cpu capability:" in out
+
+
+def test_per_label_table(tiny_model_dir):
+    out = run_script(
+        "bench/per_label.py",
+        "--model",
+        str(tiny_model_dir),
+        "--train",
+        "200",
+        "--eval",
+        "120",
+        "--test",
+        "120",
+        "--epochs",
+        "1",
+        "--args",
+        "learning_rate=1e-3",
+    )
+    (table,) = tables(out)
+    assert [r["F1 of"].split(" (")[0] for r in table] == [
+        *("sports", "politics", "science", "music", "cooking"),
+        *("macro-F1", "micro-F1"),
+    ]
+    assert "kept the global" in table[4]["F1 of"]  # cooking: 1 positive in 120 validation rows
+    for row in table:
+        values = [number(v) for k, v in row.items() if k not in ("F1 of", "per-label / 0.5")]
+        assert len(values) == 3 and all(0 <= v <= 1 for v in values)
+        assert RATIO.match(row["per-label / 0.5"]) or row["per-label / 0.5"] == "n/a (0 at 0.5)"

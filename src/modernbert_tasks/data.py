@@ -418,9 +418,8 @@ def _no_label_column(
     if len(binary) >= 2:
         message += (
             f" Columns {binary} hold only 0/1, as one-hot multi-label data does: for "
-            "multi-label, put the labels of each row in one column, as a JSON list "
-            '(e.g. ["toxic", "insult"]) or as names joined by a separator with '
-            "label_separator=',' (CLI: --label-separator ,)."
+            f"multi-label with one column per label, pass label_columns={binary} (CLI: "
+            f"--label-columns {' '.join(binary)})."
         )
     return message
 

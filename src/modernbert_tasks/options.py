@@ -150,6 +150,16 @@ class TrainOptions:
     label_separator: str | None = field(
         default=None, metadata={"help": ("Split label cells on this string for multi-label data, e.g. ','.")}
     )
+    label_columns: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Multi-label data with one column per label (one-hot): the columns, each cell 0/1, "
+                "true/false or yes/no. Default: inferred when every column besides the text holds "
+                "only 0/1."
+            )
+        },
+    )
     task_name: str | None = field(
         default=None,
         metadata={"help": ("Name of a task inferred from data. Default: the data folder's or file's name.")},
@@ -404,13 +414,23 @@ class TrainOptions:
             )
         },
     )
-    decision_threshold: float | Literal["tune"] | None = field(
+    decision_threshold: float | Literal["tune", "tune-per-label"] | None = field(
         default=None,
         metadata={
             "help": (
                 "Binary and multi-label tasks: the probability above which predict assigns the "
                 "(positive) label. 'tune': the threshold that maximises the main metric on the "
-                "evaluation split. Default: 0.5 (argmax for binary)."
+                "evaluation split. 'tune-per-label' (multi-label): 'tune', then each label's own "
+                "threshold maximising its F1. Default: 0.5 (argmax for binary)."
+            )
+        },
+    )
+    threshold_min_positives: int = field(
+        default=5,
+        metadata={
+            "help": (
+                "With decision_threshold='tune-per-label': a label with fewer positive examples in "
+                "the evaluation split keeps the global tuned threshold."
             )
         },
     )
@@ -744,7 +764,12 @@ def _check_trust_options(opts: TrainOptions) -> None:
     if isinstance(threshold, int | float) and not 0 < threshold < 1:  # not None or 'tune'
         raise ConfigError(
             f"decision_threshold={threshold!r}; expected a probability between 0 "
-            "and 1 (exclusive), 'tune', or None for 0.5."
+            "and 1 (exclusive), 'tune', 'tune-per-label', or None for 0.5."
+        )
+    if opts.threshold_min_positives < 1:
+        raise ConfigError(
+            f"threshold_min_positives={opts.threshold_min_positives}; expected an integer >= 1 "
+            "(positive examples a label needs in the evaluation split for its own threshold)."
         )
 
 

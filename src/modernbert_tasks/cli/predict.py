@@ -244,13 +244,18 @@ def format_evaluation(results: dict[str, Any], labels: Sequence[str]) -> str:
         lines += table([[n, *row] for n, row in zip(names, matrix, strict=True)], ["", *names], right=True)
     per_class = results.get("per_class")
     if per_class:
-        lines += ["", "Per class:"]
+        # multi-label: each label's threshold, then the micro and macro averages
+        thresholds = all("threshold" in m for m in per_class.values())
+        rows = list(per_class.items())
+        rows += [(f"{k} avg", results[k]) for k in ("micro", "macro") if k in results]
+        lines += ["", "Per label:" if thresholds else "Per class:"]
         lines += table(
             [
                 [name, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", m["support"]]
-                for name, m in per_class.items()
+                + ([f"{m['threshold']:.2f}" if "threshold" in m else ""] if thresholds else [])
+                for name, m in rows
             ],
-            ["label", "precision", "recall", "f1", "support"],
+            ["label", "precision", "recall", "f1", "support"] + (["threshold"] if thresholds else []),
             right=True,
         )
     return "\n".join(lines)

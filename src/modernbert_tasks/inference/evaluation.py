@@ -74,8 +74,10 @@ class Evaluation:
         `data`, the task's `split` ('train', 'eval' or 'test') is loaded from `data_dir`,
         `data_files`, or the task's hub dataset. A folder without manifest reads the columns
         'sentence' and 'label' (or label names from config.json). Classification adds "per_class"
-        ({label: {precision, recall, f1, support}}); single-label adds "confusion_matrix"
-        (rows: true label, columns: predicted, both in `labels` order).
+        ({label: {precision, recall, f1, support}}, at the decisions predict makes: with the
+        stored thresholds, and each label's "threshold" for multi-label); multi-label adds
+        "micro" and "macro" averages of those; single-label adds "confusion_matrix" (rows: true
+        label, columns: predicted, both in `labels` order).
 
         `data_file` is `data` under the CLI's name (`--data-file`). `precision` is "fp32" by
         default whatever the model was loaded with, so the figures are the ones training
@@ -109,7 +111,9 @@ class Evaluation:
         results["loss"] = _loss(logits, labels, self.problem_type)
         results["num_examples"] = len(first)
         if self.problem_type != "regression":
-            results.update(_classification_report(logits, labels, self.labels, self.problem_type))
+            results.update(
+                _classification_report(logits, labels, self.labels, self.problem_type, self.manifest)
+            )
             # ECE/Brier before and after the stored temperature; metrics at a stored threshold
             results.update(
                 calibration.evaluation_report(logits, labels, self.manifest, self.problem_type, task.metrics)
@@ -259,30 +263,49 @@ def _loss(logits: np.ndarray, labels: np.ndarray, problem_type: str) -> float:
 
 
 def _classification_report(
-    logits: np.ndarray, labels: np.ndarray, names: Sequence[str], problem_type: str
+    logits: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    problem_type: str,
+    manifest: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
+    """Per-class figures (and the confusion matrix, or micro and macro averages) at the
+    decisions predict makes: the stored temperature and thresholds."""
+    import numpy as np
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-    from ..metrics import decode_predictions
-
-    preds = decode_predictions(logits, problem_type)
+    preds = calibration.decide(calibration.calibrate(logits, manifest, problem_type), manifest, problem_type)
     truth = labels.astype("int64")
     ids = list(range(len(names)))
     multi = problem_type == "multi_label_classification"
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, preds, labels=ids, zero_division=0
-    )
-    report: dict[str, Any] = {
-        "per_class": {
-            name: {
-                "precision": float(precision[k]),
-                "recall": float(recall[k]),
-                "f1": float(f1[k]),
-                "support": int(support[k]),
-            }
-            for k, name in enumerate(names)
+
+    def figures(average: str | None) -> Any:
+        return precision_recall_fscore_support(truth, preds, labels=ids, average=average, zero_division=0)
+
+    precision, recall, f1, support = figures(None)
+    per_class = {
+        name: {
+            "precision": float(precision[k]),
+            "recall": float(recall[k]),
+            "f1": float(f1[k]),
+            "support": int(support[k]),
         }
+        for k, name in enumerate(names)
     }
+    report: dict[str, Any] = {"per_class": per_class}
     if not multi:
         report["confusion_matrix"] = confusion_matrix(truth, preds, labels=ids).tolist()
+        return report
+    stored = calibration.stored_threshold(manifest)
+    thresholds = np.broadcast_to(0.5 if stored is None else stored, (len(names),))
+    for name, threshold in zip(names, thresholds, strict=True):
+        per_class[name]["threshold"] = float(threshold)
+    for average in ("micro", "macro"):
+        p, r, f, _ = figures(average)
+        report[average] = {
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f),
+            "support": int(support.sum()),
+        }
     return report
