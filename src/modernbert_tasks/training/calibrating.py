@@ -59,6 +59,10 @@ def calibrate_run(run: PreparedRun) -> tuple[dict[str, Any] | None, dict[str, fl
     from .. import calibration as cal
     from ..metrics import METRICS
 
+    if run.long_text.chunks:  # per text, windows aggregated as predict does
+        from .chunking import calibrate_documents
+
+        return calibrate_documents(run)
     task, opts = run.task, run.options
     wanted = opts.temperature_scaling or opts.decision_threshold is not None
     if task.problem_type == "regression" or not wanted:
