@@ -291,8 +291,43 @@ def test_gpu_script_on_cpu(config_only_model):
     check_table(ablation, ["samples/s", "real tokens/s"], ratio="ratio")
 
 
+def test_long_docs_table(tiny_model_dir, sentiment_dir):
+    out = run_script(
+        "bench/long_docs.py",
+        "--model",
+        str(tiny_model_dir),
+        "--data-dir",
+        str(sentiment_dir),
+        "--train-rows",
+        "64",
+        "--calibration-rows",
+        "32",
+        "--documents",
+        "6",
+        "--sentences",
+        "4,8",
+        "--max-length",
+        "24",
+        "--args",
+        "eval_strategy=no,save_strategy=no",
+    )
+    (table,) = tables(out)
+    assert [r["reading"] for r in table] == ["truncate", "chunks (mean)", "chunks (max)"]
+    check_table(table, ["accuracy", "windows/doc", "seconds"], ratio="time ratio")
+    assert number(table[0]["windows/doc"]) == 1 < number(table[1]["windows/doc"])
+    assert table[0]["vs truncate"] == "+0.0 pts"
+
+
 @pytest.mark.parametrize(
-    "script", ["train_throughput.py", "predict_throughput.py", "accuracy.py", "scaling.py", "padding.py"]
+    "script",
+    [
+        "train_throughput.py",
+        "predict_throughput.py",
+        "accuracy.py",
+        "scaling.py",
+        "padding.py",
+        "long_docs.py",
+    ],
 )
 def test_scripts_skip_without_shared(script, tmp_path):
     out = run_script(f"bench/{script}", env={"MODERNBERT_TASKS_SHARED": str(tmp_path)}, timeout=60)
