@@ -308,14 +308,24 @@ def test_long_docs_table(tiny_model_dir, sentiment_dir):
         "4,8",
         "--max-length",
         "24",
+        "--train-documents",
+        "16",
+        "--calibration-documents",
+        "8",
+        "--min-words",
+        "3",
         "--args",
         "eval_strategy=no,save_strategy=no",
     )
     (table,) = tables(out)
-    assert [r["reading"] for r in table] == ["truncate", "chunks (mean)", "chunks (max)"]
-    check_table(table, ["accuracy", "windows/doc", "seconds"], ratio="time ratio")
-    assert number(table[0]["windows/doc"]) == 1 < number(table[1]["windows/doc"])
-    assert table[0]["vs truncate"] == "+0.0 pts"
+    readings = ["truncate", "chunks (mean)", "chunks (max)"]
+    assert [(r["trained on"], r["reading"]) for r in table] == [
+        (kind, reading) for kind in ("sentences", "documents") for reading in readings
+    ]
+    for rows in (table[:3], table[3:]):
+        check_table(rows, ["accuracy", "windows/doc", "seconds"], ratio="time ratio")
+        assert number(rows[0]["windows/doc"]) == 1 < number(rows[1]["windows/doc"])
+        assert rows[0]["vs truncate"] == "+0.0 pts"
 
 
 @pytest.mark.parametrize(

@@ -78,9 +78,9 @@ def chunk_logits(
     chunk_size: int,
     margin: float,
     numbers: list[int] | None = None,
-) -> tuple[np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """(per text: the aggregated probabilities as logits at temperature 1 (`as_logits`), the
-    windows each text was read in, how many texts were re-scored in fp32). `numbers` name the
+    windows each text was read in, the positions of the texts re-scored in fp32). `numbers` name the
     texts in errors (default: their positions).
 
     With precision "mixed" the windows run in bf16, and every text whose aggregated decision
@@ -109,7 +109,7 @@ def chunk_logits(
     out = np.concatenate(parts) if parts else np.empty((0, width or 0), dtype=np.float32)
     windows = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
     if precision != "mixed" or not len(first):
-        return out, windows, 0
+        return out, windows, []
     close = np.flatnonzero(calibration.close_calls(out, temperature_applied(manifest), problem_type, margin))
     if len(close):
         again, _, _ = chunk_logits(
@@ -126,7 +126,7 @@ def chunk_logits(
             margin=margin,
         )
         out[close] = again
-    return out, windows, len(close)
+    return out, windows, close.tolist()
 
 
 def windows_summary(windows: int, texts: int, max_length: int, policy: LongText) -> str:

@@ -20,7 +20,7 @@ from ..task import Task
 from . import chunks
 from .batches import forward
 from .evaluation import Evaluation
-from .inputs import split_inputs
+from .texts import split_inputs
 from .settings import config_labels
 
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ class FineTunedModel(Evaluation):
                     margin=RESCORE_MARGIN,
                     numbers=numbers,
                 )
-            self.last_windows, self.last_rescored = windows.tolist(), (redone, len(first))
+            self.last_windows, self.last_rescored = windows.tolist(), (len(redone), len(first))
             return logits
         mixed = precision == "mixed"
         logits = self._logits(
