@@ -221,6 +221,36 @@ class TrainOptions:
             )
         },
     )
+    train_long_text: Literal["truncate", "chunks"] = field(
+        default="truncate",
+        metadata={
+            "help": (
+                "A text longer than max_length: 'truncate' trains on its first max_length tokens; "
+                "'chunks' cuts it into windows of max_length tokens (sharing `stride`), each a training "
+                "row with the text's label, and scores evaluations per text, from its windows' "
+                "aggregated probabilities. Recorded in the manifest: predict and evaluate then read "
+                "long texts the same way by default."
+            )
+        },
+    )
+    stride: int | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "With train_long_text='chunks': the tokens consecutive windows share, below max_length. "
+                "Default: max_length // 8."
+            )
+        },
+    )
+    aggregate: Literal["mean", "max"] | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "With train_long_text='chunks': a text's output from its windows', the 'mean' or the "
+                "per-label 'max' of their calibrated probabilities (regression: the mean). Default: mean."
+            )
+        },
+    )
     padding: Literal["longest", "max_length"] = field(
         default="longest",
         metadata={
@@ -658,8 +688,27 @@ def _check_values(opts: TrainOptions) -> None:
             f"max_length={opts.max_length} is too short; expected an integer >= 8 "
             "(tokens, special tokens included)."
         )
+    _check_long_text(opts)
     _check_trust_options(opts)
     _check_lora(opts)
+
+
+def _check_long_text(opts: TrainOptions) -> None:
+    """stride/aggregate without chunks, or a stride not below a fixed max_length (the
+    tokenizer's special tokens are checked once it is loaded)."""
+    from .long_text import resolve_long_text
+
+    fixed = opts.max_length if isinstance(opts.max_length, int) else None
+    if opts.train_long_text == "chunks" and (fixed is None or opts.stride is None):
+        return
+    resolve_long_text(
+        opts.train_long_text,
+        opts.stride,
+        opts.aggregate,
+        max_length=fixed or 8,
+        special_tokens=0,
+        mode_name=("train_long_text", "--train-long-text"),
+    )
 
 
 # name -> (lowest allowed, whether the lowest itself is allowed, what it means)
