@@ -146,7 +146,7 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    info_body = _info(model, settings, workers, runner.threads)
+    info_body = _info(model, settings, runner.threads)
 
     @app.get("/info", summary="The model, its task and training summary, and the limits")
     async def info() -> dict[str, Any]:
@@ -270,10 +270,10 @@ def _task_line(model: FineTunedModel) -> str:
     return f"task {task}, {model.problem_type}, labels {', '.join(model.labels)}"
 
 
-def _info(model: FineTunedModel, settings: ServeSettings, workers: int, threads: int) -> dict[str, Any]:
+def _info(model: FineTunedModel, settings: ServeSettings, threads: int) -> dict[str, Any]:
     manifest = model.manifest or {}
     limits = {k: v for k, v in asdict(settings).items() if k != "api_key"}
-    limits.update(batch_workers=workers, torch_threads_per_worker=threads)
+    limits["torch_threads_per_worker"] = threads
     return {
         "model": _model_name(model),
         "task": model.task.name if model.task else None,

@@ -18,7 +18,7 @@ __all__ = ["split_by_length", "FORWARD_COST_TOKENS"]
 
 # What one more forward pass costs, in padded tokens. MiniLM on a 2-core Xeon: a pass of one
 # 8-token text took ~5 ms and each further token ~0.1 ms (bench/serve_load.py --forward-cost),
-# and each run is a predict call of its own (tokenize, pad, decode: ~2 ms more). Under load
+# and each run is a predict call of its own (tokenize, pad, decode, more). Under load
 # 160 answered faster than 48 and than no split at all (docs/benchmarks.md). A larger model
 # costs more per token, so for it this over-counts the fixed cost and splits a little less
 # than it could: never more padding than one batch would have.

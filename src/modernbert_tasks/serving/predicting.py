@@ -7,10 +7,10 @@
 - the group is split into runs of similar token length (`grouping.split_by_length`), one
   predict call each, so a batch is not padded to a long text it happens to hold;
 - `batch_workers` groups can compute at once, each on its own thread with its share of the
-  torch threads (default 1: on 2 cores two one-thread workers measured slower under load than
-  one two-thread worker, docs/benchmarks.md). The weights are shared: each worker thread has
-  its own shallow view of the model, with its own tokenizer (a call changes its truncation
-  settings) and its own `last_*` counters.
+  torch threads (default 1: on 2 cores two one-thread workers were faster at 32 clients in
+  one run, slower in another and at 8 clients; docs/benchmarks.md). The weights are shared:
+  each worker thread has its own shallow view of the model, with its own tokenizer (a call
+  changes its truncation settings) and its own `last_*` counters.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ class ServeSettings:
     max_body_bytes: int = 2 * 1024 * 1024  # request body, before parsing
     api_key: str | None = field(default=None, repr=False)  # never printed
     # groups computed at once, each on its own thread with a share of torch's threads (the
-    # weights are shared; predicting.py). 1: on 2 cores, 2 measured slower (docs/benchmarks.md)
+    # weights are shared; predicting.py). 2 helps only at steady high load (docs/benchmarks.md)
     batch_workers: int = 1
 
     def __post_init__(self) -> None:
