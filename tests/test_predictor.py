@@ -353,6 +353,7 @@ def test_mixed_precision_gives_fp32_labels(which, sentiment_model, fine_tuned_mo
     assert [r["label"] for r in got] == [r["label"] for r in fp32]
     rescored, total = mixed.last_rescored
     assert total == len(texts) and 0 <= rescored <= total
+    assert sum(r["rescored"] for r in got) == rescored  # each record says whether it was redone
     if which == "fine-tuned":
         assert rescored < total / 2  # most calls are clear: bf16 stands for them
     else:

@@ -155,7 +155,7 @@ def make_topic_rows(n: int, seed: int) -> list[tuple[Any, ...]]:
                 cues[i].append(rng.choice(words))
     rows = []
     for i in range(n):
-        text = [rng.choice(_TOPIC_FILLER) for _ in range(rng.randint(3, 6))] + cues[i]
+        text = [rng.choice(_TOPIC_FILLER) for _ in range(rng.randint(3, 6))] + list(cues[i])
         rng.shuffle(text)
         rows.append((" ".join(text), *(flags[name][i] for name in TOPICS)))
     return rows

@@ -97,6 +97,9 @@ class Manifest:
     # how prediction reads texts: {"max_length": the model's position limit}; absent in
     # manifests from before 0.2 (prediction then reads up to the model's limit too)
     prediction: dict[str, Any] | None = None
+    # lora=True: rank, alpha, dropout, target modules, trainable parameters (training/lora.py);
+    # the weights are merged, so the folder loads as a plain model
+    lora: dict[str, Any] | None = None
 
 
 # the definition keys a manifest must have; Task's other fields are optional there

@@ -61,6 +61,14 @@ def add_parser(sub: Any) -> None:
         help="how long a request waits for others to batch with (default: 5)",
     )
     p.add_argument(
+        "--batch-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="groups of requests computed at once, each on its own thread with a share of "
+        "the torch threads (default: 1)",
+    )
+    p.add_argument(
         "--api-key-env",
         metavar="NAME",
         help="require 'Authorization: Bearer <key>', the key read from environment "
@@ -126,6 +134,7 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         max_inputs=args.max_inputs,
         max_chars=args.max_chars,
         max_body_bytes=args.max_body_bytes,
+        batch_workers=args.batch_workers,
         log_level=args.log_level,
     )
     return EXIT_OK

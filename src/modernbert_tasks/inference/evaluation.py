@@ -12,10 +12,13 @@ from .. import calibration
 from ..errors import ConfigError, DataError, clipped_repr
 from ..hardware import EVALUATE_PRECISIONS
 from ..task import Task
+from .chunks import temperature_applied
 
 if TYPE_CHECKING:
     import datasets
     import numpy as np
+
+    from ..long_text import LongText
 
 __all__ = ["Evaluation", "label_array"]
 
@@ -41,7 +44,15 @@ class Evaluation:
             show_progress: bool | None,
             precision: str | None = None,
             full_lengths: dict[int, int] | None = None,
+            policy: LongText | None = None,
+            numbers: list[int] | None = None,
         ) -> np.ndarray: ...
+
+        def reading(
+            self, long_text: str | None = None, stride: int | None = None, aggregate: str | None = None
+        ) -> LongText: ...
+
+        last_windows: list[int]
 
         def _logits(
             self,
@@ -66,6 +77,9 @@ class Evaluation:
         batch_size: int = 64,
         show_progress: bool | None = None,
         precision: str = "fp32",
+        long_text: str | None = None,
+        stride: int | None = None,
+        aggregate: str | None = None,
     ) -> dict[str, Any]:
         """The task's metrics on labelled data, plus loss and num_examples.
 
@@ -83,6 +97,11 @@ class Evaluation:
         default whatever the model was loaded with, so the figures are the ones training
         printed, on every machine; "mixed" (labels as fp32, probabilities and loss from bf16)
         or "bf16" trade that for speed.
+
+        `long_text`, `stride`, `aggregate`: as in `predict` (default: the model's). With
+        "chunks" every figure is per text, from its aggregated probabilities (the temperature
+        applied to each window, so there are no "_calibrated" figures), and "windows" counts
+        the windows read.
         """
         if data_file is not None:
             if data is not None:
@@ -94,6 +113,7 @@ class Evaluation:
                 f"one of {', '.join(EVALUATE_PRECISIONS)} (default fp32: the "
                 "figures training printed)."
             )
+        policy = self.reading(long_text, stride, aggregate)  # checked before any data is read
         task = self.evaluation_task
         ds = self.labelled_data(data, split=split, data_dir=data_dir, data_files=data_files)
         if "label" not in ds.column_names:
@@ -104,19 +124,23 @@ class Evaluation:
         first = list(ds[task.text_columns[0]])
         second = list(ds[task.text_columns[1]]) if task.is_pair else None
         full: dict[int, int] = {}
-        logits = self._scores(first, second, batch_size, show_progress, precision, full)
+        logits = self._scores(first, second, batch_size, show_progress, precision, full, policy)
         self._report_truncation(full, len(first))
         labels = label_array(ds["label"], self.problem_type)
         results: dict[str, Any] = dict(task.compute_metrics(logits, labels))
         results["loss"] = _loss(logits, labels, self.problem_type)
         results["num_examples"] = len(first)
+        manifest = self.manifest
+        if policy.chunks:  # per text: aggregated probabilities, the temperature already in
+            results["windows"] = int(sum(self.last_windows))
+            manifest = temperature_applied(manifest)
         if self.problem_type != "regression":
             results.update(
                 _classification_report(logits, labels, self.labels, self.problem_type, self.manifest)
             )
             # ECE/Brier before and after the stored temperature; metrics at a stored threshold
             results.update(
-                calibration.evaluation_report(logits, labels, self.manifest, self.problem_type, task.metrics)
+                calibration.evaluation_report(logits, labels, manifest, self.problem_type, task.metrics)
             )
         return results
 

@@ -1,8 +1,8 @@
 """Serving a saved model over HTTP: `serve(path)` (CLI: `modernbert-tasks serve PATH`).
 
-`app.py` holds the FastAPI app and the gate in front of it, `batching.py` the dynamic
-batching, `metrics.py` the Prometheus text, `page.py` the HTML page. FastAPI and uvicorn come
-with the `serve` extra: pip install 'modernbert-tasks[serve]'.
+`app.py` holds the FastAPI app, `gate.py` the gate in front of it, `batching.py` and
+`predicting.py` the dynamic batching, `metrics.py` the Prometheus text, `page.py` the page.
+FastAPI and uvicorn come with the `serve` extra: pip install 'modernbert-tasks[serve]'.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from .app import ServeSettings
+    from .settings import ServeSettings
 
 __all__ = [
     "serve",
@@ -61,10 +61,11 @@ def settings_from(
     max_inputs: int = 256,
     max_chars: int = 50_000,
     max_body_bytes: int = 2 * 1024 * 1024,
+    batch_workers: int = 1,
 ) -> ServeSettings:
     """ServeSettings, with the API key read from the environment variable `api_key_env`
     (a key is never an argument: it would show in shell history and `ps`)."""
-    from .app import ServeSettings
+    from .settings import ServeSettings
 
     key = None
     if api_key_env is not None:
@@ -83,6 +84,7 @@ def settings_from(
         max_chars=max_chars,
         max_body_bytes=max_body_bytes,
         api_key=key,
+        batch_workers=batch_workers,
     )
 
 
@@ -114,6 +116,7 @@ def serve(
     max_inputs: int = 256,
     max_chars: int = 50_000,
     max_body_bytes: int = 2 * 1024 * 1024,
+    batch_workers: int = 1,
     log_level: str = "warning",
 ) -> None:
     """Serve the model folder `path` over HTTP until SIGTERM or Ctrl-C, which drain: requests
@@ -122,13 +125,15 @@ def serve(
     Routes: POST /predict (TEI's shape), POST / (the Inference API's, for
     `huggingface_hub.InferenceClient`), GET /health, /info, /metrics (Prometheus), / (a page
     to try texts) and /docs. Binds to loopback by default; `api_key_env` names the environment
-    variable holding the key clients send as `Authorization: Bearer <key>`. The limits and
-    their defaults are in docs/deploying.md.
+    variable holding the key clients send as `Authorization: Bearer <key>`. `batch_workers`
+    groups can compute at once, each on its own thread (default 1). The limits and their defaults
+    are in docs/deploying.md.
     """
     require_serve_deps()
     import uvicorn
 
-    from .app import ServerState, create_app
+    from .app import create_app
+    from .gate import ServerState
     from .server import DrainingServer
 
     settings = settings_from(
@@ -138,6 +143,7 @@ def serve(
         max_inputs=max_inputs,
         max_chars=max_chars,
         max_body_bytes=max_body_bytes,
+        batch_workers=batch_workers,
     )
     sock = _bind(host, port)  # before loading: a taken port fails in a second, not a minute
     try:

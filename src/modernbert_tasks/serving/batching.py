@@ -1,8 +1,10 @@
 """Dynamic batching: concurrent requests grouped into one `predict` call on one model.
 
 A small asyncio queue, not a library: requests wait at most `max_wait_ms` for company, a group
-holds at most `max_batch_size` inputs, and one worker thread runs the model, so the event loop
-keeps accepting requests (and filling the next group) while a batch computes.
+holds at most `max_batch_size` inputs, and `workers` threads run groups (one each), so the event
+loop keeps accepting requests (and filling the next group) while batches compute. A group is
+formed only when a worker is free: while all are busy, requests queue and the next group takes
+them all at once.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ class Job:
 
 
 class Batcher:
-    """Collects jobs into groups and runs each group with `run_group(inputs, raw)` in a single
-    worker thread. `on_batch(texts, seconds)` is told about every model call."""
+    """Collects jobs into groups and runs each group with `run_group(inputs, raw)` on one of
+    `workers` threads (`thread_started()` runs first in each). `on_batch(texts, seconds)` is
+    told about every group."""
 
     def __init__(
         self,
@@ -42,17 +45,22 @@ class Batcher:
         max_batch_size: int,
         max_wait_ms: float,
         on_batch: Callable[[int, float], None] | None = None,
+        workers: int = 1,
+        thread_started: Callable[[], None] | None = None,
     ) -> None:
         self.run_group = run_group
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.on_batch = on_batch or (lambda texts, seconds: None)
+        self.workers = workers
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self._carry: Job | None = None  # the job that did not fit into the last group
         self._worker: asyncio.Task | None = None
-        # one thread: one model instance, never two forward passes at once
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
-        self.busy = False
+        self._running: set[asyncio.Task] = set()
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="predict", initializer=thread_started
+        )
+        self.busy = 0  # groups computing now
 
     @property
     def waiting(self) -> int:
@@ -63,12 +71,13 @@ class Batcher:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="batcher")
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+        for task in [self._worker, *self._running]:
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         self._executor.shutdown(wait=True)
 
     async def submit(self, inputs: list[Any], raw: bool = False) -> list[Any]:
@@ -79,13 +88,21 @@ class Batcher:
 
     # --- the worker -----------------------------------------------------------------------
     async def _run(self) -> None:
+        free = asyncio.Semaphore(self.workers)
         while True:
+            await free.acquire()  # a group is formed only when a worker can take it
             group = await self._collect()
-            self.busy = True
-            try:
-                await self._run_jobs(group)
-            finally:
-                self.busy = False
+            task = asyncio.get_running_loop().create_task(self._run_group(group, free))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run_group(self, group: list[Job], free: asyncio.Semaphore) -> None:
+        self.busy += 1
+        try:
+            await self._run_jobs(group)
+        finally:
+            self.busy -= 1
+            free.release()
 
     async def _next_job(self, timeout: float | None) -> Job | None:
         if self._carry is not None:

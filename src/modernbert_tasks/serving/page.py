@@ -75,6 +75,7 @@ document.getElementById("f").addEventListener("submit", async (ev) => {
               '<div class="fill" style="width:' + (100 * p).toFixed(1) + '%"></div></span>' +
               '<span class="num">' + p.toFixed(3) + '</span></div>';
     }
+    if (r.rescored) html += '<div class="note">a close call: computed again in fp32</div>';
     if (r.truncated) html += '<div class="note">read the first ' + r.truncated.tokens_read +
                              ' of ' + r.truncated.tokens + ' tokens</div>';
     return html + '</div>';

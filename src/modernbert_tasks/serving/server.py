@@ -7,7 +7,7 @@ from typing import Any
 
 import uvicorn
 
-from .app import ServerState
+from .gate import ServerState
 
 __all__ = ["DrainingServer"]
 

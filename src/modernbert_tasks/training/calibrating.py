@@ -41,6 +41,12 @@ def check_calibration_options(opts: TrainOptions, task: Task, has_eval_split: bo
             f"decision_threshold='tune-per-label' tunes one threshold per label of a multi-label "
             f"task; task {task.name!r} is binary, with one threshold: pass decision_threshold='tune'."
         )
+    if threshold == "tune-per-label" and opts.train_long_text == "chunks":
+        raise ConfigError(
+            "decision_threshold='tune-per-label' is not supported with train_long_text='chunks' yet "
+            "(the per-text calibration tunes one threshold): pass decision_threshold='tune', or "
+            "train_long_text='truncate' (CLI: --train-long-text truncate)."
+        )
     if threshold in ("tune", "tune-per-label") and not has_eval_split:
         raise ConfigError(
             f"decision_threshold={threshold!r} picks the threshold on the evaluation split, "
@@ -64,6 +70,10 @@ def calibrate_run(run: PreparedRun) -> tuple[dict[str, Any] | None, dict[str, fl
     from .. import calibration as cal
     from ..metrics import METRICS
 
+    if run.long_text.chunks:  # per text, windows aggregated as predict does
+        from .chunking import calibrate_documents
+
+        return calibrate_documents(run)
     task, opts = run.task, run.options
     wanted = opts.temperature_scaling or opts.decision_threshold is not None
     if task.problem_type == "regression" or not wanted:
