@@ -159,7 +159,7 @@ def tune_threshold(
     """The threshold on a 0.01 grid that scores best on `metric` (ties: nearest to 0.5).
 
     Binary: on the positive class (label id 1). Multi-label: one threshold for every label
-    (per-label thresholds overfit small evaluation splits)."""
+    (`tune_label_thresholds` gives each label its own, where it has enough positives)."""
     from .metrics import METRICS
 
     y = np.asarray(labels).astype(np.int64)
