@@ -348,10 +348,46 @@ def test_long_docs_table(tiny_model_dir, sentiment_dir):
         "padding.py",
         "long_docs.py",
     ],
+
+    ["train_throughput.py", "predict_throughput.py", "accuracy.py", "scaling.py", "padding.py", "lora.py"],
 )
 def test_scripts_skip_without_shared(script, tmp_path):
     out = run_script(f"bench/{script}", env={"MODERNBERT_TASKS_SHARED": str(tmp_path)}, timeout=60)
     assert out.startswith("SKIP:") and str(tmp_path) in out
+
+
+def test_lora_tables(tiny_model_dir, sentiment_dir):
+    pytest.importorskip("peft", reason="the peft extra: pip install 'modernbert-tasks[peft]'")
+    out = run_script(
+        "bench/lora.py",
+        "--model",
+        str(tiny_model_dir),
+        "--base-model",
+        str(tiny_model_dir),
+        "--data-dir",
+        str(sentiment_dir),
+        "--subset",
+        "64",
+        "--epochs",
+        "1",
+        "--steps",
+        "4",
+        "--lora-variants",
+        "lora_dropout=0.1",
+    )
+    accuracy, speed = tables(out)
+    assert [r["configuration"] for r in accuracy] == [
+        "full fine-tuning",
+        "LoRA (its default learning rate)",
+        "LoRA, lora_dropout=0.1",
+    ]
+    check_table(
+        accuracy, ["validation accuracy", "trainable %", "peak RSS MiB", "samples/s"], ratio="samples/s ratio"
+    )
+    assert number(accuracy[0]["trainable %"]) == 100 and 0 < number(accuracy[1]["trainable %"]) < 3
+    assert [r["configuration"] for r in speed] == ["full fine-tuning", "LoRA", "LoRA, lora_dropout=0.1"]
+    check_table(speed, ["peak RSS MiB", "samples/s"], ratio="RSS ratio")
+    assert "LoRA - full fine-tuning:" in out
 
 
 def test_audit_tables(tiny_model_dir, sst2_dir):

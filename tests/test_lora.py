@@ -265,6 +265,7 @@ def test_the_cli_trains_with_lora_flags(tiny_model_dir, small_sentiment_dir, tmp
     assert result.returncode == 0, result.stderr
     lora = _manifest(tmp_path / "run" / "model")["lora"]
     assert lora["r"] == 4 and lora["target_modules"] == ["Wo", "Wqkv"]
+    assert "(LoRA rank 4, " in result.stdout and "% of the parameters trained, merged)" in result.stdout
     bad = run_cli(
         *[
             "train",

@@ -250,7 +250,7 @@ def render_model_card(manifest: Mapping[str, Any], name: str | None = None) -> s
             f"| LoRA | rank {lora.get('r')}, alpha {_fmt(lora.get('alpha'))}, dropout "
             f"{_fmt(lora.get('dropout'))} on "
             + (", ".join(f"`{t}`" for t in targets) if isinstance(targets, list) else f"`{targets}`")
-            + f"; head trained in full; {_fmt(lora.get('trainable_percent'))}% of the parameters "
+            + f"; head trained in full; {float(lora.get('trainable_percent') or 0):.2f}% of the parameters "
             "trained; merged into these weights |"
         )
     versions = manifest.get("versions") or {}

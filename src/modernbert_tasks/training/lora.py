@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,9 +170,11 @@ def apply_lora(model: Any, opts: TrainOptions) -> Any:
         lora_dropout=opts.lora_dropout,
         target_modules=targets[0] if targets == [ALL_LINEAR] else targets,
         exclude_modules=excluded or None,
-        modules_to_save=heads,
+        modules_to_save=list(heads),  # peft adds its own names to the list it is given
     )
-    wrapped = get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft asks transformers a deprecated question; not ours
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        wrapped = get_peft_model(model, config)
     trainable = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
     logger.info(
         "LoRA: rank %d, alpha %g, dropout %g on %d layers (%s); head trained in full (%s); "
