@@ -20,8 +20,8 @@ from ..task import Task
 from . import chunks
 from .batches import forward
 from .evaluation import Evaluation
-from .texts import split_inputs
 from .settings import config_labels
+from .texts import split_inputs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -223,6 +223,7 @@ class FineTunedModel(Evaluation):
             stride,
             aggregate,
             self.long_text,
+            given_length=False,
         )
 
     def _scores(
