@@ -243,7 +243,7 @@ def test_cli_predict_with_chunks_says_how_many_windows(hot_model):
     assert code == 0, err
     (record,) = [json.loads(line) for line in out.splitlines()]
     assert record["windows"] > 1 and "truncated" not in record
-    assert f"Read 1 texts in {record['windows']} windows of up to 32 tokens (stride 4)" in err
+    assert f"Read 1 text in {record['windows']} windows of up to 32 tokens (stride 4)" in err
     assert "aggregated by the max" in err
 
 

@@ -86,7 +86,7 @@ def resolve_long_text(
     special_tokens: int,
     problem_type: str | None = None,
     defaults: LongText | None = None,
-    length_name: tuple[str, str] = ("max_length", "--max-length"),
+    length_name: str | None = None,
     mode_name: tuple[str, str] = ("long_text", "--long-text"),
 ) -> LongText:
     """The policy from what the caller passed (None: not passed) over `defaults` (a model's
@@ -95,7 +95,8 @@ def resolve_long_text(
     A stride is the overlap of consecutive windows, so it must leave each window something new:
     0 <= stride < max_length - special_tokens. `stride` or `aggregate` with 'truncate' is
     refused (they would be ignored). `special_tokens` 0: not known yet (no tokenizer).
-    `length_name`/`mode_name`: how errors name max_length and long_text (Python, CLI)."""
+    `length_name`: how errors name max_length (default: as an argument, max_length=N or
+    --max-length N); `mode_name`: how they name long_text (Python, CLI)."""
     base = defaults or LongText()
     mode = base.mode if long_text is None else long_text
     if mode not in LONG_TEXT_MODES:
@@ -132,7 +133,7 @@ def resolve_long_text(
     room = max_length - special_tokens  # the text tokens one window holds
     if step is None:
         step = min(default_stride(max_length), max(room - 1, 0))
-    length = hint(f"{length_name[0]}={max_length}", f"{length_name[1]} {max_length}")
+    length = length_name or hint(f"max_length={max_length}", f"--max-length {max_length}")
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ConfigError(
             f"{_name('stride', '--stride', step)}; expected an integer >= 0: how many tokens "

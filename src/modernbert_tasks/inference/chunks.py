@@ -38,9 +38,11 @@ def reading(
     stride: int | None = None,
     aggregate: str | None = None,
     defaults: LongText | None = None,
+    given_length: bool = True,
 ) -> LongText:
     """The policy a predict/evaluate call reads with: what it passed over `defaults` (the
-    model's), checked against max_length; chunks need a fast tokenizer."""
+    model's), checked against max_length (`given_length`: the caller chose it, rather than
+    the model's manifest or limit); chunks need a fast tokenizer."""
     policy = resolve_long_text(
         long_text,
         stride,
@@ -49,6 +51,7 @@ def reading(
         special_tokens=tokenizer.num_special_tokens_to_add(pair=bool(is_pair)),
         problem_type=problem_type,
         defaults=defaults,
+        length_name=None if given_length else f"max_length={max_length} (the model's)",
     )
     if policy.chunks:
         require_fast_tokenizer(tokenizer)
@@ -132,6 +135,7 @@ def chunk_logits(
 def windows_summary(windows: int, texts: int, max_length: int, policy: LongText) -> str:
     """One line on how the last call read its texts in windows."""
     return (
-        f"Read {texts:,} texts in {windows:,} windows of up to {max_length} tokens (stride "
+        f"Read {texts:,} text{'s' if texts != 1 else ''} in {windows:,} window{'s' if windows != 1 else ''} "
+        f"of up to {max_length} tokens (stride "
         f"{policy.stride}), aggregated by the {policy.aggregate} of their probabilities."
     )

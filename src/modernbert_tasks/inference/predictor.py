@@ -229,6 +229,7 @@ class FineTunedModel(Evaluation):
             stride,
             aggregate,
             self.long_text,
+            given_length=False,
         )
 
     def _scores(

@@ -72,6 +72,7 @@ def model_settings(
             stride,
             aggregate,
             recorded_long_text(prediction, source, length),
+            given_length=max_length is not None,
         ),
     }
 
