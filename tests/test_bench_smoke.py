@@ -347,9 +347,8 @@ def test_long_docs_table(tiny_model_dir, sentiment_dir):
         "scaling.py",
         "padding.py",
         "long_docs.py",
+        "lora.py",
     ],
-
-    ["train_throughput.py", "predict_throughput.py", "accuracy.py", "scaling.py", "padding.py", "lora.py"],
 )
 def test_scripts_skip_without_shared(script, tmp_path):
     out = run_script(f"bench/{script}", env={"MODERNBERT_TASKS_SHARED": str(tmp_path)}, timeout=60)
