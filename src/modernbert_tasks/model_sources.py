@@ -277,7 +277,7 @@ def load_for_prediction(source: str, *, allow_pickle: bool, trust_remote_code: b
     """(model, tokenizer) of a fine-tuned folder or Hub id, fp32, in eval mode."""
     from transformers import AutoModelForSequenceClassification
 
-    hub_kwargs = {"trust_remote_code": trust_remote_code}
+    hub_kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
             source,
