@@ -9,6 +9,8 @@ ratio to the first row.
   dynamic   HF run_glue-style dynamic padding: DataCollatorWithPadding, random batches, fp32
   ours      `modernbert_tasks.fine_tune` with its defaults (only the step count, batch size
             and, outside the timed window, evaluation/saving are set)
+  v01       (optional) `fine_tune` with v0.1's defaults, set through today's options
+            (reuse_memory=False, and bf16 autocast where v0.1's "auto" chose it)
   loop      (optional) no Trainer: a plain PyTorch loop on ours' batches and precision,
             to measure what the Trainer itself costs
 
@@ -18,6 +20,7 @@ reports % of the card's bf16 peak (see bench/gpu.sh).
 
     python bench/train_throughput.py                       # ModernBERT-base, random init
     python bench/train_throughput.py --configs recipe,dynamic,ours,loop
+    python bench/train_throughput.py --configs v01,ours     # the speed issue's target row
     python bench/train_throughput.py --model minilm --configs ours,loop
     python bench/train_throughput.py --configs ours --ablate "precision=fp32;group_by_length=False"
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import resource
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,9 +49,22 @@ COLUMNS = [
     "model TFLOP/s",
     "% of peak",
     "executed TFLOP/s",
+    "system time %",
     "peak RSS MiB",
     "peak GPU MiB",
 ]
+
+
+def v01_defaults() -> str:
+    """fine_tune's v0.1 defaults through today's options: no memory reuse, and the precision
+    v0.1's "auto" chose (bf16 autocast on every CPU with AVX512-BF16 or AMX; GPUs unchanged)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "reuse_memory=False"
+    caps = torch.cpu.get_capabilities()
+    bf16 = bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    return "reuse_memory=False,precision=" + ("bf16" if bf16 else "fp32")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -102,8 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-length", type=int, default=128, help="the recipe's max_length")
     p.add_argument(
         "--configs",
-        default="recipe,dynamic,ours",
-        help="comma-separated subset of recipe,dynamic,ours,loop (loop: no Trainer, "
+        default="recipe,dynamic,v01,ours",
+        help="comma-separated subset of recipe,dynamic,v01,ours,loop (loop: no Trainer, "
         "to measure the Trainer's own cost)",
     )
     p.add_argument(
@@ -138,11 +155,14 @@ class StepLog:
     real: list[Any] = field(default_factory=list)  # per-sample real lengths (tensors)
     width: list[int] = field(default_factory=list)  # padded batch width
     rows: list[int] = field(default_factory=list)
+    cpu: list[tuple[float, float]] = field(default_factory=list)  # (user, system) seconds so far
 
     def add(self, batch: Any) -> None:
         """Called as a step starts, with the batch it trains on."""
         _synchronize()  # the previous step's GPU work belongs to the previous step
         self.times.append(time.perf_counter())
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # all threads of this process
+        self.cpu.append((usage.ru_utime, usage.ru_stime))
         ids = batch["input_ids"]
         mask = batch.get("attention_mask")
         # keep the tensor: .sum() stays asynchronous on a GPU; read it after the run
@@ -204,6 +224,9 @@ def summarize(log: StepLog, warmup: int, steps: int, flop_model: flops.FlopModel
         "executed TFLOP/s": executed / seconds / 1e12,
         "peak RSS MiB": common.peak_rss_mib(),
     }
+    if log.cpu:  # the kernel's share of the CPU time: page faults of freshly allocated memory
+        (user0, sys0), (user1, sys1) = log.cpu[warmup], log.cpu[warmup + steps]
+        figures["system time %"] = 100 * (sys1 - sys0) / max(1e-9, (user1 - user0) + (sys1 - sys0))
     import torch
 
     if torch.cuda.is_available():
@@ -365,6 +388,7 @@ def main(argv: list[str] | None = None) -> None:
 
         return go
 
+    v01_args = {**extra, **common.parse_kv(v01_defaults())}
     configs = {
         "recipe": (
             "recipe: max_length=128 padding, random, fp32",
@@ -384,6 +408,13 @@ def main(argv: list[str] | None = None) -> None:
             "fine_tune defaults" + (f" + {args.ours_args}" if extra else ""),
             measured(
                 lambda n, _: run_ours(model_dir, data_dir, args.batch_size, n, workdir, extra),
+                args.ours_steps,
+            ),
+        ),
+        "v01": (
+            f"v0.1 defaults ({v01_defaults()})",
+            measured(
+                lambda n, _: run_ours(model_dir, data_dir, args.batch_size, n, workdir, v01_args),
                 args.ours_steps,
             ),
         ),

@@ -21,6 +21,17 @@ SST2_DIR = SHARED / "data" / "sst2"
 TOKENIZER_DIR = SHARED / "models" / "modernbert-base"
 
 
+MAX_WORKERS = 4  # each worker trains the session fixtures once; more workers repeat that work
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` (pyproject's addopts): one worker per usable core, at most MAX_WORKERS. Each
+    worker runs torch on one thread (one_torch_thread below), so two workers use a 2-core
+    machine that one process left half idle."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
 def _installed_packages(path: list[str] | None = None) -> dict[str, str]:
     """{distribution name: version} as importlib.metadata sees it (sys.path by default)."""
     dists = metadata.distributions() if path is None else metadata.distributions(path=path)

@@ -139,21 +139,30 @@ def test_train_throughput_table(tiny_model_dir):
         "--rounds",
         "1",
         "--configs",
-        "recipe,dynamic,ours,loop",
+        "recipe,dynamic,v01,ours,loop",
     )
     (table,) = tables(out)
     assert [r["configuration"].split(":")[0].split(" ")[0] for r in table] == [
         "recipe",
         "dynamic",
+        "v0.1",
         "fine_tune",
         "plain",
     ]
+    assert "reuse_memory=False" in table[2]["configuration"]
     check_table(
         table,
-        ["samples/s", "real tokens/s", "padding efficiency", "model TFLOP/s", "peak RSS MiB"],
+        [
+            "samples/s",
+            "real tokens/s",
+            "padding efficiency",
+            "model TFLOP/s",
+            "peak RSS MiB",
+            "system time %",
+        ],
         ratio="ratio",
     )
-    recipe, dynamic, ours, loop = (number(r["padding efficiency"]) for r in table)
+    recipe, dynamic, _, ours, loop = (number(r["padding efficiency"]) for r in table)
     # padding every row to 128 wastes most of it; padding to each batch's longest far less
     assert 0 < recipe < 0.5 and recipe < dynamic <= 1 and recipe < ours <= 1
     assert loop == ours  # the reference loop trains on the very batches fine_tune builds
@@ -278,6 +287,7 @@ def test_gpu_script_on_cpu(config_only_model):
             "RECIPE_STEPS": "1",
             "WARMUP": "1",
             "ROUNDS": "1",
+            "ABLATE_ROUNDS": "1",  # the ablation's code path once; its default is 3 rounds
             "CONFIGS": "recipe,ours",
         },
     )
@@ -291,12 +301,92 @@ def test_gpu_script_on_cpu(config_only_model):
     check_table(ablation, ["samples/s", "real tokens/s"], ratio="ratio")
 
 
+def test_long_docs_table(tiny_model_dir, sentiment_dir):
+    out = run_script(
+        "bench/long_docs.py",
+        "--model",
+        str(tiny_model_dir),
+        "--data-dir",
+        str(sentiment_dir),
+        "--train-rows",
+        "64",
+        "--calibration-rows",
+        "32",
+        "--documents",
+        "6",
+        "--sentences",
+        "4,8",
+        "--max-length",
+        "24",
+        "--train-documents",
+        "16",
+        "--calibration-documents",
+        "8",
+        "--min-words",
+        "3",
+        "--args",
+        "eval_strategy=no,save_strategy=no",
+    )
+    (table,) = tables(out)
+    readings = ["truncate", "chunks (mean)", "chunks (max)"]
+    assert [(r["trained on"], r["reading"]) for r in table] == [
+        (kind, reading) for kind in ("sentences", "documents") for reading in readings
+    ]
+    for rows in (table[:3], table[3:]):
+        check_table(rows, ["accuracy", "windows/doc", "seconds"], ratio="time ratio")
+        assert number(rows[0]["windows/doc"]) == 1 < number(rows[1]["windows/doc"])
+        assert rows[0]["vs truncate"] == "+0.0 pts"
+
+
 @pytest.mark.parametrize(
-    "script", ["train_throughput.py", "predict_throughput.py", "accuracy.py", "scaling.py", "padding.py"]
+    "script",
+    [
+        "train_throughput.py",
+        "predict_throughput.py",
+        "accuracy.py",
+        "scaling.py",
+        "padding.py",
+        "long_docs.py",
+        "lora.py",
+    ],
 )
 def test_scripts_skip_without_shared(script, tmp_path):
     out = run_script(f"bench/{script}", env={"MODERNBERT_TASKS_SHARED": str(tmp_path)}, timeout=60)
     assert out.startswith("SKIP:") and str(tmp_path) in out
+
+
+def test_lora_tables(tiny_model_dir, sentiment_dir):
+    pytest.importorskip("peft", reason="the peft extra: pip install 'modernbert-tasks[peft]'")
+    out = run_script(
+        "bench/lora.py",
+        "--model",
+        str(tiny_model_dir),
+        "--base-model",
+        str(tiny_model_dir),
+        "--data-dir",
+        str(sentiment_dir),
+        "--subset",
+        "64",
+        "--epochs",
+        "1",
+        "--steps",
+        "4",
+        "--lora-variants",
+        "lora_dropout=0.1",
+    )
+    accuracy, speed = tables(out)
+    assert [r["configuration"] for r in accuracy] == [
+        "full fine-tuning",
+        "LoRA (its default learning rate)",
+        "LoRA, lora_dropout=0.1",
+    ]
+    check_table(
+        accuracy, ["validation accuracy", "trainable %", "peak RSS MiB", "samples/s"], ratio="samples/s ratio"
+    )
+    assert number(accuracy[0]["trainable %"]) == 100 and 0 < number(accuracy[1]["trainable %"]) < 3
+    assert [r["configuration"] for r in speed] == ["full fine-tuning", "LoRA", "LoRA, lora_dropout=0.1"]
+    check_table(speed, ["peak RSS MiB", "samples/s"], ratio="RSS ratio")
+    assert "LoRA - full fine-tuning:" in out
 
 
 def test_audit_tables(tiny_model_dir, sst2_dir):
@@ -321,3 +411,31 @@ def test_audit_tables(tiny_model_dir, sst2_dir):
     assert [r["training data"] for r in runs][0] == "flipped labels"
     assert number(runs[1]["train rows"]) < 120 <= number(runs[2]["train rows"])
     assert "cpu capability:" in out
+
+
+def test_per_label_table(tiny_model_dir):
+    out = run_script(
+        "bench/per_label.py",
+        "--model",
+        str(tiny_model_dir),
+        "--train",
+        "200",
+        "--eval",
+        "120",
+        "--test",
+        "120",
+        "--epochs",
+        "1",
+        "--args",
+        "learning_rate=1e-3",
+    )
+    (table,) = tables(out)
+    assert [r["F1 of"].split(" (")[0] for r in table] == [
+        *("sports", "politics", "science", "music", "cooking"),
+        *("macro-F1", "micro-F1"),
+    ]
+    assert "kept the global" in table[4]["F1 of"]  # cooking: 1 positive in 120 validation rows
+    for row in table:
+        values = [number(v) for k, v in row.items() if k not in ("F1 of", "per-label / 0.5")]
+        assert len(values) == 3 and all(0 <= v <= 1 for v in values)
+        assert RATIO.match(row["per-label / 0.5"]) or row["per-label / 0.5"] == "n/a (0 at 0.5)"

@@ -69,7 +69,8 @@ def test_the_manifest_records_task_metrics_and_settings(trained, tiny_model_dir)
     assert manifest["task"]["name"] == "sst2" and manifest["task"]["plugin"] == "builtin"
     # the folder's name, not its local path (the card and push show it)
     assert manifest["max_length"] == 128 and manifest["base_model"] == tiny_model_dir.name
-    assert manifest["prediction"] == {"max_length": 512}  # the tiny model's positions
+    # the tiny model's positions; long texts cut unless trained or asked otherwise
+    assert manifest["prediction"] == {"max_length": 512, "long_text": "truncate"}
     assert manifest["metrics"]["accuracy"] == trained.metrics["accuracy"]
     training = manifest["training"]
     assert training["learning_rate"] == 1e-3 and training["per_device_train_batch_size"] == 16

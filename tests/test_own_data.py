@@ -393,18 +393,22 @@ def test_the_only_column_besides_the_text_is_the_label(tmp_path, caplog):
     assert task.label_column == "owner"
 
 
-def test_one_hot_columns_get_a_message_naming_the_multi_label_forms(tmp_path):
+def test_one_hot_columns_beside_another_column_get_a_message_naming_label_columns(tmp_path):
+    """Only 0/1 columns besides the text are read as one label per column (test_label_columns);
+    with another column there, the message says how to name them."""
     path = write_csv(
         tmp_path / "oh.csv",
-        [("bad words", 1, 0, 1), ("fine", 0, 0, 0)],
-        header=("text", "toxic", "obscene", "insult"),
+        [("bad words", "u1", 1, 0, 1), ("fine", "u2", 0, 0, 0)],
+        header=("text", "user", "toxic", "obscene", "insult"),
     )
     with pytest.raises(DataError) as info:
-        Task.from_data({"train": path})
+        Task.from_data({"train": path}, text_columns="text")
     message = str(info.value)
     assert "label_column='insult'" in message and "'...'" not in message
     assert "['toxic', 'obscene', 'insult'] hold only 0/1" in message
-    assert "JSON list" in message and "label_separator=','" in message
+    assert (
+        "label_columns=['toxic', 'obscene', 'insult'] (CLI: --label-columns toxic obscene insult)" in message
+    )
 
 
 def test_a_task_name_that_is_also_a_folder_means_the_task_and_says_so(tmp_path, monkeypatch, caplog):

@@ -83,6 +83,43 @@ def test_buckets_alone_do_not_change_training(eager, tiny_model_dir, sentiment_d
     assert len(_losses(eager)) == 50
 
 
+def test_reusing_step_memory_changes_no_update(eager, tiny_model_dir, sentiment_dir, tmp_path):
+    """reuse_memory (the default) against the plain Trainer's fresh gradients: bit for bit the
+    same losses and weights, and the gradient tensors really are the same ones every step."""
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    class GradientAddresses(TrainerCallback):
+        def __init__(self) -> None:
+            self.addresses: list[int] = []
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            self.addresses.append(model.classifier.weight.grad.data_ptr())
+
+    seen = {}
+    for reuse in (False, True):
+        watch = GradientAddresses()
+        seen[reuse] = (
+            watch,
+            fine_tune(
+                "sst2",
+                model_name=str(tiny_model_dir),
+                data_dir=str(sentiment_dir),
+                output_dir=tmp_path / f"reuse-{reuse}",
+                reuse_memory=reuse,
+                callbacks=[watch],
+                **{**RUN, "max_steps": 12},
+            ),
+        )
+    (_, plain), (reused_watch, reused) = seen[False], seen[True]
+    assert _losses(reused) == _losses(plain) and len(_losses(plain)) == 12
+    plain_weights = load_file(plain.model_path / "model.safetensors")
+    reused_weights = load_file(reused.model_path / "model.safetensors")
+    assert plain_weights.keys() == reused_weights.keys()
+    assert all(plain_weights[k].equal(reused_weights[k]) for k in plain_weights)
+    assert len(set(reused_watch.addresses)) == 1 and len(reused_watch.addresses) == 12
+
+
 def test_compiled_fast_path_follows_the_eager_loss_curve(eager, tiny_model_dir, sentiment_dir, tmp_path):
     fast = fine_tune(
         "sst2",

@@ -16,7 +16,8 @@ def test_prediction_reads_past_the_training_length_up_to_the_models_limit(file_t
     manifest = json.loads((file_trained_model / "modernbert_tasks.json").read_text())
     fm = load_finetuned(file_trained_model, precision="fp32")
     assert manifest["max_length"] == fm.training_max_length <= 16  # 'auto' on 2-word texts
-    assert manifest["prediction"] == {"max_length": 512} and fm.max_length == 512  # positions
+    assert manifest["prediction"] == {"max_length": 512, "long_text": "truncate"}  # positions
+    assert fm.max_length == 512
     medium = " ".join(["invoice refund"] * 40)  # about 80 tokens: past 8, within 512
     (record,) = fm.predict([medium])
     assert "truncated" not in record and fm.last_truncation == (0, 1, 0)

@@ -4,11 +4,13 @@ Temperature scaling (Guo et al. 2017) divides the logits by one number T fitted 
 the negative log-likelihood on the evaluation split. Dividing by T > 0 keeps the order of the
 logits, so the predicted label of a single-label task never changes; only how confident the
 probabilities are does. A decision threshold, by contrast, changes binary and multi-label
-decisions: the (positive) label is given when its probability reaches the threshold.
+decisions: the (positive) label is given when its probability reaches the threshold. A
+multi-label task may have one threshold per label ("tune-per-label": each label's F1).
 
 The fitted values live in the manifest under "calibration":
-``{"temperature": T, "decision_threshold": t or null, ...}``; `calibrate(logits, manifest)`
-and `decide(probs, manifest, problem_type)` are what `predict` applies. numpy/scipy only.
+``{"temperature": T, "decision_threshold": t or null, "label_thresholds": [t per label] (only
+with "tune-per-label"), ...}``; `calibrate(logits, manifest)` and
+`decide(probs, manifest, problem_type)` are what `predict` applies. numpy/scipy only.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = [
     "brier_score",
     "decisions",
     "tune_threshold",
+    "tune_label_thresholds",
+    "stored_threshold",
     "calibrate",
     "decide",
     "fit_calibration",
@@ -39,11 +43,16 @@ __all__ = [
     "close_calls",
     "N_BINS",
     "TEMPERATURE_RANGE",
+    "PER_LABEL",
+    "MIN_POSITIVES",
 ]
 
 N_BINS = 15
 TEMPERATURE_RANGE = (0.05, 20.0)  # a search interval wide enough for any sane model
 MULTI = "multi_label_classification"
+PER_LABEL = "tune-per-label"  # decision_threshold: a threshold per label (multi-label)
+MIN_POSITIVES = 5  # ... for labels with at least this many positives in the evaluation split
+_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)  # the thresholds tuning tries
 
 
 def probabilities(logits: np.ndarray, problem_type: str, temperature: float = 1.0) -> np.ndarray:
@@ -128,11 +137,17 @@ def _is_binary(problem_type: str, probs: np.ndarray) -> bool:
     return problem_type != MULTI and probs.ndim == 2 and probs.shape[1] == 2
 
 
-def decisions(probs: np.ndarray, problem_type: str, threshold: float | None) -> np.ndarray:
-    """Predicted label ids (single-label) or a 0/1 matrix (multi-label)."""
-    t = 0.5 if threshold is None else float(threshold)
+Threshold = float | np.ndarray | None  # one, one per label (multi-label), or none
+
+
+def decisions(probs: np.ndarray, problem_type: str, threshold: Threshold) -> np.ndarray:
+    """Predicted label ids (single-label) or a 0/1 matrix (multi-label; `threshold` may be
+    one per label)."""
     if problem_type == MULTI:
-        return (probs >= t).astype(np.int64) if threshold is not None else (probs > 0.5).astype(np.int64)
+        return (
+            (probs >= threshold).astype(np.int64) if threshold is not None else (probs > 0.5).astype(np.int64)
+        )
+    t = 0.5 if threshold is None else float(threshold)
     if threshold is not None and _is_binary(problem_type, probs):
         return (probs[:, 1] >= t).astype(np.int64)
     return probs.argmax(axis=-1)
@@ -144,21 +159,54 @@ def tune_threshold(
     """The threshold on a 0.01 grid that scores best on `metric` (ties: nearest to 0.5).
 
     Binary: on the positive class (label id 1). Multi-label: one threshold for every label
-    (per-label thresholds overfit small evaluation splits)."""
+    (`tune_label_thresholds` gives each label its own, where it has enough positives)."""
     from .metrics import METRICS
 
     y = np.asarray(labels).astype(np.int64)
-    grid = np.round(np.arange(0.01, 1.0, 0.01), 2)
-    scores = np.array([METRICS[metric](decisions(probs, problem_type, t), y) for t in grid])
-    scores = scores if greater_is_better else -scores
+    scores = np.array([METRICS[metric](decisions(probs, problem_type, t), y) for t in _GRID])
+    return _best(scores if greater_is_better else -scores)
+
+
+def _best(scores: np.ndarray) -> float:
+    """The grid threshold with the highest score; ties: the one nearest 0.5."""
     best = np.flatnonzero(scores == scores.max())
-    return float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])
+    return float(_GRID[best[np.argmin(np.abs(_GRID[best] - 0.5))]])
+
+
+def tune_label_thresholds(
+    probs: np.ndarray, labels: np.ndarray, fallback: float, min_positives: int = MIN_POSITIVES
+) -> tuple[list[float], list[int]]:
+    """(one threshold per label, the label ids that kept `fallback`): each label's threshold on
+    the 0.01 grid maximises that label's F1 (ties: nearest 0.5); a label with fewer than
+    `min_positives` positives keeps `fallback`, as too few examples would only be fitted."""
+    y = np.asarray(labels) > 0.5
+    thresholds, kept = [], []
+    for k in range(probs.shape[1]):
+        positives = int(y[:, k].sum())
+        if positives < min_positives:
+            thresholds.append(float(fallback))
+            kept.append(k)
+            continue
+        chosen = probs[:, k, None] >= _GRID[None, :]  # examples x thresholds
+        tp = (chosen & y[:, k, None]).sum(axis=0)
+        fp = chosen.sum(axis=0) - tp
+        thresholds.append(_best(2 * tp / (2 * tp + fp + (positives - tp))))
+    return thresholds, kept
 
 
 # --- what predict applies -----------------------------------------------------------------------
 def _entry(manifest: Mapping[str, Any] | None) -> Mapping[str, Any]:
     entry = (manifest or {}).get("calibration") or {}
     return entry if isinstance(entry, Mapping) else {}
+
+
+def stored_threshold(manifest: Mapping[str, Any] | None) -> Threshold:
+    """What decides: the per-label thresholds when stored, else the one threshold, else None."""
+    entry = _entry(manifest)
+    if entry.get("label_thresholds") is not None:
+        return np.asarray(entry["label_thresholds"], dtype=np.float64)
+    threshold = entry.get("decision_threshold")
+    return None if threshold is None else float(threshold)
 
 
 def calibrate(logits: np.ndarray, manifest: Mapping[str, Any] | None, problem_type: str) -> np.ndarray:
@@ -175,9 +223,9 @@ def close_calls(
     if problem_type == "regression":
         return np.ones(len(logits), dtype=bool)
     probs = calibrate(logits, manifest, problem_type)
-    threshold = _entry(manifest).get("decision_threshold")
+    threshold = stored_threshold(manifest)
     if problem_type == MULTI:
-        t = 0.5 if threshold is None else float(threshold)
+        t = 0.5 if threshold is None else threshold
         return np.asarray((np.abs(probs - t) < margin).any(axis=-1))
     if threshold is not None and _is_binary(problem_type, probs):
         return np.abs(probs[:, 1] - float(threshold)) < margin
@@ -186,8 +234,8 @@ def close_calls(
 
 
 def decide(probs: np.ndarray, manifest: Mapping[str, Any] | None, problem_type: str) -> np.ndarray:
-    """Decisions with the manifest's decision threshold (argmax / 0.5 when there is none)."""
-    return decisions(probs, problem_type, _entry(manifest).get("decision_threshold"))
+    """Decisions with the manifest's decision threshold(s) (argmax / 0.5 when there is none)."""
+    return decisions(probs, problem_type, stored_threshold(manifest))
 
 
 # --- fitting after training ---------------------------------------------------------------------
@@ -214,22 +262,31 @@ def fit_calibration(
     *,
     temperature_scaling: bool,
     decision_threshold: float | str | None,
+    min_positives: int = MIN_POSITIVES,
 ) -> dict[str, Any]:
-    """The manifest's "calibration" entry, fitted on the evaluation split's logits."""
+    """The manifest's "calibration" entry, fitted on the evaluation split's logits.
+
+    "tune-per-label" tunes the one threshold as "tune" does (on the main metric), then each
+    label's own (`tune_label_thresholds`); labels with too few positives keep the one."""
     problem_type = task.problem_type
     temperature = fit_temperature(logits, labels, problem_type) if temperature_scaling else 1.0
     threshold = decision_threshold
-    if threshold == "tune":
-        threshold = tune_threshold(
-            probabilities(logits, problem_type, temperature),
-            labels,
-            problem_type,
-            task.main_metric,
-            task.greater_is_better,
-        )
+    probs = probabilities(logits, problem_type, temperature)
+    if threshold in ("tune", PER_LABEL):
+        threshold = tune_threshold(probs, labels, problem_type, task.main_metric, task.greater_is_better)
+    per_label: dict[str, Any] = {}
+    if decision_threshold == PER_LABEL:
+        assert isinstance(threshold, float)  # tuned just above
+        values, kept = tune_label_thresholds(probs, labels, threshold, min_positives)
+        per_label = {
+            "label_thresholds": values,
+            "labels_kept_global": [task.labels[k] for k in kept],
+            "threshold_min_positives": min_positives,
+        }
     return {
         "temperature": temperature,
         "decision_threshold": threshold,
+        **per_label,
         "fitted_on": "eval",
         "num_examples": int(len(labels)),
         "nll": nll(logits, labels, problem_type),
@@ -259,5 +316,6 @@ def evaluation_report(
         out["decision_threshold"] = float(threshold)
         chosen = decide(calibrate(logits, manifest, problem_type), manifest, problem_type)
         for name in metrics:
-            out[f"{name}_at_threshold"] = METRICS[name](chosen, np.asarray(labels).astype(np.int64))
+            if name in METRICS:  # an evaluate: metric is scored at the default decision only
+                out[f"{name}_at_threshold"] = METRICS[name](chosen, np.asarray(labels).astype(np.int64))
     return out

@@ -53,6 +53,8 @@ __all__ = [
     "trainer_fields",
     "default_output_dir",
     "all_option_names",
+    "LORA_LEARNING_RATE",
+    "LORA_INSTALL_HINT",
 ]
 
 DEFAULT_MODEL = "lightonai/modernbert-embed-large"
@@ -148,6 +150,16 @@ class TrainOptions:
     label_separator: str | None = field(
         default=None, metadata={"help": ("Split label cells on this string for multi-label data, e.g. ','.")}
     )
+    label_columns: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Multi-label data with one column per label (one-hot): the columns, each cell 0/1, "
+                "true/false or yes/no. Default: inferred when every column besides the text holds "
+                "only 0/1."
+            )
+        },
+    )
     task_name: str | None = field(
         default=None,
         metadata={"help": ("Name of a task inferred from data. Default: the data folder's or file's name.")},
@@ -206,6 +218,36 @@ class TrainOptions:
                 "Truncate texts to this many tokens. 'auto': the 99.9th percentile of the training "
                 "texts' token lengths, rounded up to a multiple of 8 and capped at the model's positions. "
                 "Default: the task's max_length (128 for sst2)."
+            )
+        },
+    )
+    train_long_text: Literal["truncate", "chunks"] = field(
+        default="truncate",
+        metadata={
+            "help": (
+                "A text longer than max_length: 'truncate' trains on its first max_length tokens; "
+                "'chunks' cuts it into windows of max_length tokens (sharing `stride`), each a training "
+                "row with the text's label, and scores evaluations per text, from its windows' "
+                "aggregated probabilities. Recorded in the manifest: predict and evaluate then read "
+                "long texts the same way by default."
+            )
+        },
+    )
+    stride: int | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "With train_long_text='chunks': the tokens consecutive windows share, below max_length. "
+                "Default: max_length // 8."
+            )
+        },
+    )
+    aggregate: Literal["mean", "max"] | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "With train_long_text='chunks': a text's output from its windows', the 'mean' or the "
+                "per-label 'max' of their calibrated probabilities (regression: the mean). Default: mean."
             )
         },
     )
@@ -288,6 +330,16 @@ class TrainOptions:
             "help": (
                 "Do not train the token embedding matrix (ModernBERT-base: 38.6M of 149M parameters). "
                 "Faster steps on CPUs, but it changes what is trained: check accuracy."
+            )
+        },
+    )
+    reuse_memory: bool = field(
+        default=True,
+        metadata={
+            "help": (
+                "Reuse each step's gradient buffers and keep freed memory for the next step (glibc "
+                "malloc, Linux) instead of faulting in fresh pages: the same updates, faster CPU "
+                "steps (bench/train_throughput.py, docs/benchmarks-speed.md). False: as the plain Trainer."
             )
         },
     )
@@ -392,13 +444,74 @@ class TrainOptions:
             )
         },
     )
-    decision_threshold: float | Literal["tune"] | None = field(
+    decision_threshold: float | Literal["tune", "tune-per-label"] | None = field(
         default=None,
         metadata={
             "help": (
                 "Binary and multi-label tasks: the probability above which predict assigns the "
                 "(positive) label. 'tune': the threshold that maximises the main metric on the "
-                "evaluation split. Default: 0.5 (argmax for binary)."
+                "evaluation split. 'tune-per-label' (multi-label): 'tune', then each label's own "
+                "threshold maximising its F1. Default: 0.5 (argmax for binary)."
+            )
+        },
+    )
+    threshold_min_positives: int = field(
+        default=5,
+        metadata={
+            "help": (
+                "With decision_threshold='tune-per-label': a label with fewer positive examples in "
+                "the evaluation split keeps the global tuned threshold."
+            )
+        },
+    )
+
+    # --- LoRA: parameter-efficient fine-tuning through peft (docs/your-own-data.md#lora) -------
+    lora: bool = field(
+        default=False,
+        metadata={
+            "help": (
+                "Train low-rank adapters (LoRA, through peft) instead of every weight; the "
+                "classification and pooling head are trained in full. The saved model is merged "
+                "(a plain model: predict, ONNX, pipeline and serve work unchanged). The learning "
+                "rate defaults to LoRA's own, 1e-3, unless you pass one. Needs pip install "
+                "'modernbert-tasks[peft]'."
+            )
+        },
+    )
+    lora_r: int = field(
+        default=8, metadata={"help": "With lora=True: the rank of each adapter (its two matrices)."}
+    )
+    lora_alpha: int = field(
+        default=16,
+        metadata={"help": "With lora=True: the adapters' scale is lora_alpha / lora_r (peft's alpha)."},
+    )
+    lora_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": (
+                "With lora=True: dropout on the adapters' input, in [0, 1). Default 0: peft's "
+                "dropout copies every adapted layer's input, and 0.1 measured slower (0.57x to "
+                "0.72x the samples/s) and no more accurate (bench/lora.py)."
+            )
+        },
+    )
+    lora_target_modules: list[str] | str | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "With lora=True: the layers that get adapters, by name (a name matches a module "
+                "whose dotted path ends with it), or 'all-linear'. Default: by architecture: "
+                "ModernBERT Wqkv, Wo, Wi; BERT-style query, key, value, dense; others all-linear."
+            )
+        },
+    )
+    save_adapter: bool = field(
+        default=False,
+        metadata={
+            "help": (
+                "With lora=True: also write the unmerged adapter (adapter_config.json and "
+                "adapter_model.safetensors, the head included) to <output_dir>/adapter, for "
+                "multi-LoRA serving (e.g. vLLM) on top of the base model."
             )
         },
     )
@@ -446,6 +559,11 @@ RECIPE_DEFAULTS: dict[str, Default] = {
     # two host syncs (a GPU stall each step) only to keep such losses out of the logged average.
     "logging_nan_inf_filter": Default(False, "speed: no per-step host sync (affects only the logged loss)"),
 }
+
+# lora=True: LoRA trains about 1-2% of the weights, adapters that start at zero, so it needs a
+# larger step than full fine-tuning (whose 3e-5 leaves them near zero). The caller's
+# learning_rate wins; the task's and the recipe's are for full fine-tuning and give way.
+LORA_LEARNING_RATE = Default(1e-3, "LoRA's own (bench/lora.py: best of 2e-4..2e-3 on MiniLM)")
 
 # Names from older transformers or run_glue.py -> what to pass instead.
 RENAMED: dict[str, str] = {
@@ -570,7 +688,27 @@ def _check_values(opts: TrainOptions) -> None:
             f"max_length={opts.max_length} is too short; expected an integer >= 8 "
             "(tokens, special tokens included)."
         )
+    _check_long_text(opts)
     _check_trust_options(opts)
+    _check_lora(opts)
+
+
+def _check_long_text(opts: TrainOptions) -> None:
+    """stride/aggregate without chunks, or a stride not below a fixed max_length (the
+    tokenizer's special tokens are checked once it is loaded)."""
+    from .long_text import resolve_long_text
+
+    fixed = opts.max_length if isinstance(opts.max_length, int) else None
+    if opts.train_long_text == "chunks" and (fixed is None or opts.stride is None):
+        return
+    resolve_long_text(
+        opts.train_long_text,
+        opts.stride,
+        opts.aggregate,
+        max_length=fixed or 8,
+        special_tokens=0,
+        mode_name=("train_long_text", "--train-long-text"),
+    )
 
 
 # name -> (lowest allowed, whether the lowest itself is allowed, what it means)
@@ -675,8 +813,65 @@ def _check_trust_options(opts: TrainOptions) -> None:
     if isinstance(threshold, int | float) and not 0 < threshold < 1:  # not None or 'tune'
         raise ConfigError(
             f"decision_threshold={threshold!r}; expected a probability between 0 "
-            "and 1 (exclusive), 'tune', or None for 0.5."
+            "and 1 (exclusive), 'tune', 'tune-per-label', or None for 0.5."
         )
+    if opts.threshold_min_positives < 1:
+        raise ConfigError(
+            f"threshold_min_positives={opts.threshold_min_positives}; expected an integer >= 1 "
+            "(positive examples a label needs in the evaluation split for its own threshold)."
+        )
+
+
+LORA_INSTALL_HINT = "pip install 'modernbert-tasks[peft]'"
+LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "save_adapter")
+
+
+def _check_lora(opts: TrainOptions) -> None:
+    """LoRA's numbers, and peft itself (found, not imported); the target modules are checked
+    against the model when it is loaded (training/lora.py)."""
+    if not opts.lora:
+        return
+    if opts.lora_r < 1:
+        raise ConfigError(
+            f"lora_r={opts.lora_r} is not a rank; expected a positive integer, e.g. lora_r=8 "
+            "(4 to 64 is usual: higher trains more parameters)."
+        )
+    if not opts.lora_alpha > 0:
+        raise ConfigError(
+            f"lora_alpha={opts.lora_alpha!r}; expected a positive integer, e.g. lora_alpha=16 "
+            "(twice lora_r is usual)."
+        )
+    if not 0 <= opts.lora_dropout < 1:
+        raise ConfigError(f"lora_dropout={opts.lora_dropout!r}; expected a number in [0, 1), e.g. 0.1.")
+    targets = opts.lora_target_modules
+    if targets is not None and (not targets or any(not t.strip() for t in targets)):
+        raise ConfigError(
+            f"lora_target_modules={targets!r} names no module; expected module names, e.g. "
+            "lora_target_modules=['Wqkv', 'Wo', 'Wi'], 'all-linear', or None for the "
+            "architecture's default."
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("peft") is None:
+        raise ConfigError(f"lora=True needs peft, which is not installed: {LORA_INSTALL_HINT}.")
+
+
+def _lora_defaults(
+    options: dict[str, Any], trainer_kwargs: dict[str, Any], sources: dict[str, str], chosen: set[str]
+) -> None:
+    """lora_* options need lora=True; with it, LoRA's learning rate replaces the task's and the
+    recipe's (theirs are for full fine-tuning), unless the caller gives one."""
+    if not options.get("lora"):
+        given = [name for name in LORA_OPTIONS if name in chosen]
+        if given:
+            raise ConfigError(
+                f"{given[0]}={options[given[0]]!r} has no effect without lora=True; pass "
+                f"lora=True to train LoRA adapters, or drop {given[0]}."
+            )
+        return
+    if sources.get("learning_rate") != "caller":
+        trainer_kwargs["learning_rate"] = LORA_LEARNING_RATE.value
+        sources["learning_rate"] = LORA_LEARNING_RATE.source
 
 
 # --- resolving ------------------------------------------------------------------------------
@@ -721,6 +916,7 @@ def resolve_options(task: Task, args: Mapping[str, Any]) -> ResolvedOptions:
             (option_values if name in own else trainer_kwargs)[name] = value
             sources[name] = source
     _fold_precision_flags(trainer_kwargs, option_values, sources)
+    _lora_defaults(option_values, trainer_kwargs, sources, set(task_args) | set(user_args))
     options = TrainOptions(**option_values)
     _check_values(options)
     _check_ranges(trainer_kwargs, sources)

@@ -3,6 +3,9 @@
 A `Task` is a frozen dataclass. Plugins create instances (or subclasses that override
 `load_dataset`, `compute_metrics` or `format_text`) and hand them to `register`.
 Nothing here imports torch or transformers, so listing tasks stays fast.
+
+Just over 400 lines on purpose: `Task` is a plugin author's whole interface (fields, checks,
+`from_data`), kept in one class in one file so it reads as one.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class Task:
     labels: tuple[str, ...] = ()
     problem_type: str = "single_label_classification"
     label_separator: str | None = None  # multi-label cells given as text: "a,b" (None: ",")
+    label_columns: tuple[str, ...] = ()  # one-hot multi-label: column k holds label k as 0/1
 
     # metrics: names from `modernbert_tasks.metrics.METRICS`, or "evaluate:<hub id or path>"
     metrics: tuple[str, ...] = ("accuracy",)
@@ -76,6 +80,7 @@ class Task:
         # normalise containers so a Task is immutable all the way down
         object.__setattr__(self, "text_columns", tuple(self.text_columns))
         object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "label_columns", tuple(self.label_columns))
         object.__setattr__(self, "metrics", tuple(self.metrics))
         object.__setattr__(self, "splits", _frozen(self.splits))
         object.__setattr__(self, "hyperparameters", _frozen(self.hyperparameters))
@@ -121,6 +126,12 @@ class Task:
             self._fail("text_columns", self.text_columns, "one column name, or two for sentence pairs")
         if not self.label_column or self.label_column in self.text_columns:
             self._fail("label_column", self.label_column, "a column name different from the text columns")
+        if self.label_columns and (
+            self.problem_type != "multi_label_classification"
+            or len(self.label_columns) != len(self.labels)
+            or set(self.label_columns) & set(self.text_columns)
+        ):
+            self._fail("label_columns", self.label_columns, "one column per label (a multi-label task)")
         unknown = set(self.splits) - set(SPLIT_ROLES)
         if unknown or not self.splits.get("train"):
             self._fail(
@@ -221,10 +232,11 @@ class Task:
         A test split whose labels are all -1 (GLUE's hidden test labels) comes back unlabelled.
         """
         from . import data
+        from . import label_columns as per_column
 
         ds = data.check_text_columns(ds, self.text_columns, source, self.name)
         keep = list(self.text_columns)
-        if self.label_column not in ds.column_names:
+        if self.label_column not in ds.column_names and not self.label_columns:
             if role == "test":
                 return ds.select_columns(keep)
             raise data.DataError(
@@ -233,6 +245,8 @@ class Task:
                 f"(one of {list(self.labels)}) or rename the column (or choose it: label_column=... / "
                 "--label-column)."
             )
+        if per_column.reads_label_columns(ds.column_names, self.label_columns, self.label_column):
+            return per_column.with_label_columns(ds, keep, self.label_columns, role, source)
         raw = ds[self.label_column]
         if role == "test" and all(v == -1 for v in raw):
             return ds.select_columns(keep)
@@ -260,6 +274,7 @@ class Task:
         labels: Sequence[str] | None = None,
         problem_type: str | None = None,
         label_separator: str | None = None,
+        label_columns: Sequence[str] | None = None,
         name: str | None = None,
         revision: str | None = None,
         cache_dir: str | None = None,
@@ -273,9 +288,11 @@ class Task:
         string column. Labels: `labels`, or the training split's values, numbers sorted
         numerically and strings alphabetically. Problem type: `problem_type`, or inferred
         (non-integer numbers: regression; lists or `label_separator`: multi-label; otherwise
-        single-label). Any other `Task` field (metrics, max_length, ...) can be passed.
+        single-label). `label_columns`: one 0/1 column per label (multi-label), inferred when
+        every column besides the text holds only 0/1. Any other `Task` field can be passed.
         """
         from . import data
+        from . import label_columns as per_column
 
         if sum(x is not None for x in (data_files, data_dir, dataset)) != 1:
             raise data.DataError(
@@ -324,16 +341,17 @@ class Task:
             )
         if isinstance(text_columns, str):
             text_columns = [c.strip() for c in text_columns.split(",")]
-        columns, label_column = data.infer_columns(train, source, text_columns, label_column)
-        missing = [c for c in columns if c not in train.column_names]
-        if missing:
-            raise data.DataError(
-                f"{source} has no column {missing[0]!r}; its columns are "
-                f"{train.column_names}.{suggest(missing[0], train.column_names)} "
-                "Choose the text column: text_columns=... (--text-column)."
-            )
-        inferred, kind = data.infer_labels(train[label_column], problem_type, label_separator, source)
-        labels = tuple(labels) if labels else inferred
+        found = per_column.label_columns_of(
+            train, source, text_columns, label_column, label_columns, labels, problem_type, label_separator
+        )
+        if found is not None:
+            (columns, label_columns), label_column = found, "label"
+            labels, kind = tuple(label_columns), "multi_label_classification"
+        else:
+            columns, label_column = data.infer_columns(train, source, text_columns, label_column)
+            per_column.require_text_columns(train.column_names, columns, source)
+            inferred, kind = data.infer_labels(train[label_column], problem_type, label_separator, source)
+            labels = tuple(labels) if labels else inferred
         fields.setdefault("metrics", _DEFAULT_METRICS[kind])
         fields.setdefault("main_metric", fields["metrics"][0])
         fields.setdefault("greater_is_better", fields["main_metric"] != "mse")
@@ -347,16 +365,14 @@ class Task:
             labels=labels,
             problem_type=kind,
             label_separator=label_separator,
+            label_columns=tuple(label_columns or ()),
             description=f"Inferred from {described}.",
             **fields,
         )
+        label = f"columns {list(task.label_columns)}" if task.label_columns else f"column {label_column!r}"
         logger.info(
-            "Task %r inferred from %s: text %s, label column %r, %s, labels %s.",
-            task.name,
-            source,
-            list(task.text_columns),
-            task.label_column,
-            task.problem_type,
+            "Task %r inferred from %s: text %s, label %s, %s, labels %s.",
+            *(task.name, source, list(task.text_columns), label, task.problem_type),
             list(task.labels) or "(a number)",
         )
         return task
@@ -376,7 +392,7 @@ class Task:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         for key in ("splits", "hyperparameters"):
             d[key] = dict(d[key])
-        for key in ("text_columns", "labels", "metrics"):
+        for key in ("text_columns", "labels", "metrics", "label_columns"):
             d[key] = list(d[key])
         return d
 

@@ -8,9 +8,10 @@ modernbert-tasks installed these fixtures are available without a conftest:
 - ``sentiment_dir``: ``train.tsv`` (320 rows), ``validation.tsv`` and ``test.tsv`` (80 each)
   of synthetic sentiment whose label follows from its adjectives (``sentence<TAB>label``).
 
-And helpers to build your own: `build_tiny_modernbert`, `make_sentiment_rows`, `write_tsv`,
-and `run_cli`, which runs the command line in this process (no fresh interpreter, so no
-seconds of torch imports per call) and returns its exit code, stdout and stderr.
+And helpers to build your own: `build_tiny_modernbert`, `make_sentiment_rows`,
+`make_topic_rows` (imbalanced multi-label rows, one 0/1 value per topic), `write_tsv`, and
+`run_cli`, which runs the command line in this process (no fresh interpreter, so no seconds of
+torch imports per call) and returns its exit code, stdout and stderr.
 Importing this module loads neither torch nor transformers; the fixtures do, when used.
 """
 
@@ -35,6 +36,8 @@ import pytest
 __all__ = [
     "build_tiny_modernbert",
     "make_sentiment_rows",
+    "make_topic_rows",
+    "TOPICS",
     "write_tsv",
     "POSITIVE",
     "NEGATIVE",
@@ -109,6 +112,52 @@ def make_sentiment_rows(n: int, seed: int) -> list[tuple[str, int]]:
         words = POSITIVE if label else NEGATIVE
         text = rng.choice(_TEMPLATES).format(n=rng.choice(NEUTRAL), a=rng.choice(words), b=rng.choice(words))
         rows.append((text, label))
+    return rows
+
+
+# Multi-label topics with different base rates, each with its cue words. A topic's cue is in 85%
+# of its rows and in 8% of the others, so P(topic | cue) is about 0.85 for sports and 0.73 for
+# politics but under 0.5 for science and music: at a 0.5 threshold a calibrated model rarely
+# predicts those two, and a lower threshold of their own gives them a better F1.
+TOPICS: dict[str, tuple[float, tuple[str, ...]]] = {
+    "sports": (0.40, ("match", "goal", "team", "coach")),
+    "politics": (0.20, ("vote", "senate", "election", "minister")),
+    "science": (0.08, ("atom", "physics", "telescope", "molecule")),
+    "music": (0.05, ("guitar", "melody", "concert", "album")),
+    "cooking": (0.012, ("recipe", "oven", "flour")),
+}
+_TOPIC_FILLER = (
+    "today",
+    "people",
+    "said",
+    "the",
+    "news",
+    "about",
+    "city",
+    "morning",
+    "report",
+    "week",
+    "new",
+)
+
+
+def make_topic_rows(n: int, seed: int) -> list[tuple[Any, ...]]:
+    """(text, sports, politics, science, music, cooking) rows, one 0/1 per topic of `TOPICS`,
+    each topic on exactly round(rate x n) rows (at least one)."""
+    rng = random.Random(seed)
+    flags = {name: [0] * n for name in TOPICS}
+    cues: list[list[str]] = [[] for _ in range(n)]
+    for name, (rate, words) in TOPICS.items():
+        positives = set(rng.sample(range(n), max(1, round(rate * n))))
+        for i in range(n):
+            flags[name][i] = int(i in positives)
+            if rng.random() < (0.85 if i in positives else 0.08):
+                cues[i].append(rng.choice(words))
+    rows = []
+    for i in range(n):
+        text = [rng.choice(_TOPIC_FILLER) for _ in range(rng.randint(3, 6))] + list(cues[i])
+        rng.shuffle(text)
+        rows.append((" ".join(text), *(flags[name][i] for name in TOPICS)))
     return rows
 
 

@@ -97,6 +97,9 @@ class Manifest:
     # how prediction reads texts: {"max_length": the model's position limit}; absent in
     # manifests from before 0.2 (prediction then reads up to the model's limit too)
     prediction: dict[str, Any] | None = None
+    # lora=True: rank, alpha, dropout, target modules, trainable parameters (training/lora.py);
+    # the weights are merged, so the folder loads as a plain model
+    lora: dict[str, Any] | None = None
 
 
 # the definition keys a manifest must have; Task's other fields are optional there
@@ -160,6 +163,27 @@ def _problems(
     return found
 
 
+def _label_threshold_problems(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """calibration.label_thresholds ("tune-per-label"): one probability per label, in order."""
+    values = (manifest.get("calibration") or {}).get("label_thresholds")
+    if values is None:
+        return []
+    labels = manifest["task"]["definition"].get("labels", [])
+    if (
+        isinstance(values, list)
+        and len(values) == len(labels)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1 for v in values)
+    ):
+        return []
+    return [
+        (
+            "calibration.label_thresholds",
+            f"is {_short(values)}; expected {len(labels)} numbers between 0 and 1, one per label "
+            f"of task.definition.labels",
+        )
+    ]
+
+
 def _shape_of(cls: type) -> dict[str, tuple[Any, bool]]:
     hints = typing.get_type_hints(cls)
     return {f.name: (hints[f.name], f.default is dataclasses.MISSING) for f in dataclasses.fields(cls)}
@@ -186,7 +210,7 @@ def validate_manifest(manifest: Any, source: str = "manifest") -> dict[str, Any]
         raise ManifestError(
             f"{source} has manifest_version {version}; expected {MANIFEST_VERSION}.", ["manifest_version"]
         )
-    problems = _problems(manifest, _shape_of(Manifest))
+    problems = _problems(manifest, _shape_of(Manifest)) or _label_threshold_problems(manifest)
     if problems:
         lines = "; ".join(f"{name!r} {what}" for name, what in problems)
         raise ManifestError(

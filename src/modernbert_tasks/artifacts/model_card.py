@@ -243,6 +243,16 @@ def render_model_card(manifest: Mapping[str, Any], name: str | None = None) -> s
         for key in _SETUP
         if training.get(key) is not None
     ]
+    lora = manifest.get("lora")
+    if isinstance(lora, Mapping):
+        targets = lora.get("target_modules")
+        out.append(
+            f"| LoRA | rank {lora.get('r')}, alpha {_fmt(lora.get('alpha'))}, dropout "
+            f"{_fmt(lora.get('dropout'))} on "
+            + (", ".join(f"`{t}`" for t in targets) if isinstance(targets, list) else f"`{targets}`")
+            + f"; head trained in full; {float(lora.get('trainable_percent') or 0):.2f}% of the parameters "
+            "trained; merged into these weights |"
+        )
     versions = manifest.get("versions") or {}
     out += [
         "",

@@ -20,14 +20,10 @@ matplotlib), and with write_cleaned=True a copy of the training file without the
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import hashlib
 import json
 import logging
 import os
-import shutil
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,34 +33,28 @@ import numpy as np
 from ..errors import ConfigError, DataError, hint
 from ..options import DEFAULT_MODEL, resolve_options
 from ..task import Task
-from ..training.exclusion import (
-    AUDIT_SUMMARY,
-    ROW_COLUMN,
-    TEXT_COLUMN,
-    row_text,
-    write_row_file,
-)
+from ..training.exclusion import AUDIT_SUMMARY, ROW_COLUMN, TEXT_COLUMN, row_text, write_row_file
 from ..training.task_source import data_files_of, resolve_task
-from .issues import LabelIssues, find_issues, require_cleanlab, write_noise_plot
+from .folds import (
+    ISSUES_FILE,
+    PLOT_FILE,
+    PREDICTIONS_FILE,
+    assign_folds,
+    check_folder,
+    fingerprint,
+    model_id,
+    plain_options,
+    write_json,
+)
+from .issues import find_issues, require_cleanlab, write_noise_plot
+from .reports import write_cleaned_copy, write_issues, write_summary
 
 __all__ = ["audit", "AuditResult", "DEFAULT_AUDIT_DIR", "ISSUES_FILE", "PREDICTIONS_FILE"]
 
-logger = logging.getLogger("modernbert_tasks")
+logger = logging.getLogger(__name__)
 
 DEFAULT_AUDIT_DIR = Path("runs") / "audit"
-ISSUES_FILE = "label_issues.csv"
-PLAN_FILE = "audit_plan.json"  # what the folder's folds were made from (resume checks it)
-PLOT_FILE = "noise_matrix.png"
 HELD_OUT_FILE = "held_out_rows.csv"  # a fold's rows: excluded from its training
-PREDICTIONS_FILE = "held_out_predictions.json"  # a fold's output: its presence = fold done
-ISSUE_COLUMNS = (
-    ROW_COLUMN,
-    TEXT_COLUMN,
-    "given_label",
-    "suggested_label",
-    "given_label_probability",
-    "quality",
-)
 # fine_tune options the audit sets itself, or that would make the folds read other rows
 REFUSED = {
     "max_train_samples": "the audit reads every training row; to audit a subset, write those "
@@ -173,21 +163,21 @@ def audit(
     columns = [train[c] for c in task.text_columns]
     inputs = list(zip(*columns, strict=True)) if len(columns) == 2 else list(columns[0])
     given = list(train["label"])
-    assignment = _assign_folds(given, task, folds, opts.seed, multi_label)
+    assignment = assign_folds(given, task, folds, opts.seed, multi_label)
     plan = {
         "task": task.name,
         "rows": len(train),
         "folds": folds,
         "seed": opts.seed,
-        "model": _model_id(model_name),
-        "data": _fingerprint(texts, given),
-        "options": _plain(args),
+        "model": model_id(model_name),
+        "data": fingerprint(texts, given),
+        "options": plain_options(args),
     }
 
     from ..training.locking import run_lock
 
     with run_lock(out):
-        done = _check_folder(out, plan, resume, overwrite)
+        done = check_folder(out, plan, resume, overwrite)
         probabilities = np.zeros((len(train), task.num_labels))
         trained = 0
         for k in range(folds):
@@ -212,10 +202,10 @@ def audit(
             probabilities[saved["rows"]] = np.asarray(saved["probabilities"])
         labels = list(task.labels)
         issues = find_issues(given, probabilities, labels, multi_label, filter_by)
-        issues_file = _write_issues(out / ISSUES_FILE, issues, texts, given, labels, multi_label)
-        summary_file = _write_summary(out / AUDIT_SUMMARY, plan, issues, labels, task)
+        issues_file = write_issues(out / ISSUES_FILE, issues, texts, given, labels, multi_label)
+        summary_file = write_summary(out / AUDIT_SUMMARY, plan, issues, labels, task)
         plot_file = write_noise_plot(issues, labels, out / PLOT_FILE)
-        cleaned = _write_cleaned(task, opts, out, issues.ranked) if write_cleaned else None
+        cleaned = write_cleaned_copy(task, opts, out, issues.ranked) if write_cleaned else None
     return AuditResult(
         output_dir=out,
         rows=len(train),
@@ -254,143 +244,6 @@ def _training_split(task: Task, opts: Any):
     return splits["train"]
 
 
-def _assign_folds(given: list[Any], task: Task, folds: int, seed: int, multi_label: bool) -> np.ndarray:
-    """Each row's fold: stratified by label (single-label), shuffled and seeded."""
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    names = list(task.labels)
-    if multi_label:
-        counts = Counter(k for row in given for k, v in enumerate(row) if v > 0.5)
-    else:
-        counts = Counter(given)
-    if len(counts) < 2:
-        only = names[next(iter(counts))] if counts else None
-        raise DataError(
-            f"The training data has a single label ({only!r}, all {len(given)} "
-            "rows): there is nothing to tell apart, so no label can be doubted. "
-            "Audit data with at least two labels."
-        )
-    few = {names[k]: n for k, n in sorted(counts.items()) if n < folds}
-    if few:
-        shown = ", ".join(f"{name!r} has {n} row{'s' * (n != 1)}" for name, n in few.items())
-        raise DataError(
-            f"Too few rows per label for {folds} folds: {shown}; every label needs "
-            f"at least {folds} (one per fold). Pass fewer folds (folds="
-            f"{max(2, min(few.values()))} if that is at least 2), add rows, or "
-            "merge the rare labels."
-        )
-    assignment = np.empty(len(given), dtype=np.int64)
-    splitter = (
-        KFold(folds, shuffle=True, random_state=seed)
-        if multi_label
-        else StratifiedKFold(folds, shuffle=True, random_state=seed)
-    )
-    stratify = None if multi_label else given
-    for k, (_, held) in enumerate(splitter.split(np.zeros(len(given)), stratify)):
-        assignment[held] = k
-    return assignment
-
-
-def _fingerprint(texts: list[str], given: list[Any]) -> str:
-    digest = hashlib.sha256()
-    for text, label in zip(texts, given, strict=True):
-        digest.update(f"{text}\x00{label}\x01".encode())
-    return digest.hexdigest()[:16]
-
-
-# options that change how a run reports, not what its model learns, and where the training
-# data lies (its content is compared through the plan's "data" fingerprint; the seed through
-# the plan's "seed"): free to differ
-# when resuming
-_NOT_LEARNING = (
-    "seed",
-    "train_file",
-    "data_dir",
-    "data_files",
-    "report_to",
-    "disable_tqdm",
-    "logging_dir",
-    "logging_steps",
-    "logging_strategy",
-    "logging_first_step",
-    "callbacks",
-    "cache_dir",
-    "save_total_limit",
-    "dataloader_num_workers",
-    "use_cpu",
-)
-
-
-def _model_id(model_name: Any) -> str:
-    """A local model folder by its real path (so ./model and /abs/model are the same)."""
-    path = Path(model_name).expanduser()
-    return str(path.resolve()) if path.exists() else os.fspath(model_name)
-
-
-def _plain(args: dict[str, Any]) -> dict[str, Any]:
-    """The options that shape what the folds learn, as JSON, for comparing an earlier audit's
-    plan (a one-item list reads as its item: --report-to none is ['none'])."""
-    kept = {
-        k: v[0] if isinstance(v, list | tuple) and len(v) == 1 else v
-        for k, v in sorted(args.items())
-        if k not in _NOT_LEARNING
-    }
-    return json.loads(json.dumps(kept, default=str))
-
-
-# --- the folder ---------------------------------------------------------------------------
-def _check_folder(out: Path, plan: dict[str, Any], resume: bool, overwrite: bool) -> set[int]:
-    """The folds already done; refuses a folder holding something else, as `train` does."""
-    from ..training.checkpoints import checkpoint_folders
-
-    where = os.fspath(out)
-    foreign = [p.name for p in checkpoint_folders(out)][-2:]
-    foreign += ["model/"] if (out / "model").is_dir() else []
-    if foreign:
-        raise ConfigError(
-            f"output_dir {where!r} holds a training run ({', '.join(foreign)}), "
-            "not an audit. Pass another output_dir for the audit, e.g. "
-            "output_dir='runs/audit' (CLI: --output-dir runs/audit)."
-        )
-    earlier_plan = out / PLAN_FILE
-    fold_dirs = sorted(out.glob("fold-*"))
-    if earlier_plan.is_file() or fold_dirs:
-        if overwrite:
-            for path in fold_dirs:
-                shutil.rmtree(path)
-            for name in (PLAN_FILE, ISSUES_FILE, AUDIT_SUMMARY, PLOT_FILE):
-                (out / name).unlink(missing_ok=True)
-            logger.info("overwrite=True: removed the earlier audit in %s.", out)
-        else:
-            earlier = _read_json(earlier_plan)
-            differs = [k for k in plan if k != "options" and earlier.get(k) != plan[k]]
-            before, now = _plain(earlier.get("options") or {}), plan["options"]
-            differs += [
-                f"{k} ({before.get(k)!r} then, {now.get(k)!r} now)"
-                for k in sorted(before.keys() | now.keys())
-                if before.get(k) != now.get(k)
-            ]
-            done = {k for k in range(plan["folds"]) if (out / f"fold-{k + 1}" / PREDICTIONS_FILE).is_file()}
-            if not resume:
-                raise ConfigError(
-                    f"output_dir {where!r} holds an earlier audit ({len(done)} of "
-                    f"{earlier.get('folds', '?')} folds done). Pass resume=True to continue it "
-                    "(CLI: --resume), overwrite=True to delete it and start over (CLI: "
-                    "--overwrite), or another output_dir."
-                )
-            if differs:
-                raise ConfigError(
-                    f"output_dir {where!r} holds an audit of other data or settings (differs in: "
-                    f"{', '.join(differs)}), which resume=True cannot continue. Pass "
-                    "overwrite=True to delete it and start over (CLI: --overwrite), or another "
-                    "output_dir."
-                )
-            return done
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / PLAN_FILE, plan)
-    return set()
-
-
 def _run_fold(
     task: Task,
     model_name: Any,
@@ -422,130 +275,4 @@ def _run_fold(
             probabilities.append([float(p["probabilities"][name]) for name in task.labels])
         else:  # an empty text: the model cannot say anything, so it doubts nothing
             probabilities.append([1.0 / task.num_labels] * task.num_labels)
-    _write_json(fold_dir / PREDICTIONS_FILE, {"rows": rows, "probabilities": probabilities})
-
-
-# --- outputs ------------------------------------------------------------------------------
-def _label_text(value: Any, labels: list[str], multi_label: bool) -> str:
-    if multi_label:
-        return ",".join(labels[k] for k, v in enumerate(value) if v > 0.5)
-    return labels[int(value)]
-
-
-def _write_issues(
-    path: Path, issues: LabelIssues, texts: list[str], given: list[Any], labels: list[str], multi_label: bool
-) -> Path:
-    rows = []
-    for i in issues.ranked:
-        suggested = issues.suggested[i]
-        rows.append(
-            {
-                ROW_COLUMN: i,
-                TEXT_COLUMN: texts[i],
-                "given_label": _label_text(given[i], labels, multi_label),
-                "suggested_label": ",".join(labels[k] for k in suggested),
-                "given_label_probability": f"{issues.given_probability[i]:.4f}",
-                "quality": f"{issues.quality[i]:.4f}",
-            }
-        )
-    return write_row_file(path, rows, ISSUE_COLUMNS)
-
-
-def _write_summary(
-    path: Path, plan: dict[str, Any], issues: LabelIssues, labels: list[str], task: Task
-) -> Path:
-    summary = {
-        "task": task.name,
-        "problem_type": task.problem_type,
-        "rows": plan["rows"],
-        "folds": plan["folds"],
-        "seed": plan["seed"],
-        "labels": labels,
-        "flagged": len(issues.ranked),
-        "method": {
-            "filter_by": issues.filter_by,
-            "ranked_by": "self_confidence",
-            "cleanlab": _cleanlab_version(),
-        },
-        "noise_rate": {k: round(v, 4) for k, v in issues.noise_rate.items()},
-        "confident_joint": issues.confident_joint,
-        "confident_joint_axes": (
-            "[given label][likely true label]"
-            if issues.noise_matrix is not None
-            else "[label][given 0/1][likely true 0/1]"
-        ),
-        "noise_matrix": issues.noise_matrix,
-        "noise_matrix_axes": "[true label][given label]: P(given | true)"
-        if issues.noise_matrix is not None
-        else None,
-        "issues_file": ISSUES_FILE,
-    }
-    _write_json(path, summary)
-    return path
-
-
-def _write_cleaned(task: Task, opts: Any, out: Path, flagged: list[int]) -> Path:
-    """The training file without the flagged rows, in its own format, every column kept."""
-    from ..data import find_split_files, read_data_file
-
-    values = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
-    files = data_files_of(values) or {}
-    source = files.get("train")
-    if source is None and opts.data_dir:
-        source = find_split_files(opts.data_dir, task.splits).get("train")
-    if source is None:
-        raise ConfigError(
-            "write_cleaned=True copies a local training file, and this data comes "
-            "from the hub. Train with "
-            + hint("exclude_rows='runs/audit/label_issues.csv'", "--exclude-rows runs/audit/label_issues.csv")
-            + " instead."
-        )
-    source = Path(source)
-    raw = read_data_file(source, opts.cache_dir and os.fspath(opts.cache_dir))
-    doomed = set(flagged)
-    kept = raw.select([i for i in range(len(raw)) if i not in doomed])
-    ext = source.suffix.lower()
-    target = out / f"{source.stem}.cleaned{source.suffix}"
-    if ext in (".csv", ".tsv"):
-        tab = ext == ".tsv"
-        with open(target, "w", newline="", encoding="utf-8") as fh:
-            if tab:  # GLUE-style TSV: no quoting at all, as read_data_file reads it
-                writer = csv.writer(
-                    fh, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, quotechar=None
-                )
-            else:
-                writer = csv.writer(fh, delimiter=",", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-            writer.writerow(kept.column_names)
-            for record in kept:
-                writer.writerow(["" if record[c] is None else record[c] for c in kept.column_names])
-    elif ext == ".parquet":
-        kept.to_parquet(os.fspath(target))
-    else:  # .json / .jsonl: one object a line
-        target = target.with_suffix(".jsonl")
-        kept.to_json(os.fspath(target), lines=True, force_ascii=False)
-    logger.info(
-        "Wrote %s: %d of %d rows (the %d flagged rows removed).", target, len(kept), len(raw), len(doomed)
-    )
-    return target
-
-
-def _cleanlab_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("cleanlab")
-    except Exception:  # noqa: BLE001 - only a record
-        return None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_json(path: Path, value: Any) -> None:
-    staged = path.with_suffix(f".{os.getpid()}.tmp")
-    staged.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    os.replace(staged, path)
+    write_json(fold_dir / PREDICTIONS_FILE, {"rows": rows, "probabilities": probabilities})

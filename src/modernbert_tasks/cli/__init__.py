@@ -190,6 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 _ARG_VALUE = r"""'[^']*'|"[^"]*"|\{[^}]*\}|\[[^\]]*\]|\.\.\.|[\w.+-]+"""
 
 
+def _list_items(text: str) -> list[str]:
+    """The items of a list as the library writes one, ['a', 'b'] (or ["a"]), unquoted."""
+    return [a or b for a, b in re.findall(r"'([^']*)'|\"([^\"]*)\"", text)]
+
+
 def _as_flags(message: str, parser: argparse.ArgumentParser | None) -> str:
     """The library writes fixes as Python arguments (`learning_rate=3e-5`); on the command
     line they read as this command's flags (`--learning-rate 3e-5`)."""
@@ -207,6 +212,8 @@ def _as_flags(message: str, parser: argparse.ArgumentParser | None) -> str:
             return option  # a switch: --resume, --overwrite
         if value[:1] in "'\"" and value[-1:] == value[:1]:
             value = value[1:-1]
+        elif value[:1] == "[" and action.nargs in ("+", "*"):  # ['a', 'b'] -> a b
+            value = " ".join(_list_items(value)) or value
         return f"{option} {value}"
 
     message = re.sub(rf"(?<![\w.-])([a-z][a-z0-9_]*)=({_ARG_VALUE})", flag, message)

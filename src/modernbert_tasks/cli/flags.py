@@ -203,7 +203,10 @@ def _explicit_kwargs(hint: Any) -> dict[str, Any] | None:
     if typing.Literal in bases and (int in bases or float in bases):  # e.g. 24 or 'auto'
         words = typing.get_args(members[bases.index(typing.Literal)])
         number = int if int in bases else float
-        return {"type": _number_or_word(number, words[0]), "metavar": f"{number.__name__.upper()}|{words[0]}"}
+        return {
+            "type": _number_or_word(number, *words),
+            "metavar": f"{number.__name__.upper()}|{'|'.join(words)}",
+        }
     if list in bases and len(bases) > 1:  # e.g. report_to: 'all' or a list of names
         item_args = typing.get_args(members[bases.index(list)])
         item = item_args[0] if item_args else str
@@ -274,9 +277,9 @@ def _parse_dict(value: str) -> dict[str, Any]:
     return result
 
 
-def _number_or_word(number: type, word: str) -> Callable[[str], Any]:
+def _number_or_word(number: type, *words: str) -> Callable[[str], Any]:
     def parse(value: str) -> Any:
-        return word if value == word else number(value)
+        return value if value in words else number(value)
 
     parse.__name__ = number.__name__  # argparse says "invalid float value: ..."
     return parse

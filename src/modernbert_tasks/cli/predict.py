@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..hardware import EVALUATE_PRECISIONS, PREDICT_PRECISIONS
+from ..long_text import AGGREGATES, LONG_TEXT_MODES
 from .common import EXIT_OK, metric_lines, table
 
 EVALUATE_EPILOG = """\
@@ -29,11 +30,13 @@ examples:
   modernbert-tasks predict runs/sst2/model --file reviews.txt --output predictions.jsonl
   modernbert-tasks predict runs/mrpc/model --pair "He left." "He went away."
   modernbert-tasks predict runs/mrpc/model --file pairs.tsv
+  modernbert-tasks predict runs/sst2/model --file reviews.txt --long-text chunks --stride 32
 
 Output: one JSON object per input, in input order, e.g.
   {"text": "a gem of a film", "label": "positive", "score": 0.98,
    "probabilities": {"negative": 0.02, "positive": 0.98}}
-(regression: {"text": ..., "score": 3.7}; pairs add "text_pair").
+(regression: {"text": ..., "score": 3.7}; pairs add "text_pair"; --long-text chunks adds
+"windows": how many windows of --max-length tokens the text was read in).
 
 With --file, every record also has "line": the input's line number (.txt, stdin) or data
 row (tables, header excluded). A blank line gives {"line": N, "text": "", "skipped":
@@ -98,6 +101,30 @@ def _add_model_loading_arguments(parser: argparse.ArgumentParser, evaluate: bool
         metavar="N",
         help="the most tokens read of a text; a longer one is truncated and its "
         "record says so (default: the model's position limit)",
+    )
+    parser.add_argument(
+        "--long-text",
+        choices=LONG_TEXT_MODES,
+        default=None,
+        help="a text longer than --max-length: truncate (read its beginning) or chunks "
+        "(read it whole in windows of --max-length tokens and aggregate their calibrated "
+        "probabilities; each record says how many windows) (default: the model's manifest, "
+        "else truncate)",
+    )
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --long-text chunks: tokens consecutive windows share, below --max-length "
+        "(default: the manifest's, else max_length // 8)",
+    )
+    parser.add_argument(
+        "--aggregate",
+        choices=AGGREGATES,
+        default=None,
+        help="with --long-text chunks: mean (default) or max of the windows' probabilities, "
+        "per label; regression always averages",
     )
     parser.add_argument(
         "--trust-remote-code",
@@ -184,13 +211,23 @@ def _load_model(args: argparse.Namespace) -> Any:
         trust_remote_code=args.trust_remote_code,
         allow_pickle=args.allow_pickle,
         max_length=args.max_length,
+        long_text=args.long_text,
+        stride=args.stride,
+        aggregate=args.aggregate,
     )
     model.warn_truncation = False  # said once by _say_truncation, whatever logging is set up
     return model
 
 
 def _say_truncation(model: Any) -> None:
+    """The truncation summary line, or with chunks how many windows were read."""
+    from ..inference.chunks import windows_summary
+
     summary = model.truncation_summary()
+    if model.long_text.chunks and model.last_windows:
+        summary = windows_summary(
+            sum(model.last_windows), len(model.last_windows), model.max_length, model.long_text
+        )
     if summary:
         print(summary, file=sys.stderr)
 
@@ -244,13 +281,18 @@ def format_evaluation(results: dict[str, Any], labels: Sequence[str]) -> str:
         lines += table([[n, *row] for n, row in zip(names, matrix, strict=True)], ["", *names], right=True)
     per_class = results.get("per_class")
     if per_class:
-        lines += ["", "Per class:"]
+        # multi-label: each label's threshold, then the micro and macro averages
+        thresholds = all("threshold" in m for m in per_class.values())
+        rows = list(per_class.items())
+        rows += [(f"{k} avg", results[k]) for k in ("micro", "macro") if k in results]
+        lines += ["", "Per label:" if thresholds else "Per class:"]
         lines += table(
             [
                 [name, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", m["support"]]
-                for name, m in per_class.items()
+                + ([f"{m['threshold']:.2f}" if "threshold" in m else ""] if thresholds else [])
+                for name, m in rows
             ],
-            ["label", "precision", "recall", "f1", "support"],
+            ["label", "precision", "recall", "f1", "support"] + (["threshold"] if thresholds else []),
             right=True,
         )
     return "\n".join(lines)

@@ -176,6 +176,7 @@ def format_train_summary(result: Any, task: str, options: Mapping[str, Any], sec
     """The one-screen summary printed after training."""
     from ..training.engine import RUN_METRICS
     from ..training.eta import format_duration
+    from ..training.lora import ADAPTER_SUBDIR
 
     metrics = dict(result.metrics)
     details = []
@@ -209,15 +210,22 @@ def format_train_summary(result: Any, task: str, options: Mapping[str, Any], sec
     if options.get("validation_file"):
         data = f" --data-file {options['validation_file']}"
     example = '"some text"'
-    manifest = Path(model_path) / "modernbert_tasks.json"
-    if (
-        manifest.is_file()
-        and len(json.loads(manifest.read_text())["task"]["definition"].get("text_columns", [])) == 2
-    ):
+    manifest_file = Path(model_path) / "modernbert_tasks.json"
+    manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+    if len(manifest.get("task", {}).get("definition", {}).get("text_columns", [])) == 2:
         example = '--pair "first text" "second text"'  # a pair task takes two texts
+    lora = manifest.get("lora") or {}
+    adapter = Path(result.output_dir) / ADAPTER_SUBDIR
     lines += [
         "",
-        f"Model saved to    {model_path}",
+        f"Model saved to    {model_path}"
+        + (
+            f" (LoRA rank {lora.get('r')}, {lora.get('trainable_percent', 0):.2f}% of the parameters "
+            "trained, merged)"
+            if lora
+            else ""
+        ),
+        *([f"LoRA adapter      {adapter}"] if lora.get("adapter_saved") and adapter.is_dir() else []),
         *([f"Best checkpoint   {result.best_checkpoint}"] if result.best_checkpoint else []),
         f"TensorBoard       {tensorboard}",
         f"Evaluate          {PROG} evaluate {model_path}{data}",

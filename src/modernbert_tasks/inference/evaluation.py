@@ -12,10 +12,13 @@ from .. import calibration
 from ..errors import ConfigError, DataError, clipped_repr
 from ..hardware import EVALUATE_PRECISIONS
 from ..task import Task
+from .chunks import temperature_applied
 
 if TYPE_CHECKING:
     import datasets
     import numpy as np
+
+    from ..long_text import LongText
 
 __all__ = ["Evaluation", "label_array"]
 
@@ -41,7 +44,15 @@ class Evaluation:
             show_progress: bool | None,
             precision: str | None = None,
             full_lengths: dict[int, int] | None = None,
+            policy: LongText | None = None,
+            numbers: list[int] | None = None,
         ) -> np.ndarray: ...
+
+        def reading(
+            self, long_text: str | None = None, stride: int | None = None, aggregate: str | None = None
+        ) -> LongText: ...
+
+        last_windows: list[int]
 
         def _logits(
             self,
@@ -66,6 +77,9 @@ class Evaluation:
         batch_size: int = 64,
         show_progress: bool | None = None,
         precision: str = "fp32",
+        long_text: str | None = None,
+        stride: int | None = None,
+        aggregate: str | None = None,
     ) -> dict[str, Any]:
         """The task's metrics on labelled data, plus loss and num_examples.
 
@@ -74,13 +88,20 @@ class Evaluation:
         `data`, the task's `split` ('train', 'eval' or 'test') is loaded from `data_dir`,
         `data_files`, or the task's hub dataset. A folder without manifest reads the columns
         'sentence' and 'label' (or label names from config.json). Classification adds "per_class"
-        ({label: {precision, recall, f1, support}}); single-label adds "confusion_matrix"
-        (rows: true label, columns: predicted, both in `labels` order).
+        ({label: {precision, recall, f1, support}}, at the decisions predict makes: with the
+        stored thresholds, and each label's "threshold" for multi-label); multi-label adds
+        "micro" and "macro" averages of those; single-label adds "confusion_matrix" (rows: true
+        label, columns: predicted, both in `labels` order).
 
         `data_file` is `data` under the CLI's name (`--data-file`). `precision` is "fp32" by
         default whatever the model was loaded with, so the figures are the ones training
         printed, on every machine; "mixed" (labels as fp32, probabilities and loss from bf16)
         or "bf16" trade that for speed.
+
+        `long_text`, `stride`, `aggregate`: as in `predict` (default: the model's). With
+        "chunks" every figure is per text, from its aggregated probabilities (the temperature
+        applied to each window, so there are no "_calibrated" figures), and "windows" counts
+        the windows read.
         """
         if data_file is not None:
             if data is not None:
@@ -92,6 +113,7 @@ class Evaluation:
                 f"one of {', '.join(EVALUATE_PRECISIONS)} (default fp32: the "
                 "figures training printed)."
             )
+        policy = self.reading(long_text, stride, aggregate)  # checked before any data is read
         task = self.evaluation_task
         ds = self.labelled_data(data, split=split, data_dir=data_dir, data_files=data_files)
         if "label" not in ds.column_names:
@@ -102,17 +124,23 @@ class Evaluation:
         first = list(ds[task.text_columns[0]])
         second = list(ds[task.text_columns[1]]) if task.is_pair else None
         full: dict[int, int] = {}
-        logits = self._scores(first, second, batch_size, show_progress, precision, full)
+        logits = self._scores(first, second, batch_size, show_progress, precision, full, policy)
         self._report_truncation(full, len(first))
         labels = label_array(ds["label"], self.problem_type)
         results: dict[str, Any] = dict(task.compute_metrics(logits, labels))
         results["loss"] = _loss(logits, labels, self.problem_type)
         results["num_examples"] = len(first)
+        manifest = self.manifest
+        if policy.chunks:  # per text: aggregated probabilities, the temperature already in
+            results["windows"] = int(sum(self.last_windows))
+            manifest = temperature_applied(manifest)
         if self.problem_type != "regression":
-            results.update(_classification_report(logits, labels, self.labels, self.problem_type))
+            results.update(
+                _classification_report(logits, labels, self.labels, self.problem_type, self.manifest)
+            )
             # ECE/Brier before and after the stored temperature; metrics at a stored threshold
             results.update(
-                calibration.evaluation_report(logits, labels, self.manifest, self.problem_type, task.metrics)
+                calibration.evaluation_report(logits, labels, manifest, self.problem_type, task.metrics)
             )
         return results
 
@@ -259,30 +287,49 @@ def _loss(logits: np.ndarray, labels: np.ndarray, problem_type: str) -> float:
 
 
 def _classification_report(
-    logits: np.ndarray, labels: np.ndarray, names: Sequence[str], problem_type: str
+    logits: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    problem_type: str,
+    manifest: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
+    """Per-class figures (and the confusion matrix, or micro and macro averages) at the
+    decisions predict makes: the stored temperature and thresholds."""
+    import numpy as np
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-    from ..metrics import decode_predictions
-
-    preds = decode_predictions(logits, problem_type)
+    preds = calibration.decide(calibration.calibrate(logits, manifest, problem_type), manifest, problem_type)
     truth = labels.astype("int64")
     ids = list(range(len(names)))
     multi = problem_type == "multi_label_classification"
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, preds, labels=ids, zero_division=0
-    )
-    report: dict[str, Any] = {
-        "per_class": {
-            name: {
-                "precision": float(precision[k]),
-                "recall": float(recall[k]),
-                "f1": float(f1[k]),
-                "support": int(support[k]),
-            }
-            for k, name in enumerate(names)
+
+    def figures(average: str | None) -> Any:
+        return precision_recall_fscore_support(truth, preds, labels=ids, average=average, zero_division=0)
+
+    precision, recall, f1, support = figures(None)
+    per_class = {
+        name: {
+            "precision": float(precision[k]),
+            "recall": float(recall[k]),
+            "f1": float(f1[k]),
+            "support": int(support[k]),
         }
+        for k, name in enumerate(names)
     }
+    report: dict[str, Any] = {"per_class": per_class}
     if not multi:
         report["confusion_matrix"] = confusion_matrix(truth, preds, labels=ids).tolist()
+        return report
+    stored = calibration.stored_threshold(manifest)
+    thresholds = np.broadcast_to(0.5 if stored is None else stored, (len(names),))
+    for name, threshold in zip(names, thresholds, strict=True):
+        per_class[name]["threshold"] = float(threshold)
+    for average in ("micro", "macro"):
+        p, r, f, _ = figures(average)
+        report[average] = {
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f),
+            "support": int(support.sum()),
+        }
     return report

@@ -35,6 +35,9 @@ def load_finetuned(
     allow_pickle: bool = False,
     backend: str = "torch",
     max_length: int | None = None,
+    long_text: str | None = None,
+    stride: int | None = None,
+    aggregate: str | None = None,
 ) -> FineTunedModel:
     """Load a model saved by `fine_tune` (or any HF sequence-classification folder).
 
@@ -52,11 +55,27 @@ def load_finetuned(
         max_length: the most tokens predict and evaluate read of a text. Default: the model's
             position limit (ModernBERT 8,192), not the shorter length training used for speed;
             a longer text is truncated, and its record says so.
+        long_text: how predict and evaluate read a text longer than max_length: 'truncate'
+            (up to max_length) or 'chunks' (whole, in windows of max_length tokens whose
+            calibrated probabilities are aggregated). Default: the manifest's (what training
+            used), else 'truncate'. A call to predict/evaluate may pass its own.
+        stride: with chunks, the tokens consecutive windows share (default: the manifest's,
+            else max_length // 8); must be below max_length minus the special tokens.
+        aggregate: with chunks, 'mean' (default) or 'max' of the windows' probabilities.
     """
     if backend != "torch":  # onnxruntime: an optional extra, loaded only when asked for
         from .onnx_model import load_backend
 
-        return load_backend(path, backend, device=device, precision=precision, max_length=max_length)
+        return load_backend(
+            path,
+            backend,
+            device=device,
+            precision=precision,
+            max_length=max_length,
+            long_text=long_text,
+            stride=stride,
+            aggregate=aggregate,
+        )
     if precision not in PREDICT_PRECISIONS:
         raise ConfigError(
             f"precision={precision!r} is not supported; expected one of {', '.join(PREDICT_PRECISIONS)}."
@@ -68,7 +87,9 @@ def load_finetuned(
     model, tokenizer = model_sources.load_for_prediction(
         source, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
     )
-    settings = model_settings(manifest, model.config, tokenizer, source, max_length)
+    settings = model_settings(
+        manifest, model.config, tokenizer, source, max_length, long_text, stride, aggregate
+    )
     model.to(torch_device).eval()
     return FineTunedModel(
         model, tokenizer, manifest=manifest, device=torch_device, precision=chosen, path=source, **settings

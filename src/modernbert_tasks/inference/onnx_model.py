@@ -138,6 +138,9 @@ def load_backend(
     device: Any = None,
     precision: str = "auto",
     max_length: int | None = None,
+    long_text: str | None = None,
+    stride: int | None = None,
+    aggregate: str | None = None,
 ) -> OnnxFineTunedModel:
     """`load_finetuned(path, backend=...)` for the ONNX backends; checks the torch-only options."""
     if backend not in BACKENDS or backend == "torch":
@@ -157,7 +160,14 @@ def load_backend(
         )
     quantization = BACKENDS[backend]
     assert quantization is not None  # only "torch" maps to None, refused above
-    return load_onnx(path, quantization=quantization, max_length=max_length)
+    return load_onnx(
+        path,
+        quantization=quantization,
+        max_length=max_length,
+        long_text=long_text,
+        stride=stride,
+        aggregate=aggregate,
+    )
 
 
 def load_onnx(
@@ -166,6 +176,9 @@ def load_onnx(
     quantization: str = "fp32",
     num_threads: int | None = None,
     max_length: int | None = None,
+    long_text: str | None = None,
+    stride: int | None = None,
+    aggregate: str | None = None,
 ) -> OnnxFineTunedModel:
     """Load an exported model for onnxruntime on the CPU.
 
@@ -173,6 +186,7 @@ def load_onnx(
         path: the export folder, the model folder that holds onnx/, or a .onnx file.
         quantization: 'fp32' (model.onnx) or 'int8' (model.int8.onnx).
         num_threads: intra-op threads; None lets onnxruntime use every core.
+        max_length, long_text, stride, aggregate: as in `load_finetuned`.
     """
     ort = require_onnxruntime()
     from transformers import AutoConfig, AutoTokenizer
@@ -202,7 +216,9 @@ def load_onnx(
             "with export_onnx."
         ) from None
     manifest = read_manifest(folder)
-    settings = model_settings(manifest, config, tokenizer, str(folder), max_length)
+    settings = model_settings(
+        manifest, config, tokenizer, str(folder), max_length, long_text, stride, aggregate
+    )
     import torch
 
     return OnnxFineTunedModel(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import calibration
-from ..errors import ConfigError
+from ..errors import ConfigError, hint
 
 if TYPE_CHECKING:
     from .predictor import FineTunedModel
@@ -133,6 +133,15 @@ def write_evaluation_plots(
     require_matplotlib()  # fail before any work
     if model.problem_type == "regression":
         raise ConfigError("Plots show classification results; this model does regression.")
+    if model.long_text.chunks:
+        raise ConfigError(
+            "Plots score each text once, up to max_length, and this model reads long texts in "
+            "windows (long_text='chunks'), so they would not show the figures evaluate prints. "
+            + hint(
+                "Load it with long_text='truncate' to plot.",
+                "Pass --long-text truncate with --plot, or leave --plot out.",
+            )
+        )
     task = model.evaluation_task
     ds = model.labelled_data(data, split=split, data_dir=data_dir, data_files=data_files)
     first = list(ds[task.text_columns[0]])

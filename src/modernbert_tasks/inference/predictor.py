@@ -3,7 +3,8 @@
 Prediction is built for throughput: texts are tokenized once per chunk, sorted by length so
 each batch pads only to its own longest text (and holds fewer texts when they are long), and
 put back in input order at the end. It reads each text up to `max_length` (the model's
-position limit by default) and says which texts it had to cut.
+position limit by default) and says which texts it had to cut; long_text="chunks" reads them
+whole, in windows (inference/chunks.py).
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import calibration
-from ..errors import ConfigError, DataError, clipped_repr, hint
+from ..errors import ConfigError, hint
+from ..long_text import LongText
 from ..task import Task
+from . import chunks
+from .batches import forward
 from .evaluation import Evaluation
 from .settings import config_labels
+from .texts import split_inputs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,8 +39,6 @@ logger = logging.getLogger(__name__)
 RESCORE_MARGIN = 0.05
 CHUNK_SIZE = 8192  # texts tokenized at a time: bounds memory for very long inputs
 PROGRESS_MIN_TEXTS = 1000  # show_progress=None shows a bar from this many texts on
-# padded tokens in one forward pass: 64 texts of 512 tokens, or 4 of 8,192 (ModernBERT's limit)
-TOKENS_PER_BATCH = 64 * 512
 EMPTY = "empty text"  # the "skipped" reason of an input with no text to classify
 
 
@@ -46,8 +49,10 @@ class FineTunedModel(Evaluation):
     Attributes: model, tokenizer, task (the rebuilt `Task`, or None for a folder without
     manifest), manifest, labels (output names in id order), max_length, text_prefix,
     problem_type, device, precision ('fp32', 'mixed' or 'bf16'), path, last_rescored,
-    last_truncation; max_length is what prediction reads of a text (the model's limit by
-    default), training_max_length what training tokenized to.
+    last_truncation, long_text (the default `LongText`: truncate, or chunks with its stride
+    and aggregate), last_windows (windows per text of the last chunks call); max_length is
+    what prediction reads of a text (the model's limit by default), training_max_length what
+    training tokenized to.
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class FineTunedModel(Evaluation):
         precision: str,
         path: str,
         training_max_length: int | None = None,
+        long_text: LongText | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -79,6 +85,8 @@ class FineTunedModel(Evaluation):
         self.path = path
         self.last_rescored = (0, 0)  # (texts re-scored in fp32, texts) of the last call
         self.last_rescored_rows: list[int] = []  # which: positions among the texts scored
+        self.long_text = long_text or LongText()
+        self.last_windows: list[int] = []
         config = model.config
         if task is not None:
             self.problem_type = task.problem_type
@@ -140,6 +148,10 @@ class FineTunedModel(Evaluation):
         texts_or_pairs: str | Sequence[str] | Sequence[tuple[str, str]],
         batch_size: int = 64,
         show_progress: bool | None = None,
+        *,
+        long_text: str | None = None,
+        stride: int | None = None,
+        aggregate: str | None = None,
     ) -> list[dict[str, Any]]:
         """One dict per input, in input order.
 
@@ -150,8 +162,13 @@ class FineTunedModel(Evaluation):
         "truncated": {"tokens_read", "tokens"}; `last_truncation` sums the call up. An empty
         (or whitespace-only) text, or a pair of them, gets no label: {"skipped": "empty text"}.
         With precision "mixed" each dict says whether fp32 re-scored it: "rescored": bool.
+        long_text="chunks" reads every text whole in windows of max_length tokens sharing
+        `stride` tokens, aggregated by `aggregate` ('mean' or 'max' of the calibrated
+        probabilities); each dict adds "windows": how many it read. Default: the model's
+        `long_text` (its manifest's, or truncate).
         """
-        first, second = self._split_inputs(texts_or_pairs)
+        policy = self.reading(long_text, stride, aggregate)
+        first, second = split_inputs(texts_or_pairs, self.task)
         keep = [
             i for i in range(len(first)) if first[i].strip() or (second is not None and second[i].strip())
         ]
@@ -162,16 +179,21 @@ class FineTunedModel(Evaluation):
             batch_size,
             show_progress,
             full_lengths=full,
+            policy=policy,
+            numbers=keep,
         )
-        decoded = self._decode(logits)
+        decoded = self._decode(logits, chunks.temperature_applied(self.manifest) if policy.chunks else None)
         results: list[dict[str, Any]] = [{"skipped": EMPTY} for _ in first]
-        rescored = set(self.last_rescored_rows) if self.precision == "mixed" else None
+        # with chunks the re-scored rows are windows, not texts: no per-text flag there yet
+        rescored = set(self.last_rescored_rows) if self.precision == "mixed" and not policy.chunks else None
         for row, i in enumerate(keep):
             results[i] = decoded[row]
             if rescored is not None:
                 results[i]["rescored"] = row in rescored
             if row in full:
                 results[i]["truncated"] = {"tokens_read": self.max_length, "tokens": full[row]}
+            if policy.chunks:
+                results[i]["windows"] = self.last_windows[row]
         self._report_truncation(full, len(keep))
         return results
 
@@ -188,7 +210,26 @@ class FineTunedModel(Evaluation):
         return (
             f"{cut} of {total} texts were longer than max_length={self.max_length} tokens "
             f"and were truncated (the longest has {longest:,} tokens): their labels come "
-            f"from their first {self.max_length} tokens."
+            f"from their first {self.max_length} tokens. To read them whole, pass "
+            + hint("long_text='chunks'.", "--long-text chunks.")
+        )
+
+    def reading(
+        self, long_text: str | None = None, stride: int | None = None, aggregate: str | None = None
+    ) -> LongText:
+        """The `LongText` a call with these arguments reads with (None: the model's own)."""
+        if long_text is None and stride is None and aggregate is None:
+            return self.long_text
+        return chunks.reading(
+            self.tokenizer,
+            self.max_length,
+            self.problem_type,
+            self.is_pair,
+            long_text,
+            stride,
+            aggregate,
+            self.long_text,
+            given_length=False,
         )
 
     def _scores(
@@ -199,12 +240,34 @@ class FineTunedModel(Evaluation):
         show_progress: bool | None,
         precision: str | None = None,
         full_lengths: dict[int, int] | None = None,
+        policy: LongText | None = None,
+        numbers: list[int] | None = None,
     ) -> np.ndarray:
         """The logits in `precision` (default: this model's); with "mixed", bf16 and then fp32
-        for every close call, so the decisions are fp32's (redone: `last_rescored(_rows)`)."""
+        for every close call, so the decisions are fp32's (redone: `last_rescored(_rows)`).
+        With chunks (`policy`), one row per text of aggregated logits (chunks.py)."""
         import numpy as np
 
         precision = precision or self.precision
+        self.last_windows = []
+        if policy is not None and policy.chunks:
+            with self._bar(show_progress, len(first), "window") as bar:
+                logits, windows, redone = chunks.chunk_logits(
+                    self._format(first),
+                    self._format(second) if second is not None else None,
+                    tokenizer=self.tokenizer,
+                    max_length=self.max_length,
+                    policy=policy,
+                    run=self._window_runner(batch_size, bar),
+                    problem_type=self.problem_type,
+                    manifest=self.manifest,
+                    precision=precision,
+                    chunk_size=CHUNK_SIZE,
+                    margin=RESCORE_MARGIN,
+                    numbers=numbers,
+                )
+            self.last_windows, self.last_rescored = windows.tolist(), (len(redone), len(first))
+            return logits
         mixed = precision == "mixed"
         logits = self._logits(
             first,
@@ -230,65 +293,6 @@ class FineTunedModel(Evaluation):
             self.last_rescored, self.last_rescored_rows = (len(idx), len(first)), idx.tolist()
         return logits
 
-    def _split_inputs(self, inputs: Any) -> tuple[list[str], list[str] | None]:
-        pair_task = self.is_pair
-        if isinstance(inputs, str):
-            inputs = [inputs]
-        elif (
-            isinstance(inputs, tuple)
-            and len(inputs) == 2
-            and pair_task
-            and all(isinstance(x, str) for x in inputs)
-        ):
-            inputs = [inputs]  # a single (text_a, text_b) pair
-        if not isinstance(inputs, Sequence):
-            inputs = list(inputs)  # e.g. a generator or a pandas Series
-        if not inputs:
-            return [], None
-        is_pair = not isinstance(inputs[0], str)
-        want = self.task.text_columns if self.task else None
-        if pair_task is not None and is_pair != pair_task:
-            assert self.task is not None and want is not None  # pair_task is None without a task
-            if pair_task:
-                raise DataError(
-                    f"Task {self.task.name!r} classifies pairs of texts ({want[0]!r}, "
-                    f"{want[1]!r}); got single texts. "
-                    + hint(
-                        "Pass a list of (text_a, text_b) tuples.",
-                        'Pass --pair "first text" "second text", or a --file whose records '
-                        f"have {want[0]!r} and {want[1]!r} fields.",
-                    )
-                )
-            raise DataError(
-                f"Task {self.task.name!r} classifies single texts ({want[0]!r}); got "
-                f"{type(inputs[0]).__name__} {clipped_repr(inputs[0])}. "
-                + hint("Pass a list of strings.", "Pass the texts without --pair.")
-            )
-        first: list[str] = []
-        second: list[str] = []  # stays empty for single texts
-        for i, item in enumerate(inputs):
-            if is_pair:
-                if (
-                    not isinstance(item, Sequence)
-                    or isinstance(item, str)
-                    or len(item) != 2
-                    or not all(isinstance(x, str) for x in item)
-                ):
-                    raise DataError(
-                        f"Input {i} is {clipped_repr(item)}; expected a (text_a, text_b) "
-                        "pair of strings like every other input."
-                    )
-                first.append(item[0])
-                second.append(item[1])
-            else:
-                if not isinstance(item, str):
-                    raise DataError(
-                        f"Input {i} is {type(item).__name__} {clipped_repr(item)}; expected "
-                        "a string like every other input."
-                    )
-                first.append(item)
-        return first, second if is_pair else None
-
     def _format(self, texts: list[str]) -> list[str]:
         """As in training: the task's `format_text` (a plugin's override, when the plugin is
         installed; otherwise the default, which adds `text_prefix`)."""
@@ -309,19 +313,10 @@ class FineTunedModel(Evaluation):
         autocast; default: as `precision` says). `full_lengths` gets {input index: its
         untruncated token count} for every input longer than max_length."""
         import numpy as np
-        import torch
-        from tqdm.auto import tqdm
 
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size={batch_size!r}; expected a positive integer.")
         n = len(first)
         out = np.empty((n, self.model.config.num_labels), dtype=np.float32)
-        show = n >= PROGRESS_MIN_TEXTS if show_progress is None else bool(show_progress)
-        bar = tqdm(total=n, unit="text", desc="predict", disable=not show or n == 0)
-        if bf16 is None:
-            bf16 = self.precision == "bf16"
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
-        with torch.inference_mode(), autocast, bar:
+        with self._bar(show_progress, n, "text") as bar:
             for start in range(0, n, CHUNK_SIZE):
                 stop = min(start + CHUNK_SIZE, n)
                 texts = [
@@ -341,16 +336,27 @@ class FineTunedModel(Evaluation):
                     full_lengths.update(
                         {start + i: n for i, n in self._cut(texts, encoded["input_ids"]).items()}
                     )
-                for idx in _batches([len(ids) for ids in encoded["input_ids"]], batch_size):
-                    batch = self.tokenizer.pad(
-                        {key: [values[i] for i in idx] for key, values in encoded.items()},
-                        return_tensors="pt",
-                    )
-                    batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-                    logits = self.model(**batch).logits
-                    out[[start + i for i in idx]] = logits.float().cpu().numpy()
-                    bar.update(len(idx))
+                bf16 = self.precision == "bf16" if bf16 is None else bf16
+                out[start:stop] = forward(
+                    self.model, self.tokenizer, self.device, encoded, batch_size, bf16=bf16, bar=bar
+                )
         return out
+
+    def _bar(self, show_progress: bool | None, n: int, unit: str) -> Any:
+        from tqdm.auto import tqdm
+
+        show = n >= PROGRESS_MIN_TEXTS if show_progress is None else bool(show_progress)
+        return tqdm(total=n, unit=unit, desc="predict", disable=not show or n == 0)
+
+    def _window_runner(self, batch_size: int, bar: Any) -> chunks.Run:
+        """Scores the windows chunks.encode_windows tokenized; `bar` counts them."""
+        bar.total = 0
+
+        def run(encoded: dict[str, list[list[int]]], bf16: bool) -> np.ndarray:
+            bar.total += len(encoded["input_ids"])
+            return forward(self.model, self.tokenizer, self.device, encoded, batch_size, bf16=bf16, bar=bar)
+
+        return run
 
     def _cut(self, texts: list[list[str] | None], ids: list[list[int]]) -> dict[int, int]:
         """{row: untruncated token count} for the rows truncation shortened: only rows that
@@ -367,13 +373,15 @@ class FineTunedModel(Evaluation):
         )["input_ids"]
         return {i: len(row) for i, row in zip(full, again, strict=True) if len(row) > self.max_length}
 
-    def _decode(self, logits: np.ndarray) -> list[dict[str, Any]]:
+    def _decode(self, logits: np.ndarray, manifest: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Records from logits, calibrated and decided as `manifest` (default: the model's) says."""
+        manifest = self.manifest if manifest is None else manifest
         if self.problem_type == "regression":
             return [{"score": float(v)} for v in logits[:, 0]]
         multi = self.problem_type == "multi_label_classification"
         # the manifest's temperature and decision threshold, when training fitted them
-        calibrated = calibration.calibrate(logits, self.manifest, self.problem_type)
-        chosen = calibration.decide(calibrated, self.manifest, self.problem_type)
+        calibrated = calibration.calibrate(logits, manifest, self.problem_type)
+        chosen = calibration.decide(calibrated, manifest, self.problem_type)
         probs = calibrated.tolist()
         top = (calibrated.argmax(axis=-1) if multi else chosen).tolist()
         names = self.labels
@@ -384,17 +392,3 @@ class FineTunedModel(Evaluation):
                 result["labels"] = [name for name, on in zip(names, chosen[i], strict=True) if on]
             results.append(result)
         return results
-
-
-# --- helpers ------------------------------------------------------------------------------
-def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Row indices in batches, longest first: each batch pads only to its own longest text, an
-    out-of-memory error shows on the first batch rather than the last, and a batch of long
-    texts holds fewer of them (at most TOKENS_PER_BATCH padded tokens, one text at least)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches, at = [], 0
-    while at < len(order):
-        size = max(1, min(batch_size, TOKENS_PER_BATCH // max(lengths[order[at]], 1)))
-        batches.append(order[at : at + size])
-        at += size
-    return batches

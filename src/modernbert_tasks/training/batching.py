@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ModelLoadError
+from .chunking import encode_windows_batch
 from .lengths import report_truncation
 
 if TYPE_CHECKING:
@@ -101,12 +102,15 @@ def tokenize_splits(
     max_length: int,
     padding: str = "longest",
     cache_dir: str | None = None,
+    stride: int | None = None,
 ) -> datasets.DatasetDict:
     """Tokenize every split with a batched `map`, cached on disk across runs.
 
     The splits from `Task.load_dataset` may live in memory, where `datasets` caches nothing,
     so each split gets an explicit cache file keyed by its fingerprint, the tokenizer, the
-    task's text formatting, `max_length` and `padding`.
+    task's text formatting, `max_length` and `padding`. With a `stride`
+    (train_long_text="chunks") each text becomes its windows, rows with its label and its
+    "document" (training/chunking.py), and nothing is truncated.
     """
     import datasets
 
@@ -114,17 +118,22 @@ def tokenize_splits(
     folder.mkdir(parents=True, exist_ok=True)
     common = json.dumps(
         [_tokenizer_fingerprint(tokenizer), _task_fingerprint(task), max_length, padding, _ENCODING_VERSION]
+        + ([["chunks", stride]] if stride is not None else [])
     )
     out = {}
     for role, ds in splits.items():
         key = hashlib.sha256((ds._fingerprint + common).encode()).hexdigest()[:32]
         cache_file = folder / f"{task.name}-{role}-{key}.arrow"
         hit = cache_file.is_file()
+        kwargs = {"task": task, "tokenizer": tokenizer, "max_length": max_length, "padding": padding}
+        windows = stride is not None
         out[role] = ds.map(
-            _encode,
+            encode_windows_batch if windows else _encode,
             batched=True,
-            fn_kwargs={"task": task, "tokenizer": tokenizer, "max_length": max_length, "padding": padding},
-            remove_columns=list(task.text_columns),
+            with_indices=windows,
+            fn_kwargs={**kwargs, "stride": stride} if windows else kwargs,
+            # windows: as many rows as windows, so no column of the texts' rows is kept
+            remove_columns=list(ds.column_names) if windows else list(task.text_columns),
             cache_file_name=str(cache_file),
             load_from_cache_file=True,
             new_fingerprint=key,  # spares datasets from hashing the task and tokenizer again
@@ -137,7 +146,19 @@ def tokenize_splits(
             "loaded from cache" if hit else "cached to",
             cache_file,
         )
-    report_truncation(splits, out, task, tokenizer, max_length)  # warns with the counts
+    if stride is None:
+        report_truncation(splits, out, task, tokenizer, max_length)  # warns with the counts
+    else:
+        for role, ds in out.items():
+            logger.info(
+                "train_long_text='chunks': %d %s texts read whole in %d windows of up to %d "
+                "tokens (stride %d).",
+                len(splits[role]),
+                role,
+                len(ds),
+                max_length,
+                stride,
+            )
     return datasets.DatasetDict(out)
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .. import hardware
 from ..artifacts.saving import save_final_model
 from ..errors import hint
+from ..long_text import LongText
 from ..metrics import load_evaluate_metrics
 from ..model_sources import ModelSource, looks_like_path, position_limit
 from ..options import AUTO, DEFAULT_MODEL, TrainOptions, default_output_dir, resolve_options
@@ -35,7 +36,9 @@ from .arguments import (
 )
 from .batching import make_collator, tokenize_splits
 from .checkpoints import cleaning_up_new_folders, clear_previous_run, find_checkpoint, output_dir_for
+from .chunking import train_long_text
 from .final import final_metrics, train_metrics
+from .lora import apply_lora, check_resume, finish_lora
 from .run import LOGS_SUBDIR, MODEL_SUBDIR, RUN_METRICS, FineTuneResult, PreparedRun
 from .splits import final_splits, fixed_max_length, load_splits
 from .task_source import data_files_of, resolve_task
@@ -114,12 +117,19 @@ def fine_tune(
         ):
             train_output = trainer.train(resume_from_checkpoint=run.checkpoint)
         interrupt.raise_if_interrupted(trainer)
-        metrics = final_metrics(run) | train_metrics(train_output.metrics)
-        calibration, calibration_metrics = calibrate_run(run)  # temperature, threshold
+        lora = finish_lora(run)  # LoRA: adapter saved if asked, then merged (training/lora.py)
+        if run.long_text.chunks:  # per text, with the temperature (training/chunking.py)
+            calibration, calibration_metrics = calibrate_run(run)
+            metrics = final_metrics(run, calibration) | train_metrics(train_output.metrics)
+        else:
+            metrics = final_metrics(run) | train_metrics(train_output.metrics)
+            calibration, calibration_metrics = calibrate_run(run)  # temperature, threshold
         metrics |= calibration_metrics
         manifest = run.manifest(metrics)
         if calibration is not None:
             manifest["calibration"] = calibration
+        if lora is not None:
+            manifest["lora"] = lora
         save_final_model(trainer, run.model_path, manifest)
         if run.push is not None and training_is_main(trainer):
             from ..artifacts.publish import push_to_hub
@@ -174,7 +184,7 @@ def prepare(
     )
     # "auto" is read from the training texts once they are loaded (training/lengths.py)
     max_length = None if opts.max_length == AUTO else fixed_max_length(opts, task, source.config, source.path)
-    checkpoint = find_checkpoint(out, opts)
+    checkpoint = check_resume(find_checkpoint(out, opts), opts)  # a LoRA checkpoint needs lora=True
     training_args = training_arguments(resolved, hw, out)  # starts torch.distributed when launched
     warn_if_one_of_many(training_args.world_size)
 
@@ -191,6 +201,7 @@ def prepare(
                 getattr(source.config, "max_position_embeddings", None),
                 opts.seed,
             )
+        long_text = train_long_text(opts, task, source.tokenizer, max_length)
         tokenized = tokenize_splits(
             splits,
             task,
@@ -198,8 +209,14 @@ def prepare(
             max_length,
             opts.padding,
             None if opts.cache_dir is None else os.fspath(opts.cache_dir),
+            long_text.stride,
         )
-        predict_max_length = max(position_limit(source.config, source.tokenizer) or max_length, max_length)
+        # chunks: prediction reads windows of the length the model was trained on
+        predict_max_length = (
+            max_length
+            if long_text.chunks
+            else max(position_limit(source.config, source.tokenizer) or max_length, max_length)
+        )
         scored = final_splits(splits, tokenized, task, source.tokenizer, max_length, predict_max_length, opts)
     if "eval" not in tokenized:
         logger.warning(
@@ -212,7 +229,7 @@ def prepare(
     schedule(training_args, resolved, len(tokenized["train"]))
 
     # 4. the model and the Trainer
-    trainer = _trainer(task, opts, source, hw, training_args, tokenized, max_length)
+    trainer = _trainer(task, opts, source, hw, training_args, tokenized, max_length, long_text)
     _send_tensorboard_to(trainer, Path(opts.logging_dir) if opts.logging_dir else out / LOGS_SUBDIR)
     # overwrite=True deletes the earlier run only now that every option, the data and the model
     # have been checked: a bad value must not cost the user their checkpoints
@@ -236,6 +253,7 @@ def prepare(
         held_out=held_out,
         push=push,
         source=source,
+        long_text=long_text,
     )
 
 
@@ -247,11 +265,13 @@ def _trainer(
     training_args: Any,
     tokenized: Any,
     max_length: int,
+    long_text: LongText,
 ) -> Trainer:
     """Class weights, callbacks, the model (seeded head) and our Trainer."""
     from transformers import set_seed
 
     from .calibrating import check_calibration_options
+    from .chunking import DocumentMetrics
     from .class_weights import (
         WeightedLoss,
         label_counts,
@@ -273,6 +293,7 @@ def _trainer(
 
     set_seed(opts.seed)  # the classification head is initialised next
     model = source.load_model(hw.attention, attention_requested=opts.attention != "auto")
+    model = apply_lora(model, opts)  # lora=True: adapters, the head trained in full
     if opts.freeze_embeddings:
         speed.freeze_embeddings(model)
     if opts.compile:
@@ -288,7 +309,7 @@ def _trainer(
             hw.pad_to_multiple_of,
             speed.bucket_widths(opts.shape_buckets, opts.compile, max_length),
         ),
-        compute_metrics=_metrics_fn(task),
+        compute_metrics=DocumentMetrics(task, long_text.aggregate) if long_text.chunks else _metrics_fn(task),
         callbacks=[
             *(opts.callbacks or []),
             TimeEstimate(),
@@ -296,6 +317,7 @@ def _trainer(
             *([stopper] if stopper else []),
         ],
         compute_loss_func=WeightedLoss(weights, task.problem_type) if weights else None,
+        reuse_memory=opts.reuse_memory,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .run import RUN_METRICS
 
@@ -12,8 +12,10 @@ if TYPE_CHECKING:
 __all__ = ["final_metrics", "train_metrics"]
 
 
-def final_metrics(run: PreparedRun) -> dict[str, float]:
+def final_metrics(run: PreparedRun, calibration: dict[str, Any] | None = None) -> dict[str, float]:
     """The final (best) model on the eval split, and on the test split when it has labels.
+    With train_long_text="chunks", per text with the fitted `calibration`
+    (chunking.document_final_metrics).
 
     Scored in fp32 (TaskTrainer.evaluate), as `load_finetuned(...).evaluate` scores, so the
     figures printed at the end of training are the ones `evaluate` reproduces. Not sent to TensorBoard: the
@@ -27,6 +29,10 @@ def final_metrics(run: PreparedRun) -> dict[str, float]:
     # it would read the test split's "test_accuracy" as a missing "eval_accuracy" and warn
     # that early stopping is disabled; training is over anyway
     trainer.remove_callback(EarlyStoppingCallback)
+    if run.long_text.chunks:
+        from .chunking import document_final_metrics
+
+        return document_final_metrics(run, calibration)
     keep = set(run.task.metrics) | {"loss"}
     metrics: dict[str, float] = {}
     for role in ("eval", "test"):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import hardware, model_sources
+from ..long_text import LongText
 from ..options import ResolvedOptions, TrainOptions
 from ..task import Task
 from .exclusion import excluded_summary
@@ -90,6 +91,7 @@ class PreparedRun:
     held_out: dict[str, Any] | None = None  # the eval rows taken from train, when no eval split
     push: dict[str, Any] | None = None  # push_to_hub=True: repo_id, private, token
     source: model_sources.ModelSource | None = None  # the model, resolved once (search reloads)
+    long_text: LongText = field(default_factory=LongText)  # train_long_text, resolved
 
     @property
     def model_path(self) -> Path:
@@ -142,7 +144,7 @@ def _manifest(run: PreparedRun, metrics: dict[str, float]) -> dict[str, Any]:
         metrics=metrics,
         base_model=model_sources.public_name(run.model_name),
         training=training,
-        prediction={"max_length": run.predict_max_length or run.max_length},
+        prediction={"max_length": run.predict_max_length or run.max_length, **run.long_text.to_dict()},
     )
 
 

@@ -10,7 +10,8 @@ parameters are written to ``<output_dir>/best_params.json``, a file `fine_tune(*
 The default space (`DEFAULT_SPACE`) brackets the recipe: learning rate 1e-5..1e-4 (log), 1-4
 epochs, warmup 0-10% of the steps, batch 8/16/32, weight decay 0-0.1. A space is a mapping
 {option: spec}, where a spec is a list of choices, ``[low, high]`` (uniform; integers when
-both are ints) or ``[low, high, "log"]``.
+both are ints) or ``[low, high, "log"]``. With lora=True the default space's learning rate
+is LoRA's, 1e-4..2e-3 (`LORA_SPACE`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..task import Task
 if TYPE_CHECKING:
     from transformers.trainer_utils import BestRun
 
-__all__ = ["search", "SearchResult", "DEFAULT_SPACE"]
+__all__ = ["search", "SearchResult", "DEFAULT_SPACE", "LORA_SPACE"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ DEFAULT_SPACE: dict[str, list] = {
     "per_device_train_batch_size": [8, 16, 32],
     "weight_decay": [0.0, 0.1],
 }
+# lora=True: LoRA's learning rates run about ten times full fine-tuning's (docs/benchmarks.md)
+LORA_SPACE: dict[str, list] = {**DEFAULT_SPACE, "learning_rate": [1e-4, 2e-3, "log"]}
 INSTALL_HINT = "pip install 'modernbert-tasks[search]' (it adds optuna)"
 
 
@@ -131,10 +134,12 @@ def search(
     from .checkpoints import output_dir_for
     from .engine import prepare
     from .locking import run_lock
+    from .lora import apply_lora
 
     if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
         raise ConfigError(f"n_trials={n_trials!r}; expected an integer >= 1.")
-    chosen = _check_space(DEFAULT_SPACE if space is None else space)
+    default = LORA_SPACE if args.get("lora") else DEFAULT_SPACE
+    chosen = _check_space(default if space is None else space)
     fixed = sorted(set(chosen) & set(args))
     if fixed:
         raise ConfigError(
@@ -191,9 +196,10 @@ def search(
         assert source is not None  # prepare resolves the model source for every run
 
         def model_init(trial: Any = None):
-            return source.load_model(
+            model = source.load_model(
                 run.hardware.attention, attention_requested=run.options.attention != "auto"
             )
+            return apply_lora(model, run.options)  # lora=True: each trial trains fresh adapters
 
         def objective(metrics: dict[str, float]) -> float:
             best_in_trial.append(metrics[f"eval_{main}"])

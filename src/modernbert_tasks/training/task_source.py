@@ -27,7 +27,15 @@ __all__ = ["DEFAULT_TASK", "DATA_OPTIONS", "resolve_task", "data_files_of", "is_
 
 DEFAULT_TASK = "sst2"
 # options that describe data for a task inferred from it
-_INFERENCE_ONLY = ("labels", "problem_type", "label_separator", "task_name", "dataset", "dataset_config")
+_INFERENCE_ONLY = (
+    "labels",
+    "problem_type",
+    "label_separator",
+    "label_columns",
+    "task_name",
+    "dataset",
+    "dataset_config",
+)
 _SOURCES = ("train_file", "data_files", "data_dir", "dataset")
 DATA_OPTIONS = (*_SOURCES, "validation_file", "test_file", "text_columns", "label_column", *_INFERENCE_ONLY)
 
@@ -175,6 +183,7 @@ def _infer(args: Mapping[str, Any]) -> Task:
         labels=args.get("labels"),
         problem_type=args.get("problem_type"),
         label_separator=args.get("label_separator"),
+        label_columns=args.get("label_columns"),
         name=args.get("task_name"),
         revision=args.get("data_revision"),
         cache_dir=cache_dir and os.fspath(cache_dir),

@@ -1,5 +1,5 @@
-"""The transformers `Trainer` with two changes: length-grouped batches that resume exactly, and
-evaluation in fp32 whatever the training precision.
+"""The transformers `Trainer` with three changes: length-grouped batches that resume exactly,
+evaluation in fp32 whatever the training precision, and steps that reuse their memory.
 
 transformers' `LengthGroupedSampler` draws each epoch's order from the global RNG. A run
 resumed mid-epoch builds that order *before* the checkpoint's RNG state is restored, so the
@@ -23,7 +23,9 @@ import torch
 from transformers import PreTrainedTokenizerBase, Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
+from .chunking import DocumentMetrics
 from .lengths import tokenized_lengths
+from .memory import KeepGradientBuffers, keeping_freed_memory
 
 if TYPE_CHECKING:
     pass
@@ -66,15 +68,42 @@ def fp32_forward(model: torch.nn.Module) -> Iterator[None]:
 
 
 class TaskTrainer(Trainer):
+    """reuse_memory: keep gradient buffers and freed memory between steps (training/memory.py)."""
+
+    def __init__(self, *args: Any, reuse_memory: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reuse_memory = reuse_memory
+        if reuse_memory:
+            self.add_callback(KeepGradientBuffers())
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        with keeping_freed_memory(self.reuse_memory):
+            return super().train(*args, **kwargs)
+
     def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
         assert self.model is not None  # the Trainer is always built with a model
+        self._windows_of(kwargs.get("eval_dataset", args[0] if args else None) or self.eval_dataset)
         with fp32_forward(self.model):
             return super().evaluate(*args, **kwargs)
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         assert self.model is not None  # the Trainer is always built with a model
+        self._windows_of(kwargs.get("test_dataset", args[0] if args else None))
         with fp32_forward(self.model):
             return super().predict(*args, **kwargs)
+
+    def _windows_of(self, dataset: Any) -> None:
+        """train_long_text="chunks": the metrics group this split's windows by text."""
+        if isinstance(self.compute_metrics, DocumentMetrics) and dataset is not None:
+            self.compute_metrics.use(dataset)
+
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        """With chunks, windows are scored in order so they can be grouped by text."""
+        if isinstance(self.compute_metrics, DocumentMetrics) and self.args.world_size <= 1:
+            return torch.utils.data.SequentialSampler(eval_dataset)
+        if isinstance(self.compute_metrics, DocumentMetrics):
+            return None  # accelerate shards batches in order and gathers them back in order
+        return super()._get_eval_sampler(eval_dataset)
 
     def _get_train_sampler(self, train_dataset=None):
         import datasets
