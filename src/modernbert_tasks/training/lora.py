@@ -195,6 +195,8 @@ def apply_lora(model: Any, opts: TrainOptions) -> Any:
 def finish_lora(run: PreparedRun) -> dict[str, Any] | None:
     """After training: write the adapter (save_adapter=True), merge it into the weights, and
     return what the manifest records; None without LoRA."""
+    if not run.options.lora:  # peft is an extra: never imported by a run without LoRA
+        return None
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
 
