@@ -239,6 +239,24 @@ def test_without_peft_lora_says_how_to_install_it(monkeypatch):
         resolve_options(get_task("sst2"), {"lora": True})
 
 
+def test_a_run_without_lora_never_imports_peft(tiny_model_dir, small_sentiment_dir, tmp_path, monkeypatch):
+    """peft is the [peft] extra: a plain run must train and save where it is not installed."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "peft", None)  # `import peft` now raises ImportError
+    result = fine_tune(
+        "sst2",
+        model_name=str(tiny_model_dir),
+        data_dir=str(small_sentiment_dir),
+        output_dir=tmp_path / "run",
+        max_steps=2,
+        report_to="none",
+        disable_tqdm=True,
+    )
+    assert (result.model_path / "model.safetensors").is_file()
+    assert "lora" not in json.loads((result.model_path / "modernbert_tasks.json").read_text())
+
+
 def test_the_cli_trains_with_lora_flags(tiny_model_dir, small_sentiment_dir, tmp_path):
     result = run_cli(
         *[
