@@ -157,6 +157,39 @@ def test_pairs_keep_the_first_text_whole_and_refuse_a_first_text_too_long(tiny_m
         fm.predict([("short", "fine"), (LONG, "and a second text that is long " * 5)])
 
 
+def test_multi_label_aggregates_each_label_then_applies_the_threshold(tiny_model_dir, tmp_path):
+    from modernbert_tasks.testing import build_tiny_modernbert
+
+    folder = build_tiny_modernbert(
+        tmp_path / "multi",
+        num_labels=3,
+        tokenizer=tiny_model_dir,
+        problem_type="multi_label_classification",
+        id2label={0: "a", 1: "b", 2: "c"},
+        label2id={"a": 0, "b": 1, "c": 2},
+    )
+    task = Task(name="tags", labels=("a", "b", "c"), problem_type="multi_label_classification")
+    manifest = build_manifest(
+        task,
+        plugin=None,
+        plugin_version=None,
+        max_length=32,
+        metrics={},
+        base_model="tiny",
+        training={},
+        prediction={"max_length": 32, "long_text": "chunks", "stride": 4, "aggregate": "mean"},
+    )
+    manifest["calibration"] = {"temperature": TEMPERATURE, "decision_threshold": 0.5}
+    write_manifest(folder, manifest)
+    fm = load_finetuned(folder, precision="fp32")
+    windows, logits = _manual_windows(fm, LONG, 4)
+    (record,) = fm.predict([LONG])
+    assert record["windows"] == len(windows) > 1
+    mean = (1 / (1 + np.exp(-logits / TEMPERATURE))).mean(axis=0)  # per label
+    np.testing.assert_allclose([record["probabilities"][n] for n in "abc"], mean, atol=1e-5)
+    assert record["labels"] == [n for n, p in zip("abc", mean, strict=True) if p >= 0.5]
+
+
 # --- the policy, checked before anything runs ------------------------------------------------
 def test_a_stride_not_below_the_window_is_refused_before_any_text_is_read(hot_model):
     with pytest.raises(ConfigError) as err:
@@ -332,6 +365,22 @@ def test_a_chunk_trained_model_predicts_in_windows_by_default(chunk_trained):
     long_positive = " . ".join(["what a wonderful experience"] * 12)
     (record,) = fm.predict([long_positive])
     assert record["windows"] > 1 and record["label"] == "positive"
+
+
+def test_onnx_reads_chunks_as_torch_does(chunk_trained, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from modernbert_tasks import export_onnx
+
+    _, result = chunk_trained
+    export_onnx(result.model_path, tmp_path / "onnx", sample=8, verbose=False)
+    onnx = load_finetuned(tmp_path / "onnx", backend="onnx")
+    torch_model = load_finetuned(result.model_path, precision="fp32")
+    assert onnx.long_text == torch_model.long_text == LongText("chunks", 4, "mean")  # the manifest's
+    texts = [" . ".join(["what a wonderful experience", "the plot was dull"] * 6), "boring"]
+    a, b = onnx.predict(texts), torch_model.predict(texts)
+    assert [r["windows"] for r in a] == [r["windows"] for r in b] and a[0]["windows"] > 1
+    for x, y in zip(a, b, strict=True):
+        assert x["label"] == y["label"] and x["score"] == pytest.approx(y["score"], abs=1e-4)
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:
