@@ -98,6 +98,7 @@ def test_chunks_by_default_from_load_and_per_call_override(hot_model):
     (cut,) = fm.predict([LONG], long_text="truncate")
     assert cut["truncated"] == {"tokens_read": 32, "tokens": len(fm.tokenizer(LONG)["input_ids"])}
     assert "windows" not in cut
+    assert fm.predict([]) == [] and fm.predict(["", " "]) == [{"skipped": "empty text"}] * 2
 
 
 def test_evaluate_with_chunks_scores_each_text_once_from_its_windows(hot_model):

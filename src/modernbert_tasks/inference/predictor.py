@@ -264,6 +264,7 @@ class FineTunedModel(Evaluation):
                     precision=precision,
                     chunk_size=CHUNK_SIZE,
                     margin=RESCORE_MARGIN,
+                    num_labels=self.model.config.num_labels,
                     numbers=numbers,
                 )
             self.last_windows, self.last_rescored = windows.tolist(), (len(redone), len(first))
