@@ -116,7 +116,7 @@ def test_evaluate_with_chunks_scores_each_text_once_from_its_windows(hot_model):
 
 
 @pytest.mark.filterwarnings("ignore:precision='mixed' on this cpu")
-def test_mixed_precision_windows_keep_fp32_decisions(hot_model):
+def test_mixed_precision_windows_keep_fp32_decisions(hot_model, monkeypatch):
     texts = [LONG, "crash login " * 40, "refund", "invoice crash " * 25]
     fp32 = load_finetuned(hot_model, precision="fp32", max_length=32, long_text="chunks")
     mixed = load_finetuned(hot_model, precision="mixed", max_length=32, long_text="chunks")
@@ -125,6 +125,16 @@ def test_mixed_precision_windows_keep_fp32_decisions(hot_model):
     assert [r["windows"] for r in a] == [r["windows"] for r in b]
     for x, y in zip(a, b, strict=True):
         assert x["score"] == pytest.approx(y["score"], abs=0.02)
+    # each text says whether its windows were scored again in fp32 (a close aggregate)
+    assert [r["rescored"] for r in b] == [i in mixed.last_rescored_rows for i in range(len(texts))]
+    assert mixed.last_rescored == (len(mixed.last_rescored_rows), len(texts))
+    # every decision "close": every text's windows scored again in fp32, so fp32's figures
+    from modernbert_tasks.inference import predictor
+
+    monkeypatch.setattr(predictor, "RESCORE_MARGIN", 1.0)
+    again = mixed.predict(texts)
+    assert all(r["rescored"] for r in again) and mixed.last_rescored == (4, 4)
+    assert [r["probabilities"] for r in again] == [r["probabilities"] for r in a]
 
 
 def test_pairs_keep_the_first_text_whole_and_refuse_a_first_text_too_long(tiny_model_dir, tmp_path):
@@ -382,6 +392,25 @@ def test_onnx_reads_chunks_as_torch_does(chunk_trained, tmp_path):
     assert [r["windows"] for r in a] == [r["windows"] for r in b] and a[0]["windows"] > 1
     for x, y in zip(a, b, strict=True):
         assert x["label"] == y["label"] and x["score"] == pytest.approx(y["score"], abs=1e-4)
+
+
+def test_serve_reads_as_the_manifest_says_and_answers_the_windows(chunk_trained):
+    pytest.importorskip("uvicorn")
+    import httpx
+    from test_serve import running
+
+    from modernbert_tasks.serving import load_for_serving
+
+    _, result = chunk_trained
+    model = load_for_serving(result.model_path, precision="fp32")
+    texts = [" . ".join(["what a wonderful experience", "the plot was dull"] * 6), "boring"]
+    with running(model, max_inputs=8, max_chars=5000, max_body_bytes=50_000) as (url, _):
+        got = httpx.post(url + "/predict", json={"inputs": texts, "details": True}, timeout=60).json()
+        info = httpx.get(url + "/info", timeout=60).json()
+    assert got == model.predict(texts) and got[0]["windows"] > 1
+    assert info["long_text"] == {"long_text": "chunks", "stride": 4, "aggregate": "mean"}
+    truncating = load_for_serving(result.model_path, precision="fp32", long_text="truncate")
+    assert truncating.long_text == LongText() and "truncated" in truncating.predict(texts)[0]
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:
