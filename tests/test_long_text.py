@@ -98,6 +98,7 @@ def test_chunks_by_default_from_load_and_per_call_override(hot_model):
     (cut,) = fm.predict([LONG], long_text="truncate")
     assert cut["truncated"] == {"tokens_read": 32, "tokens": len(fm.tokenizer(LONG)["input_ids"])}
     assert "windows" not in cut
+    assert fm.predict([]) == [] and fm.predict(["", " "]) == [{"skipped": "empty text"}] * 2
 
 
 def test_evaluate_with_chunks_scores_each_text_once_from_its_windows(hot_model):
@@ -115,7 +116,7 @@ def test_evaluate_with_chunks_scores_each_text_once_from_its_windows(hot_model):
 
 
 @pytest.mark.filterwarnings("ignore:precision='mixed' on this cpu")
-def test_mixed_precision_windows_keep_fp32_decisions(hot_model):
+def test_mixed_precision_windows_keep_fp32_decisions(hot_model, monkeypatch):
     texts = [LONG, "crash login " * 40, "refund", "invoice crash " * 25]
     fp32 = load_finetuned(hot_model, precision="fp32", max_length=32, long_text="chunks")
     mixed = load_finetuned(hot_model, precision="mixed", max_length=32, long_text="chunks")
@@ -124,6 +125,16 @@ def test_mixed_precision_windows_keep_fp32_decisions(hot_model):
     assert [r["windows"] for r in a] == [r["windows"] for r in b]
     for x, y in zip(a, b, strict=True):
         assert x["score"] == pytest.approx(y["score"], abs=0.02)
+    # each text says whether its windows were scored again in fp32 (a close aggregate)
+    assert [r["rescored"] for r in b] == [i in mixed.last_rescored_rows for i in range(len(texts))]
+    assert mixed.last_rescored == (len(mixed.last_rescored_rows), len(texts))
+    # every decision "close": every text's windows scored again in fp32, so fp32's figures
+    from modernbert_tasks.inference import predictor
+
+    monkeypatch.setattr(predictor, "RESCORE_MARGIN", 1.0)
+    again = mixed.predict(texts)
+    assert all(r["rescored"] for r in again) and mixed.last_rescored == (4, 4)
+    assert [r["probabilities"] for r in again] == [r["probabilities"] for r in a]
 
 
 def test_pairs_keep_the_first_text_whole_and_refuse_a_first_text_too_long(tiny_model_dir, tmp_path):
@@ -155,6 +166,39 @@ def test_pairs_keep_the_first_text_whole_and_refuse_a_first_text_too_long(tiny_m
     assert all(w[1 : 1 + len(first)] == first for w in windows)  # [CLS] first [SEP] second...
     with pytest.raises(DataError, match=r"Input 1: its first text has \d+ tokens.*shorten the first text"):
         fm.predict([("short", "fine"), (LONG, "and a second text that is long " * 5)])
+
+
+def test_multi_label_aggregates_each_label_then_applies_the_threshold(tiny_model_dir, tmp_path):
+    from modernbert_tasks.testing import build_tiny_modernbert
+
+    folder = build_tiny_modernbert(
+        tmp_path / "multi",
+        num_labels=3,
+        tokenizer=tiny_model_dir,
+        problem_type="multi_label_classification",
+        id2label={0: "a", 1: "b", 2: "c"},
+        label2id={"a": 0, "b": 1, "c": 2},
+    )
+    task = Task(name="tags", labels=("a", "b", "c"), problem_type="multi_label_classification")
+    manifest = build_manifest(
+        task,
+        plugin=None,
+        plugin_version=None,
+        max_length=32,
+        metrics={},
+        base_model="tiny",
+        training={},
+        prediction={"max_length": 32, "long_text": "chunks", "stride": 4, "aggregate": "mean"},
+    )
+    manifest["calibration"] = {"temperature": TEMPERATURE, "decision_threshold": 0.5}
+    write_manifest(folder, manifest)
+    fm = load_finetuned(folder, precision="fp32")
+    windows, logits = _manual_windows(fm, LONG, 4)
+    (record,) = fm.predict([LONG])
+    assert record["windows"] == len(windows) > 1
+    mean = (1 / (1 + np.exp(-logits / TEMPERATURE))).mean(axis=0)  # per label
+    np.testing.assert_allclose([record["probabilities"][n] for n in "abc"], mean, atol=1e-5)
+    assert record["labels"] == [n for n, p in zip("abc", mean, strict=True) if p >= 0.5]
 
 
 # --- the policy, checked before anything runs ------------------------------------------------
@@ -332,6 +376,41 @@ def test_a_chunk_trained_model_predicts_in_windows_by_default(chunk_trained):
     long_positive = " . ".join(["what a wonderful experience"] * 12)
     (record,) = fm.predict([long_positive])
     assert record["windows"] > 1 and record["label"] == "positive"
+
+
+def test_onnx_reads_chunks_as_torch_does(chunk_trained, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from modernbert_tasks import export_onnx
+
+    _, result = chunk_trained
+    export_onnx(result.model_path, tmp_path / "onnx", sample=8, verbose=False)
+    onnx = load_finetuned(tmp_path / "onnx", backend="onnx")
+    torch_model = load_finetuned(result.model_path, precision="fp32")
+    assert onnx.long_text == torch_model.long_text == LongText("chunks", 4, "mean")  # the manifest's
+    texts = [" . ".join(["what a wonderful experience", "the plot was dull"] * 6), "boring"]
+    a, b = onnx.predict(texts), torch_model.predict(texts)
+    assert [r["windows"] for r in a] == [r["windows"] for r in b] and a[0]["windows"] > 1
+    for x, y in zip(a, b, strict=True):
+        assert x["label"] == y["label"] and x["score"] == pytest.approx(y["score"], abs=1e-4)
+
+
+def test_serve_reads_as_the_manifest_says_and_answers_the_windows(chunk_trained):
+    pytest.importorskip("uvicorn")
+    import httpx
+    from test_serve import running
+
+    from modernbert_tasks.serving import load_for_serving
+
+    _, result = chunk_trained
+    model = load_for_serving(result.model_path, precision="fp32")
+    texts = [" . ".join(["what a wonderful experience", "the plot was dull"] * 6), "boring"]
+    with running(model, max_inputs=8, max_chars=5000, max_body_bytes=50_000) as (url, _):
+        got = httpx.post(url + "/predict", json={"inputs": texts, "details": True}, timeout=60).json()
+        info = httpx.get(url + "/info", timeout=60).json()
+    assert got == model.predict(texts) and got[0]["windows"] > 1
+    assert info["long_text"] == {"long_text": "chunks", "stride": 4, "aggregate": "mean"}
+    truncating = load_for_serving(result.model_path, precision="fp32", long_text="truncate")
+    assert truncating.long_text == LongText() and "truncated" in truncating.predict(texts)[0]
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:

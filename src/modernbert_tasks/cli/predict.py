@@ -102,6 +102,22 @@ def _add_model_loading_arguments(parser: argparse.ArgumentParser, evaluate: bool
         help="the most tokens read of a text; a longer one is truncated and its "
         "record says so (default: the model's position limit)",
     )
+    add_long_text_arguments(parser)
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run model code shipped inside the folder (only if you trust it)",
+    )
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="also load pickle weights (pytorch_model.bin); unpickling can run "
+        "arbitrary code, so only for files you trust",
+    )
+
+
+def add_long_text_arguments(parser: argparse.ArgumentParser) -> None:
+    """--long-text, --stride, --aggregate (predict, evaluate, serve)."""
     parser.add_argument(
         "--long-text",
         choices=LONG_TEXT_MODES,
@@ -125,17 +141,6 @@ def _add_model_loading_arguments(parser: argparse.ArgumentParser, evaluate: bool
         default=None,
         help="with --long-text chunks: mean (default) or max of the windows' probabilities, "
         "per label; regression always averages",
-    )
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="run model code shipped inside the folder (only if you trust it)",
-    )
-    parser.add_argument(
-        "--allow-pickle",
-        action="store_true",
-        help="also load pickle weights (pytorch_model.bin); unpickling can run "
-        "arbitrary code, so only for files you trust",
     )
 
 

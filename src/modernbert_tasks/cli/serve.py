@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from .common import EXIT_OK
+from .predict import add_long_text_arguments
 
 SERVE_EPILOG = """\
 examples:
@@ -91,6 +92,7 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="the most tokens read of a text (default: the model's position limit)",
     )
+    add_long_text_arguments(p)
     p.add_argument(
         "--max-inputs", type=int, default=256, metavar="N", help="inputs in one request (default: 256)"
     )
@@ -131,6 +133,9 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         precision=args.precision,
         device=args.device,
         max_length=args.max_length,
+        long_text=args.long_text,
+        stride=args.stride,
+        aggregate=args.aggregate,
         max_inputs=args.max_inputs,
         max_chars=args.max_chars,
         max_body_bytes=args.max_body_bytes,

@@ -80,6 +80,7 @@ def chunk_logits(
     precision: str,
     chunk_size: int,
     margin: float,
+    num_labels: int,
     numbers: list[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """(per text: the aggregated probabilities as logits at temperature 1 (`as_logits`), the
@@ -108,8 +109,7 @@ def chunk_logits(
         probs = aggregate_windows(logits, owners, stop - start, problem_type, temperature, policy.aggregate)
         parts.append(as_logits(probs, problem_type))
         counts.append(window_counts(owners, stop - start))
-    width = 1 if problem_type == "regression" else None
-    out = np.concatenate(parts) if parts else np.empty((0, width or 0), dtype=np.float32)
+    out = np.concatenate(parts) if parts else np.empty((0, num_labels), dtype=np.float32)
     windows = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
     if precision != "mixed" or not len(first):
         return out, windows, []
@@ -127,6 +127,7 @@ def chunk_logits(
             precision="fp32",
             chunk_size=chunk_size,
             margin=margin,
+            num_labels=num_labels,
         )
         out[close] = again
     return out, windows, close.tolist()

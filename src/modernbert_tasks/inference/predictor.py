@@ -184,8 +184,9 @@ class FineTunedModel(Evaluation):
         )
         decoded = self._decode(logits, chunks.temperature_applied(self.manifest) if policy.chunks else None)
         results: list[dict[str, Any]] = [{"skipped": EMPTY} for _ in first]
-        # with chunks the re-scored rows are windows, not texts: no per-text flag there yet
-        rescored = set(self.last_rescored_rows) if self.precision == "mixed" and not policy.chunks else None
+        rescored = (
+            set(self.last_rescored_rows) if self.precision == "mixed" else None
+        )  # texts, also with chunks
         for row, i in enumerate(keep):
             results[i] = decoded[row]
             if rescored is not None:
@@ -264,9 +265,11 @@ class FineTunedModel(Evaluation):
                     precision=precision,
                     chunk_size=CHUNK_SIZE,
                     margin=RESCORE_MARGIN,
+                    num_labels=self.model.config.num_labels,
                     numbers=numbers,
                 )
             self.last_windows, self.last_rescored = windows.tolist(), (len(redone), len(first))
+            self.last_rescored_rows = redone  # the texts whose windows were all scored again in fp32
             return logits
         mixed = precision == "mixed"
         logits = self._logits(

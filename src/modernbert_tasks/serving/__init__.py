@@ -89,9 +89,17 @@ def settings_from(
 
 
 def load_for_serving(
-    path: str | os.PathLike, *, precision: str = "auto", device: Any = None, max_length: int | None = None
+    path: str | os.PathLike,
+    *,
+    precision: str = "auto",
+    device: Any = None,
+    max_length: int | None = None,
+    long_text: str | None = None,
+    stride: int | None = None,
+    aggregate: str | None = None,
 ) -> Any:
-    """`load_finetuned` as the server uses it: safetensors only, no remote code."""
+    """`load_finetuned` as the server uses it: safetensors only, no remote code. long_text,
+    stride, aggregate: as in `load_finetuned` (default: the manifest's)."""
     if precision not in SERVE_PRECISIONS:
         raise ConfigError(
             f"precision={precision!r} is not served; expected one of "
@@ -99,7 +107,15 @@ def load_for_serving(
         )
     from ..inference.loading import load_finetuned
 
-    return load_finetuned(path, device, precision=precision, max_length=max_length)
+    return load_finetuned(
+        path,
+        device,
+        precision=precision,
+        max_length=max_length,
+        long_text=long_text,
+        stride=stride,
+        aggregate=aggregate,
+    )
 
 
 def serve(
@@ -113,6 +129,9 @@ def serve(
     precision: str = "auto",
     device: Any = None,
     max_length: int | None = None,
+    long_text: str | None = None,
+    stride: int | None = None,
+    aggregate: str | None = None,
     max_inputs: int = 256,
     max_chars: int = 50_000,
     max_body_bytes: int = 2 * 1024 * 1024,
@@ -126,8 +145,9 @@ def serve(
     `huggingface_hub.InferenceClient`), GET /health, /info, /metrics (Prometheus), / (a page
     to try texts) and /docs. Binds to loopback by default; `api_key_env` names the environment
     variable holding the key clients send as `Authorization: Bearer <key>`. `batch_workers`
-    groups can compute at once, each on its own thread (default 1). The limits and their defaults
-    are in docs/deploying.md.
+    groups can compute at once, each on its own thread (default 1). `long_text`, `stride`,
+    `aggregate`: how long texts are read, as in `load_finetuned` (default: the model's manifest).
+    The limits and their defaults are in docs/deploying.md.
     """
     require_serve_deps()
     import uvicorn
@@ -147,7 +167,15 @@ def serve(
     )
     sock = _bind(host, port)  # before loading: a taken port fails in a second, not a minute
     try:
-        model = load_for_serving(path, precision=precision, device=device, max_length=max_length)
+        model = load_for_serving(
+            path,
+            precision=precision,
+            device=device,
+            max_length=max_length,
+            long_text=long_text,
+            stride=stride,
+            aggregate=aggregate,
+        )
         state = ServerState()
         app = create_app(model, settings, state)
         config = uvicorn.Config(

@@ -200,8 +200,12 @@ def _inputs(inputs: Any, model: FineTunedModel, settings: ServeSettings) -> tupl
                     413,
                     f"Input {i} has {len(text):,} characters; this server "
                     f"takes at most {settings.max_chars:,} per text (server "
-                    "option max_chars, --max-chars). Shorten it: the model "
-                    f"reads only its first {model.max_length:,} tokens.",
+                    "option max_chars, --max-chars). Shorten it"
+                    + (
+                        "."
+                        if model.long_text.chunks
+                        else f": the model reads only its first {model.max_length:,} tokens."
+                    ),
                     "too_large",
                 )
     want = model.is_pair
@@ -282,6 +286,7 @@ def _info(model: FineTunedModel, settings: ServeSettings, threads: int) -> dict[
         "pair": model.is_pair,
         "text_columns": list(model.task.text_columns) if model.task else None,
         "max_length": model.max_length,
+        "long_text": model.long_text.to_dict(),
         "precision": model.precision,
         "device": str(model.device),
         "version": __version__,

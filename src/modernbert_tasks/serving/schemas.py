@@ -79,6 +79,9 @@ class Record(BaseModel):
     labels: list[str] | None = Field(None, description="multi-label: every label decided on")
     truncated: Truncated | None = None
     skipped: str | None = Field(None, description="'empty text': no label was given")
+    windows: int | None = Field(
+        None, description="long_text 'chunks' only: the windows of max_length tokens the text was read in"
+    )
     rescored: bool | None = Field(
         None,
         description="precision 'mixed' only: true when the bf16 answer was a close call and "
