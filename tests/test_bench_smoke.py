@@ -355,7 +355,8 @@ def test_scripts_skip_without_shared(script, tmp_path):
     assert out.startswith("SKIP:") and str(tmp_path) in out
 
 
-def test_lora_tables(tiny_model_dir, sentiment_dir):
+def test_lora_tables(tiny_model_dir, sentiment_dir, shared_tokenizer_dir):
+    # the < 3% trainable figure needs the real tokenizer's vocabulary (see test_lora)
     pytest.importorskip("peft", reason="the peft extra: pip install 'modernbert-tasks[peft]'")
     out = run_script(
         "bench/lora.py",

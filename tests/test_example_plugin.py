@@ -164,8 +164,11 @@ def test_data_dir_still_wins_over_shipped_data(installed_plugin, clean_registry,
     assert set(dd) == {"train"} and dd["train"]["label"] == [2]
 
 
-def test_fine_tune_installed_task_learns(installed_plugin, clean_registry, tiny_model_dir, tmp_path):
+def test_fine_tune_installed_task_learns(
+    installed_plugin, clean_registry, tiny_model_dir, tmp_path, shared_tokenizer_dir
+):
     """pairs-nli end to end through the public API: 3 labels, text pairs, JSONL data."""
+    # (skipped without ../shared: the fallback tokenizer splits the hypotheses into byte pieces)
     # evaluate (and checkpoint) once per epoch rather than 10 times; fp32 is the quicker
     # precision for a model this small on CPU
     result = modernbert_tasks.fine_tune(

@@ -39,7 +39,9 @@ def _manifest(model_path):
     return json.loads((model_path / "modernbert_tasks.json").read_text())
 
 
-def test_lora_learns_with_a_few_percent_of_the_parameters(lora_run):
+def test_lora_learns_with_a_few_percent_of_the_parameters(lora_run, shared_tokenizer_dir):
+    # the trainable share is measured against ModernBERT's 50k-token embedding matrix; the
+    # fallback tokenizer's 512 tokens leave the adapters a far larger share
     assert lora_run.metrics["accuracy"] >= 0.8  # chance is 0.5
     lora = _manifest(lora_run.model_path)["lora"]
     assert lora["target_modules"] == ["Wi", "Wo", "Wqkv"]  # ModernBERT's default

@@ -341,9 +341,12 @@ def fine_tuned_model(trained_sentiment):
 
 
 @pytest.mark.parametrize("which", ["untrained head", "fine-tuned"])
-def test_mixed_precision_gives_fp32_labels(which, sentiment_model, fine_tuned_model):
+def test_mixed_precision_gives_fp32_labels(which, sentiment_model, fine_tuned_model, request):
     """bf16, then fp32 for every close call: the labels are fp32's, on the hard case (an
     untrained head, where nearly every call is close) as on a trained model."""
+    if which == "untrained head":
+        # with the fallback tokenizer's 512 embeddings the untrained head makes no close call
+        request.getfixturevalue("shared_tokenizer_dir")
     path = sentiment_model if which == "untrained head" else fine_tuned_model
     texts = [t for t, _ in make_sentiment_rows(300, seed=21)]
     fp32 = load_finetuned(path, precision="fp32").predict(texts)
