@@ -208,6 +208,18 @@ def _has_weights(folder: Path) -> bool:
     return any((folder / n).is_file() for n in ("model.safetensors", "model.safetensors.index.json"))
 
 
+def v01_defaults() -> str:
+    """fine_tune's v0.1 defaults through today's options: no memory reuse, and the precision
+    v0.1's "auto" chose (bf16 autocast on every CPU with AVX512-BF16 or AMX; GPUs unchanged)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "reuse_memory=False"
+    caps = torch.cpu.get_capabilities()
+    bf16 = bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    return "reuse_memory=False,precision=" + ("bf16" if bf16 else "fp32")
+
+
 def prepare_model(
     spec: str, workdir: Path, num_labels: int = 2, seed: int = 0, **config_overrides: Any
 ) -> Path:
@@ -251,8 +263,12 @@ def prepare_model(
             setattr(config, key, value)
         layer_types = getattr(config, "layer_types", None)
         if layer_types and len(layer_types) != config.num_hidden_layers:
-            # ModernBERT lists each layer's attention (global/local): keep the first layers'
-            config.layer_types = layer_types[: config.num_hidden_layers]
+            # ModernBERT lists each layer's attention (global every n-th, local between):
+            # repeat the first period of that pattern to the new depth
+            period = next(
+                (i for i, t in enumerate(layer_types) if i and t == layer_types[0]), len(layer_types)
+            )
+            config.layer_types = [layer_types[i % period] for i in range(config.num_hidden_layers)]
         model = AutoModelForSequenceClassification.from_config(config)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(source).save_pretrained(out)

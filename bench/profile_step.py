@@ -16,14 +16,22 @@ and count host syncs: Python-level calls of Tensor.item/tolist/__bool__/__float_
 and torch.cuda.synchronize made during the timed steps, with the code that made them. On a GPU
 the probes synchronize at each boundary (so the split is true, and the step a little slower).
 
+One more step after the timed ones runs under torch.profiler, from its entry to the next
+step's entry (forward, backward, clip, optimizer, scheduler, zero_grad, callbacks), and
+counts what it dispatched: `ops/step`, every aten operator call (nested ones included), and
+`kernels/step`, the calls that do the work: aten operators with no aten operator inside them
+plus compiled (Inductor) kernels. On a CPU this is the stand-in for a GPU's kernel launches,
+which a CUDA graph replaces with one launch per captured step.
+
 The default model is the *overhead proxy*: ModernBERT-base's architecture shrunk to 2 layers,
 hidden 64 (same tokenizer and vocabulary), whose step on a CPU is dominated by fixed per-step
 cost as ModernBERT-large's is on a GPU at batch 16. `--model modernbert-base` is the real
 architecture (random init from ../shared/models/modernbert-base/config.json).
 
-    python bench/profile_step.py                                  # proxy: trainer, loop
+    python bench/profile_step.py                                  # proxy: v01, trainer, loop
     python bench/profile_step.py --model modernbert-base --steps 4
-    python bench/profile_step.py --variants "compile:torch_compile=True;fp32:precision=fp32"
+    python bench/profile_step.py --variants "compile:compile=True;fp32:precision=fp32"
+    python bench/profile_step.py --proxy-layers 28 --variants "compile:compile=True"  # op counts
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ COLUMNS = [
     *(f"{p} ms" for p in PARTS),
     "other ms",
     "host syncs/step",
+    "ops/step",
+    "kernels/step",
 ]
 PROXY = dict(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4)
 
@@ -61,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="proxy",
         help="'proxy' (ModernBERT-base shrunk to 2 layers, hidden 64), a name under "
         "../shared/models (random init from its config.json), or a folder",
+    )
+    p.add_argument(
+        "--proxy-layers",
+        type=int,
+        default=2,
+        help="layers of the proxy (28 is ModernBERT-large's depth: the op-count measure)",
     )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument(
@@ -76,9 +92,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median shown)")
     p.add_argument(
         "--configs",
-        default="trainer,loop",
-        help="comma-separated among trainer (fine_tune's Trainer, defaults) and loop "
-        "(a plain PyTorch loop: fused AdamW, clipping, the engine's precision)",
+        default="v01,trainer,loop",
+        help="comma-separated among v01 (fine_tune's Trainer with v0.1's defaults, set "
+        "through today's options), trainer (fine_tune's Trainer, defaults) and loop (a plain "
+        "PyTorch loop: fused AdamW, clipping, the engine's precision)",
     )
     p.add_argument(
         "--variants",
@@ -102,6 +119,8 @@ class Probe:
         self.syncs: collections.Counter[str] = collections.Counter()
         self.starts: list[float] = []
         self.rows = 0
+        self.profiler: Any = None
+        self.ops = {"ops/step": 0.0, "kernels/step": 0.0}
 
     def sync(self) -> None:
         import torch
@@ -128,12 +147,36 @@ class Probe:
         if self.active:
             self.rows += rows
 
+    def count_ops(self, start: bool) -> None:
+        """Start the profiler at one step's entry; stop it at the next step's and count."""
+        import torch
+
+        if start:
+            self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            self.profiler.start()
+        elif self.profiler is not None:
+            self.sync()
+            self.profiler.stop()
+            self.ops = count_dispatches(self.profiler.events())
+            self.profiler = None
+
     def timed(self, fn: Callable, name: str) -> Callable:
         def wrapper(*args, **kwargs):
             with self.part(name):
                 return fn(*args, **kwargs)
 
         return wrapper
+
+
+def count_dispatches(events: Any) -> dict[str, float]:
+    """aten operator calls, and the leaf work: aten operators that call no other aten
+    operator, plus Inductor's compiled kernels (reported as 'cpp_fused_*'/'triton_*' events
+    when inductor's kernel profiling is on, and as 'kernel' events otherwise)."""
+    aten = [e for e in events if e.name.startswith("aten::")]
+    parents = {id(e.cpu_parent) for e in aten if e.cpu_parent is not None}
+    leaves = sum(1 for e in aten if id(e) not in parents)
+    compiled = sum(1 for e in events if e.name.startswith(("cpp_fused", "triton_", "cpp_")))
+    return {"ops/step": float(len(aten)), "kernels/step": float(leaves + compiled)}
 
 
 @contextlib.contextmanager
@@ -249,8 +292,11 @@ def run_trainer(run: Any, probe: Probe, warmup: int, steps: int) -> None:
 
     def training_step(self, model, inputs, *a, **kw):
         # timing runs from step `warmup`'s entry to the entry of the step after the last
-        probe.active = warmup <= len(probe.starts) < warmup + steps
+        index = len(probe.starts)
+        probe.active = warmup <= index < warmup + steps
         probe.step_start(int(inputs["input_ids"].shape[0]))
+        if index in (warmup + steps, warmup + steps + 1):
+            probe.count_ops(start=index == warmup + steps)
         return original(self, model, inputs, *a, **kw)
 
     handles = model_probe(trainer.model, probe)
@@ -279,11 +325,13 @@ def run_loop(run: Any, probe: Probe, warmup: int, steps: int) -> None:
     bf16 = run.hardware.precision == "bf16"
     handles = model_probe(model, probe)
     b = trainer.args.per_device_train_batch_size
-    for step in range(warmup + steps + 1):
+    for step in range(warmup + steps + 2):
         probe.active = warmup <= step < warmup + steps
         start = step * b % (len(order) - b + 1)
         batch = collate([dataset[i] for i in order[start : start + b]])
         probe.step_start(int(batch["input_ids"].shape[0]))
+        if step in (warmup + steps, warmup + steps + 1):
+            probe.count_ops(start=step == warmup + steps)
         batch = {k: v.to(trainer.args.device) for k, v in batch.items()}
         with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model(**batch).loss
@@ -308,6 +356,7 @@ def figures(probe: Probe, warmup: int, steps: int) -> dict[str, float]:
         out[f"{name} ms"] = 1e3 * probe.parts.get(name, 0.0) / steps
     out["other ms"] = out["step ms"] - sum(out[f"{p} ms"] for p in PARTS)
     out["host syncs/step"] = sum(probe.syncs.values()) / steps
+    out.update(probe.ops)
     return out
 
 
@@ -321,7 +370,9 @@ def main(argv: list[str] | None = None) -> None:
     print(common.machine_header("training step profile: forward, backward, optimizer, collate, Trainer"))
     workdir = common.scratch_dir(args.workdir, "bench-profile-")
     if args.model == "proxy":
-        model_dir = common.prepare_model("modernbert-base", workdir, **PROXY)
+        model_dir = common.prepare_model(
+            "modernbert-base", workdir, **{**PROXY, "num_hidden_layers": args.proxy_layers}
+        )
     else:
         model_dir = common.prepare_model(args.model, workdir)
     data_dir = workdir / "data"
@@ -333,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     common.write_tsv(data_dir / "train.tsv", rows)
     common.write_tsv(data_dir / "validation.tsv", rows[:32])
-    n_steps = args.warmup + args.steps + 1
+    n_steps = args.warmup + args.steps + 2  # the last two: the profiled step and its end
     print(
         f"model: {args.model} ({model_dir.name}); batch {args.batch_size} x <= "
         f"{args.max_length} tokens; {args.steps} timed steps after {args.warmup}; "
@@ -359,14 +410,15 @@ def main(argv: list[str] | None = None) -> None:
 
     configs: dict[str, Callable[[], dict]] = {}
     for name in filter(None, (c.strip() for c in args.configs.split(","))):
-        if name not in ("trainer", "loop"):
-            raise SystemExit(f"--configs: unknown {name!r}; expected trainer or loop")
-        label = (
-            "fine_tune's Trainer, defaults"
-            if name == "trainer"
-            else "plain loop (same model, batches, precision)"
-        )
-        configs[label] = measured(label, {}, loop=name == "loop")
+        if name not in ("v01", "trainer", "loop"):
+            raise SystemExit(f"--configs: unknown {name!r}; expected v01, trainer or loop")
+        labels = {
+            "v01": f"Trainer, v0.1 defaults ({common.v01_defaults()})",
+            "trainer": "fine_tune's Trainer, defaults",
+            "loop": "plain loop (same model, batches, precision)",
+        }
+        extra = common.parse_kv(common.v01_defaults()) if name == "v01" else {}
+        configs[labels[name]] = measured(labels[name], extra, loop=name == "loop")
     for variant in filter(None, (v.strip() for v in args.variants.split(";"))):
         name, _, kv = variant.partition(":")
         label = f"Trainer + {kv or name}"

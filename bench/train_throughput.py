@@ -55,18 +55,6 @@ COLUMNS = [
 ]
 
 
-def v01_defaults() -> str:
-    """fine_tune's v0.1 defaults through today's options: no memory reuse, and the precision
-    v0.1's "auto" chose (bf16 autocast on every CPU with AVX512-BF16 or AMX; GPUs unchanged)."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "reuse_memory=False"
-    caps = torch.cpu.get_capabilities()
-    bf16 = bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
-    return "reuse_memory=False,precision=" + ("bf16" if bf16 else "fp32")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -388,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
 
         return go
 
-    v01_args = {**extra, **common.parse_kv(v01_defaults())}
+    v01_args = {**extra, **common.parse_kv(common.v01_defaults())}
     configs = {
         "recipe": (
             "recipe: max_length=128 padding, random, fp32",
@@ -412,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
             ),
         ),
         "v01": (
-            f"v0.1 defaults ({v01_defaults()})",
+            f"v0.1 defaults ({common.v01_defaults()})",
             measured(
                 lambda n, _: run_ours(model_dir, data_dir, args.batch_size, n, workdir, v01_args),
                 args.ours_steps,
