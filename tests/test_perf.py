@@ -120,7 +120,12 @@ def test_reusing_step_memory_changes_no_update(eager, tiny_model_dir, sentiment_
     assert len(set(reused_watch.addresses)) == 1 and len(reused_watch.addresses) == 12
 
 
-def test_compiled_fast_path_follows_the_eager_loss_curve(eager, tiny_model_dir, sentiment_dir, tmp_path):
+def test_compiled_fast_path_follows_the_eager_loss_curve(
+    eager, tiny_model_dir, sentiment_dir, tmp_path, monkeypatch
+):
+    clips = []
+    call = speed.CompiledClip.__call__
+    monkeypatch.setattr(speed.CompiledClip, "__call__", lambda *a: clips.append(1) or call(*a))
     fast = fine_tune(
         "sst2",
         model_name=str(tiny_model_dir),
@@ -137,6 +142,33 @@ def test_compiled_fast_path_follows_the_eager_loss_curve(eager, tiny_model_dir, 
     for result in (eager, fast):  # the tiny learnable test keeps its accuracy
         assert result.metrics["accuracy"] >= 0.85 and result.metrics["test_accuracy"] >= 0.85
     assert (fast.model_path / "model.safetensors").is_file()
+    assert len(clips) == 50  # every step clipped with the compiled clip
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e6], ids=["clipped", "under the limit"])
+def test_the_compiled_clip_is_torchs_clip(max_norm, caplog):
+    import torch
+
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(shape)) for shape in [(7, 5), (5,), (300,), (2, 3, 4)]]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    params.append(torch.nn.Parameter(torch.zeros(3)))  # no gradient: skipped, as torch does
+    reference = [p.detach().clone().requires_grad_() for p in params[:-1]]
+    for r, p in zip(reference, params, strict=False):
+        r.grad = p.grad.clone()
+    expected_norm = torch.nn.utils.clip_grad_norm_(reference, max_norm)
+
+    with caplog.at_level(logging.WARNING, logger="modernbert_tasks"):
+        norm = speed.CompiledClip()(params, max_norm)
+    assert not caplog.records  # it compiled
+    torch.testing.assert_close(norm, expected_norm)
+    for p, r in zip(params[:-1], reference, strict=True):
+        torch.testing.assert_close(p.grad, r.grad)
+    if max_norm < 1:  # the clip did act
+        assert float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params[:-1]]))) == (
+            pytest.approx(max_norm, rel=1e-4)
+        )
 
 
 def test_a_failing_compiler_falls_back_to_eager(tiny_model_dir, caplog):

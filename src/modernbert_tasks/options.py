@@ -339,7 +339,9 @@ class TrainOptions:
             "help": (
                 "Reuse each step's gradient buffers and keep freed memory for the next step (glibc "
                 "malloc, Linux) instead of faulting in fresh pages: the same updates, faster CPU "
-                "steps (bench/train_throughput.py, docs/benchmarks-speed.md). False: as the plain Trainer."
+                "steps (bench/train_throughput.py, docs/benchmarks-speed.md). Gradient buffers are kept "
+                "on CPUs only: a GPU's caching allocator already reuses memory. False: as the plain "
+                "Trainer."
             )
         },
     )

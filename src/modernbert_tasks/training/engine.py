@@ -318,6 +318,7 @@ def _trainer(
         ],
         compute_loss_func=WeightedLoss(weights, task.problem_type) if weights else None,
         reuse_memory=opts.reuse_memory,
+        compile_clip=opts.compile,
     )
 
 
