@@ -381,10 +381,6 @@ def main(argv: list[str] | None = None) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    # compiled kernels record themselves in the profiler (the op count sees them)
-    import torch._inductor.config as inductor_config
-
-    inductor_config.cpp.enable_kernel_profile = True
     print(common.machine_header("training step profile: forward, backward, optimizer, collate, Trainer"))
     workdir = common.scratch_dir(args.workdir, "bench-profile-")
     if args.model == "proxy":
@@ -441,7 +437,11 @@ def main(argv: list[str] | None = None) -> None:
         name, _, kv = variant.partition(":")
         label = f"Trainer + {kv or name}"
         configs[label] = measured(label, common.parse_kv(kv), loop=False)
-    results = common.interleaved(configs, args.rounds, log=lambda line: print(line, flush=True))
+    import torch._inductor.config as inductor_config
+
+    # compiled kernels record themselves in the profiler, so the op count sees them
+    with inductor_config.patch({"cpp.enable_kernel_profile": True}):
+        results = common.interleaved(configs, args.rounds, log=lambda line: print(line, flush=True))
     table, base = [], None
     for name, rounds in results.items():
         med = common.median(rounds)

@@ -440,3 +440,21 @@ def test_per_label_table(tiny_model_dir):
         values = [number(v) for k, v in row.items() if k not in ("F1 of", "per-label / 0.5")]
         assert len(values) == 3 and all(0 <= v <= 1 for v in values)
         assert RATIO.match(row["per-label / 0.5"]) or row["per-label / 0.5"] == "n/a (0 at 0.5)"
+
+
+def test_profile_step_counts_ops_per_step(shared_tokenizer_dir, tmp_path):
+    """The v0.1 row and today's defaults through the real engine, on the 2-layer proxy; each
+    row counts the operators and kernels its profiled step dispatched."""
+    out = run_script(
+        "bench/profile_step.py",
+        *("--steps", "2", "--warmup", "1", "--rounds", "1", "--samples", "64"),
+        *("--configs", "v01,trainer", "--workdir", str(tmp_path)),
+    )
+    (rows,) = tables(out)
+    assert [r["configuration"].split(" (")[0] for r in rows] == [
+        "Trainer, v0.1 defaults",
+        "fine_tune's Trainer, defaults",
+    ]
+    check_table(rows, ["step ms", "samples/s", "ops/step", "kernels/step"], ratio="ratio")
+    for row in rows:  # an eager 2-layer step dispatches hundreds of operators
+        assert 100 < number(row["ops/step"]) < 5000 and 0 < number(row["kernels/step"]), row
