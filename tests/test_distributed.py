@@ -15,10 +15,11 @@ SCRIPT = textwrap.dedent("""
     import json, os, sys
     from modernbert_tasks import fine_tune
 
-    model, data, out, report = sys.argv[1:5]
+    model, data, out, report, compile = sys.argv[1:6]
     result = fine_tune("sst2", model_name=model, data_dir=data, output_dir=out,
                        report_to="none", learning_rate=1e-3, max_steps=6, eval_steps=3,
-                       per_device_train_batch_size=8, disable_tqdm=True)
+                       per_device_train_batch_size=8, disable_tqdm=True,
+                       compile=compile == "compile")
     rank = os.environ["RANK"]
     with open(f"{report}.{rank}", "w") as fh:
         json.dump({"model_path": str(result.model_path), "steps": result.log_history[-1]}, fh)
@@ -26,7 +27,9 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_train_one_model(tiny_model_dir, sentiment_dir, tmp_path):
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compile=True"])
+def test_torchrun_two_processes_train_one_model(compiled, tiny_model_dir, sentiment_dir, tmp_path):
+    """compile=True is the fast path (compiled model and clip): it trains under DDP too."""
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     out, report = tmp_path / "run", tmp_path / "report"
@@ -45,6 +48,7 @@ def test_torchrun_two_processes_train_one_model(tiny_model_dir, sentiment_dir, t
             str(sentiment_dir),
             str(out),
             str(report),
+            "compile" if compiled else "eager",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -59,6 +63,7 @@ def test_torchrun_two_processes_train_one_model(tiny_model_dir, sentiment_dir, t
         output, _ = proc.communicate()
         pytest.fail(f"torchrun did not finish in 240 s:\n{output[-3000:]}")
     assert proc.returncode == 0, output[-3000:]
+    assert "torch.compile failed" not in output  # compiled, not the eager fallback
 
     results = [json.loads((tmp_path / f"report.{rank}").read_text()) for rank in (0, 1)]
     assert results[0]["model_path"] == results[1]["model_path"] == str(out / "model")
