@@ -35,6 +35,15 @@ from ..options import DEFAULT_MODEL, resolve_options
 from ..task import Task
 from ..training.exclusion import AUDIT_SUMMARY, ROW_COLUMN, TEXT_COLUMN, row_text, write_row_file
 from ..training.task_source import data_files_of, resolve_task
+from .ensemble import (
+    DEFAULT_PROBABILITIES,
+    IN_SAMPLE_PROBABILITIES,
+    IN_SAMPLE_ROWS,
+    check_probabilities,
+    combine,
+    fold_probabilities,
+    has_in_sample,
+)
 from .folds import (
     ISSUES_FILE,
     PLOT_FILE,
@@ -45,15 +54,6 @@ from .folds import (
     model_id,
     plain_options,
     write_json,
-)
-from .ensemble import (
-    DEFAULT_PROBABILITIES,
-    IN_SAMPLE_PROBABILITIES,
-    IN_SAMPLE_ROWS,
-    check_probabilities,
-    combine,
-    fold_probabilities,
-    has_in_sample,
 )
 from .issues import find_issues, require_cleanlab, write_noise_plot
 from .reports import write_cleaned_copy, write_issues, write_summary
@@ -82,8 +82,8 @@ class AuditResult:
     rows: the number of training rows audited. folds: k. labels: the task's label names.
     probabilities: (rows, labels) the probabilities cleanlab ranked (see `probabilities_from`).
     held_out: the out-of-sample probabilities alone. in_sample: each row's mean probabilities
-    from the k-1 fold models that trained on it (None with probabilities='held_out'). given: each row's label id
-    (single-label) or multi-hot row (multi-label). flagged: the rows cleanlab flags, worst
+    from the k-1 fold models that trained on it (None with probabilities='held_out'). given:
+    each row's label id (single-label) or multi-hot row (multi-label). flagged: the rows cleanlab flags, worst
     first (0-based data rows of the training file). noise_rate: per label, the estimated share
     of wrong labels. confident_joint: cleanlab's (given, likely true) counts.
     """
