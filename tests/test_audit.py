@@ -245,6 +245,8 @@ def test_cli_prints_the_noise_table(audited, tiny_model_dir, capsys):
         "fp32",
         "--seed",
         "3",
+        "--probabilities",
+        "held_out",
     )
     printed, errors = result.stdout, result.stderr
     assert result.returncode == 0, errors
