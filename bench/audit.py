@@ -5,9 +5,11 @@ A seeded random subset of SST-2 train (3,000 rows by default) gets a seeded 5% o
 flipped. `audit` (k folds x 1 epoch by default) flags rows; we report precision and recall of
 the flagged rows against the planted flips at cleanlab's own count and at the top 5% (by the
 probability of the given label), for each cleanlab filter on the same out-of-fold
-probabilities. Then three runs with the same options, scored on GLUE's validation split
-(872 rows): trained on the flipped labels, on the flipped labels without the flagged rows
-(exclude_rows=label_issues.csv), and on the true labels.
+probabilities. Both of the audit's `probabilities=` are scored from the same folds: `held_out`
+(each row by the fold model that never saw it) and `fold_ensemble` (averaged with the k-1 fold
+models that trained on it). Then runs with the same options, scored on GLUE's validation split
+(872 rows): trained on the flipped labels, on the flipped labels without the rows flagged by
+each (exclude_rows=), and on the true labels.
 
     python bench/audit.py                          # 3,000 rows, 5 folds, 1 epoch (~10 min on 2 cores)
     python bench/audit.py --rows 1000 --folds 3    # a quick look
@@ -40,9 +42,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--args", default="", help="extra fine_tune arguments as key=value,... (e.g. learning_rate=5e-5)"
     )
     p.add_argument(
+        "--run-seeds",
+        default="42",
+        help="seeds of the runs on flipped / cleaned / true labels, comma-separated; each "
+        "configuration's accuracy is their mean (the audit's folds use seed 42)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the finished folds of an earlier run in --output-dir (the same rows and options)",
+    )
+    p.add_argument(
         "--output-dir", type=Path, default=None, help="kept (default: a temporary folder, removed at the end)"
     )
     return p.parse_args(argv)
+
+
+# cleanlab's filters that differ on binary data (prune_by_class and both flag what
+# prune_by_noise_rate flags; low_* what confident_learning flags: docs/benchmarks.md)
+FILTERS_SHOWN = ("prune_by_noise_rate", "confident_learning", "predicted_neq_given")
 
 
 def precision_recall(flagged: list[int], planted: set[int]) -> tuple[float, float]:
@@ -56,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from modernbert_tasks import audit, fine_tune
-    from modernbert_tasks.auditing.issues import FILTERS, find_issues
+    from modernbert_tasks.auditing.ensemble import PROBABILITIES, combine
+    from modernbert_tasks.auditing.issues import find_issues
+    from modernbert_tasks.training.exclusion import write_row_file
 
     model = str(common.minilm_dir()) if args.model == common.MINILM else args.model
     print(common.machine_header(f"audit: {args.model} on SST-2 with planted label flips"))
@@ -87,29 +107,52 @@ def main(argv: list[str] | None = None) -> None:
         output_dir=out / "audit",
         train_file=str(noisy_file),
         folds=args.folds,
+        probabilities="fold_ensemble",  # the fold files then hold both; held_out is their half
+        resume=args.resume,
         **options,
     )
     audit_min = (time.perf_counter() - start) / 60
     given = result.given
-    top = np.argsort(result.quality, kind="stable")[: len(planted)].tolist()
+    n_top = len(planted)
     table = []
-    for method in FILTERS:
-        flagged = find_issues(given, result.probabilities, result.labels, False, method).ranked
-        p, r = precision_recall(flagged, planted)
+    cleaned: dict[str, list[int]] = {}
+    for source in PROBABILITIES:
+        probs = combine(result.held_out, result.in_sample, source)
+        p_given = probs[np.arange(len(given)), given]
+        for method in FILTERS_SHOWN:
+            flagged = find_issues(given, probs, result.labels, False, method).ranked
+            if method == FILTERS_SHOWN[0]:
+                cleaned[source] = flagged
+            p, r = precision_recall(flagged, planted)
+            table.append(
+                {
+                    "probabilities": source,
+                    "selection": f"cleanlab {method}",
+                    "flagged": len(flagged),
+                    "precision": p,
+                    "recall": r,
+                }
+            )
+        top = np.argsort(p_given, kind="stable")[:n_top].tolist()
+        p, r = precision_recall(top, planted)
         table.append(
-            {"selection": f"cleanlab {method}", "flagged": len(flagged), "precision": p, "recall": r}
+            {
+                "probabilities": source,
+                "selection": f"top {args.noise:.0%} by p(given)",
+                "flagged": n_top,
+                "precision": p,
+                "recall": r,
+            }
         )
-    p, r = precision_recall(top, planted)
-    table.append(
-        {"selection": f"top {args.noise:.0%} by p(given)", "flagged": len(top), "precision": p, "recall": r}
-    )
+        table[-1]["AP"] = average_precision(p_given, planted)
     truth = np.array([y for _, y in rows])
-    oof_accuracy = float((result.probabilities.argmax(axis=1) == truth).mean())
+    oof_accuracy = float((result.held_out.argmax(axis=1) == truth).mean())
+    in_accuracy = float((result.in_sample.argmax(axis=1) == np.array(given)).mean())
     print(
         f"\naudit: {audit_min:.1f} min; out-of-fold accuracy vs the true labels "
-        f"{oof_accuracy:.4f}; cleanlab (default filter) flagged {len(result.flagged)}"
+        f"{oof_accuracy:.4f}; in-sample agreement with the given labels {in_accuracy:.4f}"
     )
-    print(common.format_table(table, ["selection", "flagged", "precision", "recall"]))
+    print(common.format_table(table, ["probabilities", "selection", "flagged", "precision", "recall", "AP"]))
 
     validation = str(common.SST2_DIR / "validation.tsv")
     runs: list[dict[str, Any]] = []
@@ -120,48 +163,75 @@ def main(argv: list[str] | None = None) -> None:
         "load_best_model_at_end": False,
         "overwrite": True,
     }
-    for name, train, extra in (
-        ("flipped labels", noisy_file, {}),
-        (
-            f"flipped, {len(result.flagged)} flagged rows excluded",
-            noisy_file,
-            {"exclude_rows": str(result.issues_file)},
-        ),
-        ("true labels", clean_file, {}),
-    ):
-        t0 = time.perf_counter()
-        run = fine_tune(
-            "sst2",
-            model_name=model,
-            output_dir=str(out / name.split(",")[0].replace(" ", "-")),
-            train_file=str(train),
-            **plain,
-            **extra,
+    texts = [t for t, _ in rows]
+    excluded = {
+        source: write_row_file(
+            out / f"flagged-{source}.csv", [{"row": i, "text": texts[i]} for i in flagged], ("row", "text")
         )
+        for source, flagged in cleaned.items()
+    }
+    plans = [("flipped labels", "flipped", noisy_file, {})]
+    plans += [
+        (
+            f"flipped, {len(cleaned[s])} flagged ({s}) excluded",
+            f"cleaned-{s}",
+            noisy_file,
+            {"exclude_rows": str(excluded[s])},
+        )
+        for s in PROBABILITIES
+    ]
+    plans.append(("true labels", "true", clean_file, {}))
+    seeds = [int(x) for x in args.run_seeds.split(",")]
+    for name, folder, train, extra in plans:
+        t0 = time.perf_counter()
+        scores = []
+        for seed in seeds:
+            run = fine_tune(
+                "sst2",
+                model_name=model,
+                output_dir=str(out / folder),
+                train_file=str(train),
+                **{**plain, "seed": seed},
+                **extra,
+            )
+            scores.append(float(run.metrics["accuracy"]))
         runs.append(
             {
                 "training data": name,
                 "train rows": run_rows(run),
-                "validation accuracy": float(run.metrics["accuracy"]),
+                "validation accuracy": float(np.mean(scores)),
+                "per seed": " ".join(f"{x:.4f}" for x in scores),
                 "min": (time.perf_counter() - t0) / 60,
             }
         )
-    print()
+    print(f"\nruns: seeds {seeds}; validation accuracy is their mean")
     print(
         common.format_table(
-            runs, ["training data", "train rows", "validation accuracy", "min"], digits={"min": 1}
+            runs,
+            ["training data", "train rows", "validation accuracy", "per seed", "min"],
+            digits={"min": 1},
         )
     )
-    flipped_acc, cleaned_acc, true_acc = (r["validation accuracy"] for r in runs)
+    accuracy = [r["validation accuracy"] for r in runs]
+    flipped_acc, true_acc = accuracy[0], accuracy[-1]
     gap = true_acc - flipped_acc
-    if gap > 0:
-        print(
-            f"gap recovered by cleaning: {(cleaned_acc - flipped_acc) / gap:.0%} "
-            f"({cleaned_acc - flipped_acc:+.4f} of {gap:+.4f})"
-        )
-    else:
+    for source, cleaned_acc in zip(PROBABILITIES, accuracy[1:-1], strict=True):
+        if gap > 0:
+            print(
+                f"gap recovered by cleaning ({source}): {(cleaned_acc - flipped_acc) / gap:.0%} "
+                f"({cleaned_acc - flipped_acc:+.4f} of {gap:+.4f})"
+            )
+    if gap <= 0:
         print(f"no gap to recover: true labels {true_acc:.4f} vs flipped {flipped_acc:.4f}")
     print(f"end: {common.load_line()}")
+
+
+def average_precision(p_given: np.ndarray, planted: set[int]) -> float:
+    """Average precision of the ranking by p(given), lowest first, against the planted flips."""
+    order = np.argsort(p_given, kind="stable")
+    hits = np.cumsum([i in planted for i in order])
+    found = np.flatnonzero([i in planted for i in order])
+    return float(np.mean(hits[found] / (found + 1))) if len(found) else 0.0
 
 
 def run_rows(run: Any) -> int:

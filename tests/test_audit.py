@@ -66,7 +66,7 @@ def test_planted_flips_are_found_out_of_sample(audited):
     result, flipped, rows = audited["result"], audited["flipped"], audited["rows"]
     # the fold models learned: their out-of-sample predictions match the true labels
     truth = np.array([result.labels.index(y) for _, y in rows])
-    accuracy = float((result.probabilities.argmax(axis=1) == truth).mean())
+    accuracy = float((result.held_out.argmax(axis=1) == truth).mean())
     assert accuracy >= 0.9, accuracy
     flagged = set(result.flagged)
     recall = len(flagged & set(flipped)) / len(flipped)
@@ -112,6 +112,52 @@ def test_audit_files(audited):
     assert len(cleaned) == ROWS - len(issues)
     kept = [r for i, r in enumerate(source) if i not in set(result.flagged)]
     assert cleaned == kept
+
+
+def test_fold_ensemble_averages_held_out_and_in_sample(audited, tiny_model_dir, tmp_path):
+    result = audited["result"]
+    assert result.probabilities_from == "held_out" and result.in_sample is None  # the default
+    np.testing.assert_allclose(result.probabilities, result.held_out)
+    summary = json.loads((result.output_dir / "audit.json").read_text())
+    assert summary["method"]["probabilities"] == "held_out"
+    # the same folds with probabilities="fold_ensemble": fold 1 and 3 predict their training
+    # rows with their saved models (no training); fold 2, without its predictions, predicts
+    # both its held-out and its training rows
+    import shutil
+
+    copy = tmp_path / "audit"
+    shutil.copytree(result.output_dir, copy)
+    (copy / "fold-2" / "held_out_predictions.json").unlink()
+    ensemble = audit(
+        train_file=audited["train"],
+        model_name=tiny_model_dir,
+        output_dir=copy,
+        folds=FOLDS,
+        resume=True,
+        probabilities="fold_ensemble",
+        **FAST,
+    )
+    assert ensemble.folds_run == 1 and ensemble.probabilities_from == "fold_ensemble"
+    trained, seen = np.zeros((ROWS, 2)), np.zeros(ROWS, dtype=int)
+    for k in range(1, FOLDS + 1):
+        saved = json.loads((copy / f"fold-{k}" / "held_out_predictions.json").read_text())
+        assert sorted(saved["rows"] + saved["in_sample_rows"]) == list(range(ROWS))
+        trained[saved["in_sample_rows"]] += saved["in_sample_probabilities"]
+        seen[saved["in_sample_rows"]] += 1
+    assert (seen == FOLDS - 1).all()  # every row is in the training of the k-1 other folds
+    np.testing.assert_allclose(ensemble.held_out, result.held_out, atol=1e-5)
+    np.testing.assert_allclose(ensemble.in_sample, trained / (FOLDS - 1))
+    np.testing.assert_allclose(ensemble.probabilities, (ensemble.held_out + ensemble.in_sample) / 2)
+    # the models that trained on a row agree with its given label (flips included) more than
+    # the model that never saw it, so cleanlab estimates less noise and flags no more rows
+    rows, given = np.arange(ROWS), np.array(result.given)
+    assert ensemble.in_sample[rows, given].mean() > ensemble.held_out[rows, given].mean()
+    assert 0 < len(ensemble.flagged) <= len(result.flagged)
+    assert set(ensemble.flagged) <= set(np.flatnonzero(ensemble.probabilities.argmax(1) != given))
+    summary = json.loads((copy / "audit.json").read_text())
+    assert summary["method"]["probabilities"] == "fold_ensemble"
+    with pytest.raises(ConfigError, match=r"probabilities='both' is not one of held_out, fold_ensemble"):
+        audit(train_file=audited["train"], output_dir=copy, probabilities="both", **FAST)
 
 
 def test_train_excludes_flagged_rows_and_records_it(audited, tiny_model_dir, tmp_path):
@@ -199,6 +245,8 @@ def test_cli_prints_the_noise_table(audited, tiny_model_dir, capsys):
         "fp32",
         "--seed",
         "3",
+        "--probabilities",
+        "held_out",
     )
     printed, errors = result.stdout, result.stderr
     assert result.returncode == 0, errors

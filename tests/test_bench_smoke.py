@@ -407,10 +407,14 @@ def test_audit_tables(tiny_model_dir, sst2_dir):
     )
     selection, runs = tables(out)
     assert [r["selection"] for r in selection][-1] == "top 10% by p(given)"
+    assert {r["probabilities"] for r in selection} == {"held_out", "fold_ensemble"}
     for row in selection:
         assert 0 <= number(row["precision"]) <= 1 and 0 <= number(row["recall"]) <= 1
-    assert [r["training data"] for r in runs][0] == "flipped labels"
-    assert number(runs[1]["train rows"]) < 120 <= number(runs[2]["train rows"])
+    assert 0 <= number(selection[-1]["AP"]) <= 1
+    names = [r["training data"] for r in runs]
+    assert names[0] == "flipped labels" and names[-1] == "true labels"
+    assert "(held_out) excluded" in names[1] and "(fold_ensemble) excluded" in names[2]
+    assert number(runs[1]["train rows"]) < 120 <= number(runs[-1]["train rows"])
     assert "cpu capability:" in out
 
 

@@ -57,7 +57,12 @@ def write_issues(
 
 
 def write_summary(
-    path: Path, plan: dict[str, Any], issues: LabelIssues, labels: list[str], task: Task
+    path: Path,
+    plan: dict[str, Any],
+    issues: LabelIssues,
+    labels: list[str],
+    task: Task,
+    probabilities: str = "held_out",
 ) -> Path:
     summary = {
         "task": task.name,
@@ -68,6 +73,7 @@ def write_summary(
         "labels": labels,
         "flagged": len(issues.ranked),
         "method": {
+            "probabilities": probabilities,
             "filter_by": issues.filter_by,
             "ranked_by": "self_confidence",
             "cleanlab": _cleanlab_version(),

@@ -35,6 +35,15 @@ from ..options import DEFAULT_MODEL, resolve_options
 from ..task import Task
 from ..training.exclusion import AUDIT_SUMMARY, ROW_COLUMN, TEXT_COLUMN, row_text, write_row_file
 from ..training.task_source import data_files_of, resolve_task
+from .ensemble import (
+    DEFAULT_PROBABILITIES,
+    IN_SAMPLE_PROBABILITIES,
+    IN_SAMPLE_ROWS,
+    check_probabilities,
+    combine,
+    fold_probabilities,
+    has_in_sample,
+)
 from .folds import (
     ISSUES_FILE,
     PLOT_FILE,
@@ -71,8 +80,10 @@ class AuditResult:
     """What `audit` found and wrote.
 
     rows: the number of training rows audited. folds: k. labels: the task's label names.
-    probabilities: (rows, labels) out-of-sample probabilities. given: each row's label id
-    (single-label) or multi-hot row (multi-label). flagged: the rows cleanlab flags, worst
+    probabilities: (rows, labels) the probabilities cleanlab ranked (see `probabilities_from`).
+    held_out: the out-of-sample probabilities alone. in_sample: each row's mean probabilities
+    from the k-1 fold models that trained on it (None with probabilities='held_out'). given:
+    each row's label id (single-label) or multi-hot row (multi-label). flagged: the rows cleanlab flags, worst
     first (0-based data rows of the training file). noise_rate: per label, the estimated share
     of wrong labels. confident_joint: cleanlab's (given, likely true) counts.
     """
@@ -83,6 +94,9 @@ class AuditResult:
     labels: list[str]
     problem_type: str
     probabilities: np.ndarray
+    held_out: np.ndarray
+    in_sample: np.ndarray | None
+    probabilities_from: str
     given: list[Any]
     flagged: list[int]
     quality: np.ndarray
@@ -107,6 +121,7 @@ def audit(
     folds: int = 5,
     write_cleaned: bool = False,
     filter_by: str = "prune_by_noise_rate",
+    probabilities: str = DEFAULT_PROBABILITIES,
     **args: Any,
 ) -> AuditResult:
     """Find likely wrong labels in the training data with out-of-sample predictions.
@@ -120,6 +135,12 @@ def audit(
         folds: k, at least 2; every class needs at least k rows.
         write_cleaned: also write the training file without the flagged rows.
         filter_by: cleanlab's `find_label_issues` method (default prune_by_noise_rate).
+        probabilities: what cleanlab ranks. 'held_out' (default): each row's probabilities
+            from the fold model that never saw it. 'fold_ensemble': those averaged with the
+            mean in-sample probabilities of the k-1 fold models that trained on the row (each
+            fold model also predicts its training rows); it flags fewer rows, and misses
+            flipped rows when the fold models memorise them (auditing/ensemble.py,
+            docs/benchmarks.md#label-audit).
         resume=True (in args): continue an interrupted audit in output_dir;
         overwrite=True: delete an earlier audit there and start over.
 
@@ -128,6 +149,8 @@ def audit(
             another run. DataError: a class with fewer rows than folds, a single class.
     """
     require_cleanlab()  # before any training
+    probabilities = check_probabilities(probabilities)
+    in_sample = probabilities != "held_out"
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ConfigError(
             f"folds={folds!r} must be an integer >= 2 (each fold's model trains "
@@ -178,7 +201,6 @@ def audit(
 
     with run_lock(out):
         done = check_folder(out, plan, resume, overwrite)
-        probabilities = np.zeros((len(train), task.num_labels))
         trained = 0
         for k in range(folds):
             rows = [i for i in range(len(train)) if assignment[i] == k]
@@ -196,14 +218,17 @@ def audit(
                     len(rows),
                     fold_dir,
                 )
-                _run_fold(task, model_name, fold_dir, rows, texts, inputs, args, resume)
+                _run_fold(task, model_name, fold_dir, rows, texts, inputs, args, resume, in_sample)
                 trained += 1
-            saved = json.loads((fold_dir / PREDICTIONS_FILE).read_text(encoding="utf-8"))
-            probabilities[saved["rows"]] = np.asarray(saved["probabilities"])
+            if in_sample:
+                _add_in_sample(task, fold_dir, rows, inputs)
+        files = [out / f"fold-{k + 1}" / PREDICTIONS_FILE for k in range(folds)]
+        held_out, in_sample_p = fold_probabilities(files, len(train), task.num_labels, in_sample)
+        ranked_p = combine(held_out, in_sample_p, probabilities)
         labels = list(task.labels)
-        issues = find_issues(given, probabilities, labels, multi_label, filter_by)
+        issues = find_issues(given, ranked_p, labels, multi_label, filter_by)
         issues_file = write_issues(out / ISSUES_FILE, issues, texts, given, labels, multi_label)
-        summary_file = write_summary(out / AUDIT_SUMMARY, plan, issues, labels, task)
+        summary_file = write_summary(out / AUDIT_SUMMARY, plan, issues, labels, task, probabilities)
         plot_file = write_noise_plot(issues, labels, out / PLOT_FILE)
         cleaned = write_cleaned_copy(task, opts, out, issues.ranked) if write_cleaned else None
     return AuditResult(
@@ -212,7 +237,10 @@ def audit(
         folds=folds,
         labels=labels,
         problem_type=task.problem_type,
-        probabilities=probabilities,
+        probabilities=ranked_p,
+        held_out=held_out,
+        in_sample=in_sample_p,
+        probabilities_from=probabilities,
         given=given,
         flagged=issues.ranked,
         quality=issues.quality,
@@ -253,6 +281,7 @@ def _run_fold(
     inputs: list[Any],
     args: dict[str, Any],
     resume: bool,
+    in_sample: bool,
 ) -> None:
     from ..inference.loading import load_finetuned
     from ..training.engine import fine_tune
@@ -268,11 +297,42 @@ def _run_fold(
         fine_tune(task, model_name, fold_dir, exclude_rows=held_out, resume=resume, **args)
     predictor = load_finetuned(model)
     predictor.warn_truncation = False
-    predicted = predictor.predict([inputs[i] for i in rows], show_progress=False)
+    saved: dict[str, Any] = {"rows": rows, "probabilities": _predict(predictor, task, inputs, rows)}
+    if in_sample:
+        trained = _training_rows(len(inputs), rows)
+        saved[IN_SAMPLE_ROWS] = trained
+        saved[IN_SAMPLE_PROBABILITIES] = _predict(predictor, task, inputs, trained)
+    write_json(fold_dir / PREDICTIONS_FILE, saved)
+
+
+def _training_rows(total: int, held_out: list[int]) -> list[int]:
+    skipped = set(held_out)
+    return [i for i in range(total) if i not in skipped]
+
+
+def _predict(predictor: Any, task: Task, inputs: list[Any], rows: list[int]) -> list[list[float]]:
+    logger.info("Predicting %d rows with %s.", len(rows), predictor.path)
     probabilities = []
-    for p in predicted:
+    for p in predictor.predict([inputs[i] for i in rows], show_progress=False):
         if "probabilities" in p:
             probabilities.append([float(p["probabilities"][name]) for name in task.labels])
         else:  # an empty text: the model cannot say anything, so it doubts nothing
             probabilities.append([1.0 / task.num_labels] * task.num_labels)
-    write_json(fold_dir / PREDICTIONS_FILE, {"rows": rows, "probabilities": probabilities})
+    return probabilities
+
+
+def _add_in_sample(task: Task, fold_dir: Path, rows: list[int], inputs: list[Any]) -> None:
+    """A fold finished by an audit with probabilities='held_out' gets its in-sample
+    predictions from its saved model, so resume=True can switch to 'fold_ensemble'."""
+    from ..inference.loading import load_finetuned
+
+    path = fold_dir / PREDICTIONS_FILE
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if has_in_sample(saved) or not (fold_dir / "model" / "modernbert_tasks.json").is_file():
+        return  # done, or no model to ask (fold_probabilities then names the file)
+    predictor = load_finetuned(fold_dir / "model")
+    predictor.warn_truncation = False
+    trained = _training_rows(len(inputs), rows)
+    saved[IN_SAMPLE_ROWS] = trained
+    saved[IN_SAMPLE_PROBABILITIES] = _predict(predictor, task, inputs, trained)
+    write_json(path, saved)

@@ -72,6 +72,15 @@ def add_parser(sub: Any, with_flags: bool) -> None:
         metavar="METHOD",
         help="cleanlab.filter.find_label_issues' filter_by (default prune_by_noise_rate)",
     )
+    group.add_argument(
+        "--probabilities",
+        dest="probabilities",
+        default=None,
+        metavar="{held_out,fold_ensemble}",
+        help="what cleanlab ranks: held_out (default), each row's probabilities from the "
+        "fold model that never saw it; fold_ensemble averages them with those of the fold "
+        "models that trained on it (flags fewer rows; see docs/benchmarks.md#label-audit)",
+    )
 
 
 def run_audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -81,7 +90,12 @@ def run_audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..auditing import audit
 
     result = audit(
-        task or None, folds=args.folds, write_cleaned=args.write_cleaned, filter_by=args.filter_by, **options
+        task or None,
+        folds=args.folds,
+        write_cleaned=args.write_cleaned,
+        filter_by=args.filter_by,
+        **({"probabilities": args.probabilities} if args.probabilities else {}),
+        **options,
     )
     print(format_audit(result))
     return EXIT_OK
