@@ -1,14 +1,10 @@
-"""Group formation under load and the startup warm-up: a backlog runs as one group at once
-(no max_wait while the model was busy), a request at an idle server still waits for
-company, and every worker thread predicts one group of the largest size before the port
-listens, without counting it in /metrics."""
+"""The startup warm-up: every worker thread predicts one group of the largest size before the
+port listens, without counting it in /metrics; warmup_length=0 turns it off."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
-import time
 
 import httpx
 import pytest
@@ -17,48 +13,9 @@ from test_serve import TEXTS, post, running
 
 from modernbert_tasks.errors import ConfigError
 from modernbert_tasks.serving import load_for_serving
-from modernbert_tasks.serving.batching import Batcher
 from modernbert_tasks.serving.settings import ServeSettings
 
 calibrated_dir = test_serve.calibrated_dir  # the fixture: a model with a tuned threshold
-
-
-def test_a_backlog_runs_at_once_and_a_lone_request_waits_for_company():
-    groups: list[list[str]] = []
-
-    def run_group(inputs, raw):
-        groups.append(list(inputs))
-        if len(groups) == 1:
-            time.sleep(0.5)  # the model is busy: the next requests queue
-        return [s.upper() for s in inputs]
-
-    async def main() -> tuple[float, float]:
-        # 10 s: the longest wait ServeSettings allows; a group that waited it would show
-        batcher = Batcher(run_group, max_batch_size=8, max_wait_ms=10_000)
-        batcher.start()
-        full = [f"a{i}" for i in range(8)]  # a full group goes without waiting
-        first = asyncio.ensure_future(batcher.submit(full))
-        await asyncio.sleep(0.1)  # it computes now
-        start = time.monotonic()
-        queued = await asyncio.gather(batcher.submit(["b"]), batcher.submit(["c"]))
-        backlog_seconds = time.monotonic() - start
-        assert await first == [s.upper() for s in full] and queued == [["B"], ["C"]]
-        # an idle server: the first request waits for the second, 0.2 s later
-        start = time.monotonic()
-        lone = asyncio.ensure_future(batcher.submit(["d"]))
-        await asyncio.sleep(0.2)
-        company = await asyncio.gather(lone, batcher.submit(["e"]))
-        lone_seconds = time.monotonic() - start
-        await batcher.stop()
-        assert company == [["D"], ["E"]]
-        return backlog_seconds, lone_seconds
-
-    backlog_seconds, lone_seconds = asyncio.run(main())
-    assert groups == [[f"a{i}" for i in range(8)], ["b", "c"], ["d", "e"]]
-    # b and c queued behind the busy model and went as soon as it was free (0.4 s), not
-    # after max_wait (10 s); d and e could only meet because d waited
-    assert backlog_seconds < 5, backlog_seconds
-    assert lone_seconds >= 0.2
 
 
 def _recording(model):

@@ -1,13 +1,10 @@
 """Dynamic batching: concurrent requests grouped into one `predict` call on one model.
 
-A small asyncio queue, not a library: a group holds at most `max_batch_size` inputs, and
-`workers` threads run groups (one each), so the event loop keeps accepting requests (and
-filling the next group) while batches compute. A group is formed only when a worker is free:
-while all are busy, requests queue and the next group takes them all at once, without waiting
-any longer (a backlog is company enough, and waiting would leave the model idle: 0.37x to
-0.49-0.51x of in-process predict's throughput at 32 clients, docs/benchmarks.md). Only a
-request that finds the queue empty and a worker free waits, at most `max_wait_ms`, for others
-to join it.
+A small asyncio queue, not a library: requests wait at most `max_wait_ms` for company, a group
+holds at most `max_batch_size` inputs, and `workers` threads run groups (one each), so the event
+loop keeps accepting requests (and filling the next group) while batches compute. A group is
+formed only when a worker is free: while all are busy, requests queue and the next group takes
+them all at once.
 """
 
 from __future__ import annotations
@@ -135,17 +132,14 @@ class Batcher:
             return None
 
     async def _collect(self) -> list[Job]:
-        """The first waiting job, then whatever joins it while the group has room: the jobs
-        already queued (a backlog: the group goes at once), or, when the first job found the
-        queue empty, those arriving within max_wait. A job that would overflow the group
-        starts the next one; a single job larger than max_batch_size runs alone (predict
-        batches it internally)."""
-        backlog = self.waiting > 0
+        """The first waiting job, then whatever joins it within max_wait while the group has
+        room. A job that would overflow the group starts the next one; a single job larger
+        than max_batch_size runs alone (predict batches it internally)."""
         first = await self._next_job(None)
         assert first is not None  # without a timeout, _next_job waits for a job
         group: list[Job] = [first]
         size = len(first.inputs)
-        deadline = time.monotonic() + (0.0 if backlog else self.max_wait)
+        deadline = time.monotonic() + self.max_wait
         while size < self.max_batch_size:
             job = await self._next_job(deadline - time.monotonic())
             if job is None:
