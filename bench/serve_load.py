@@ -15,6 +15,9 @@ simulated user: it costs ~0.1 ms of CPU a request, where httpx costs ~3 ms, whic
     python bench/serve_load.py --batch-workers 1 2              # one model thread vs two
     python bench/serve_load.py --clients 32 --seconds 120 --rss-every 10   # memory over 2 min
     python bench/serve_load.py --forward-cost                   # the cost model grouping.py uses
+    git archive v1 src | tar -x -C /tmp/old                      # before/after in one run:
+    python bench/serve_load.py --variant before src=/tmp/old --variant after
+    python bench/serve_load.py --variant plain --variant no-warm-up args=--warmup-length,0
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def add_parser(sub: Any) -> None:
         default=128,
         metavar="TOKENS",
         help="before listening, predict one group of --max-batch-size texts of this many "
-        "tokens, so memory stays flat under load (default: 128; 0: no warm-up)",
+        "tokens, so memory grows less under load (default: 128; 0: no warm-up)",
     )
     p.add_argument(
         "--api-key-env",

@@ -152,7 +152,7 @@ def serve(
     groups can compute at once, each on its own thread (default 1). `long_text`, `stride`,
     `aggregate`: how long texts are read, as in `load_finetuned` (default: the model's manifest).
     Before the port listens, each worker predicts one group of `max_batch_size` texts of
-    `warmup_length` tokens (0: no warm-up), so memory stays flat under load.
+    `warmup_length` tokens (0: no warm-up), so memory grows less under load.
     The limits and their defaults are in docs/deploying.md.
     """
     require_serve_deps()
