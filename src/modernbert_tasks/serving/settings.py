@@ -23,7 +23,7 @@ class ServeSettings:
     # weights are shared; predicting.py). 2 helps only at steady high load (docs/benchmarks.md)
     batch_workers: int = 1
     # tokens of each text in the startup warm-up group of max_batch_size texts (0: none); the
-    # allocator then holds most of what serving needs (RSS +7% in 2 min, not +38%; benchmarks.md)
+    # allocator then holds part of what serving needs (RSS +2 to +15% under load, not +38%)
     warmup_length: int = 128
 
     def __post_init__(self) -> None:
