@@ -15,6 +15,9 @@ simulated user: it costs ~0.1 ms of CPU a request, where httpx costs ~3 ms, whic
     python bench/serve_load.py --batch-workers 1 2              # one model thread vs two
     python bench/serve_load.py --clients 32 --seconds 120 --rss-every 10   # memory over 2 min
     python bench/serve_load.py --forward-cost                   # the cost model grouping.py uses
+    git archive v1 src | tar -x -C /tmp/old                      # before/after in one run:
+    python bench/serve_load.py --variant before src=/tmp/old --variant after
+    python bench/serve_load.py --variant plain --variant no-warm-up args=--warmup-length,0
 """
 
 from __future__ import annotations
@@ -68,6 +71,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-workers", type=int, nargs="+", default=[1])
     p.add_argument("--client", choices=["raw", "httpx"], nargs="+", default=["raw"])
     p.add_argument("--precision", default="fp32")
+    p.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        metavar="LABEL [NAME=VALUE ...]",
+        help="a server configuration to compare (repeatable): its label, then environment "
+        "variables for the server process, 'src=DIR' to serve the code of another checkout "
+        "(e.g. a worktree of the previous release: before/after in one run) and "
+        "'args=--flag,value,...' for extra serve options (default: one plain configuration)",
+    )
     p.add_argument("--rss-every", type=float, default=0, help="also print the server's RSS every S seconds")
     p.add_argument("--forward-cost", action="store_true", help="only time forward passes by shape")
     p.add_argument("--client-process", help=argparse.SUPPRESS)  # internal: run as the client
@@ -195,13 +208,33 @@ def _busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _start_server(model_dir: Path, args: argparse.Namespace, workers: int) -> tuple[subprocess.Popen, int]:
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+def _variants(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
+    """(label, settings) for each --variant: NAME=VALUE pairs (src, args or environment)."""
+    out = []
+    for label, *pairs in args.variant or [[""]]:
+        settings = {}
+        for pair in pairs:
+            name, eq, value = pair.partition("=")
+            if not eq:
+                raise SystemExit(f"--variant {label}: {pair!r} is not NAME=VALUE (e.g. src=../old-checkout)")
+            settings[name] = value
+        out.append((label, settings))
+    return out
+
+
+def _start_server(
+    model_dir: Path, args: argparse.Namespace, workers: int, variant: dict[str, str]
+) -> tuple[subprocess.Popen, int]:
+    variant = dict(variant)
+    root = Path(variant.pop("src", None) or Path(__file__).resolve().parents[1])
+    extra = [a for a in variant.pop("args", "").split(",") if a]
+    env = {**os.environ, **variant}
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])
     command = [sys.executable, "-m", "modernbert_tasks", "serve", str(model_dir), "--port", "0"]
     command += ["--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms)]
     command += ["--precision", args.precision]
     command += ["--batch-workers", str(workers)] if workers else []
+    command += extra
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     while True:
@@ -210,7 +243,25 @@ def _start_server(model_dir: Path, args: argparse.Namespace, workers: int) -> tu
             raise SystemExit("FAIL: the server did not start")
         found = re.search(r"at http://[^:]+:(\d+)\s", line)
         if found:
+            _wait_ready(proc, int(found[1]))
             return proc, int(found[1])
+
+
+def _wait_ready(proc: subprocess.Popen, port: int) -> None:
+    """Until /health answers: the port listens once the server's startup warm-up is done."""
+    import httpx
+
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("FAIL: the server exited during startup")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("FAIL: the server did not answer /health within 600 s")
 
 
 def _metrics(port: int) -> tuple[float, float]:
@@ -225,8 +276,8 @@ def _metrics(port: int) -> tuple[float, float]:
     return value("batch_size_sum"), value("batch_size_count")
 
 
-def _one_config(model_dir, args, texts_file, clients, workers, kind) -> dict:
-    proc, port = _start_server(model_dir, args, workers)
+def _one_config(model_dir, args, texts_file, clients, workers, kind, variant=("", {})) -> dict:
+    proc, port = _start_server(model_dir, args, workers, variant[1])
     samples: list[tuple[float, float]] = []
     try:
         _load("raw", port, texts_file, 4, 3.0, 400)  # warm-up: first batches allocate
@@ -260,6 +311,7 @@ def _one_config(model_dir, args, texts_file, clients, workers, kind) -> dict:
     n = len(result["latencies"])
     q = statistics.quantiles(result["latencies"], n=100)
     label = f"serve, {clients} clients ({kind}), batch workers {workers or 'auto'}"
+    label += f", {variant[0]}" if variant[0] else ""
     if args.rss_every:
         print(f"  RSS MiB over time ({label}): " + ", ".join(f"{t:.0f}s {m:.1f}" for t, m in samples))
         print(f"  RSS at start {rss0:.1f} MiB, at end {rss1:.1f} MiB, after {result['wall']:.0f} s")
@@ -347,7 +399,8 @@ def main(argv: list[str] | None = None) -> None:
     for clients in args.clients:
         for workers in args.batch_workers:
             for kind in args.client:
-                rows.append(_one_config(model_dir, args, texts_file, clients, workers, kind))
+                for variant in _variants(args):
+                    rows.append(_one_config(model_dir, args, texts_file, clients, workers, kind, variant))
 
     # in-process predict on the same texts, after the servers have stopped (alone on the CPU)
     model = load_finetuned(model_dir, device="cpu", precision=args.precision)

@@ -70,6 +70,14 @@ def add_parser(sub: Any) -> None:
         "the torch threads (default: 1; 2 can help under steady high load on a CPU)",
     )
     p.add_argument(
+        "--warmup-length",
+        type=int,
+        default=128,
+        metavar="TOKENS",
+        help="before listening, predict one group of --max-batch-size texts of this many "
+        "tokens, so memory grows less under load (default: 128; 0: no warm-up)",
+    )
+    p.add_argument(
         "--api-key-env",
         metavar="NAME",
         help="require 'Authorization: Bearer <key>', the key read from environment "
@@ -140,6 +148,7 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         max_chars=args.max_chars,
         max_body_bytes=args.max_body_bytes,
         batch_workers=args.batch_workers,
+        warmup_length=args.warmup_length,
         log_level=args.log_level,
     )
     return EXIT_OK

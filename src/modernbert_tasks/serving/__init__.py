@@ -11,6 +11,7 @@ import ipaddress
 import os
 import socket
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
@@ -62,6 +63,7 @@ def settings_from(
     max_chars: int = 50_000,
     max_body_bytes: int = 2 * 1024 * 1024,
     batch_workers: int = 1,
+    warmup_length: int = 128,
 ) -> ServeSettings:
     """ServeSettings, with the API key read from the environment variable `api_key_env`
     (a key is never an argument: it would show in shell history and `ps`)."""
@@ -85,6 +87,7 @@ def settings_from(
         max_body_bytes=max_body_bytes,
         api_key=key,
         batch_workers=batch_workers,
+        warmup_length=warmup_length,
     )
 
 
@@ -136,6 +139,7 @@ def serve(
     max_chars: int = 50_000,
     max_body_bytes: int = 2 * 1024 * 1024,
     batch_workers: int = 1,
+    warmup_length: int = 128,
     log_level: str = "warning",
 ) -> None:
     """Serve the model folder `path` over HTTP until SIGTERM or Ctrl-C, which drain: requests
@@ -147,6 +151,8 @@ def serve(
     variable holding the key clients send as `Authorization: Bearer <key>`. `batch_workers`
     groups can compute at once, each on its own thread (default 1). `long_text`, `stride`,
     `aggregate`: how long texts are read, as in `load_finetuned` (default: the model's manifest).
+    Before the port listens, each worker predicts one group of `max_batch_size` texts of
+    `warmup_length` tokens (0: no warm-up), so memory grows less under load.
     The limits and their defaults are in docs/deploying.md.
     """
     require_serve_deps()
@@ -164,6 +170,7 @@ def serve(
         max_chars=max_chars,
         max_body_bytes=max_body_bytes,
         batch_workers=batch_workers,
+        warmup_length=warmup_length,
     )
     sock = _bind(host, port)  # before loading: a taken port fails in a second, not a minute
     try:
@@ -181,7 +188,20 @@ def serve(
         config = uvicorn.Config(
             app, log_level=log_level, access_log=False, lifespan="on", timeout_keep_alive=5
         )
-        server = DrainingServer(config, state)
+        announce = _announcement(path, host, sock, model, settings, api_key_env)
+        # printed once the port listens: after the app's startup (the warm-up)
+        server = DrainingServer(config, state, on_ready=announce)
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _announcement(
+    path: Any, host: str, sock: socket.socket, model: Any, settings: ServeSettings, api_key_env: str | None
+) -> Callable[[], None]:
+    """What `serve` prints on stderr once it listens: the URL, and a warning off loopback."""
+
+    def announce() -> None:
         shown = f"[{host}]" if ":" in host else host
         task = model.task.name if model.task else "no manifest"
         print(
@@ -202,9 +222,8 @@ def serve(
                 file=sys.stderr,
                 flush=True,
             )
-        server.run(sockets=[sock])
-    finally:
-        sock.close()
+
+    return announce
 
 
 def _bind(host: str, port: int) -> socket.socket:

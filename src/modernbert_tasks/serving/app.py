@@ -55,6 +55,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if settings.warmup_length:  # before the port listens: the allocator settles first
+            await batcher.on_every_worker(lambda: runner.warm_up(settings.warmup_length))
         batcher.start()
         try:
             yield

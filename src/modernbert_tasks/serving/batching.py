@@ -80,6 +80,12 @@ class Batcher:
                     pass
         self._executor.shutdown(wait=True)
 
+    async def on_every_worker(self, fn: Callable[[], None]) -> None:
+        """Run `fn` once on each worker thread (at startup: the warm-up), all at once."""
+        loop = asyncio.get_running_loop()
+        # an executor starts a thread per task while none is idle: one task each
+        await asyncio.gather(*(loop.run_in_executor(self._executor, fn) for _ in range(self.workers)))
+
     async def submit(self, inputs: list[Any], raw: bool = False) -> list[Any]:
         """The answers for `inputs`, in order, once their group has run."""
         future = asyncio.get_running_loop().create_future()

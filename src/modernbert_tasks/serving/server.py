@@ -1,8 +1,9 @@
-"""uvicorn's Server, with a drain on the first SIGTERM or Ctrl-C."""
+"""uvicorn's Server, with a drain on the first SIGTERM or Ctrl-C, and a call once it listens."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -15,11 +16,20 @@ __all__ = ["DrainingServer"]
 class DrainingServer(uvicorn.Server):
     """The first SIGTERM/SIGINT drains: the gate answers new requests with 503 while the ones
     in flight finish, then the server stops and `run` returns (exit status 0). A second signal
-    stops at once, as plain uvicorn does."""
+    stops at once, as plain uvicorn does. `on_ready()` runs once the port listens (after the
+    app's startup: the warm-up)."""
 
-    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+    def __init__(
+        self, config: uvicorn.Config, state: ServerState, on_ready: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(config)
         self.drain_state = state
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit and self.on_ready is not None:
+            self.on_ready()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self.drain_state.draining:
