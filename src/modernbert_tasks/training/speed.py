@@ -82,6 +82,8 @@ class CompiledClip:
         import torch
 
         grads = [p.grad for p in parameters if p.grad is not None]
+        if not grads:  # as torch's clip: nothing to scale, a zero norm
+            return torch.tensor(0.0)
         if self.compiled is not None:
             try:
                 return self.compiled(grads, float(max_norm))
