@@ -45,6 +45,20 @@ def hot_model(file_trained_model, tmp_path_factory) -> Path:
     )
 
 
+def _chunks_manifest(task: Task) -> dict:
+    """A manifest for `task` that reads 32 tokens at a time: chunks, stride 4, mean."""
+    return build_manifest(
+        task,
+        plugin=None,
+        plugin_version=None,
+        max_length=32,
+        metrics={},
+        base_model="tiny",
+        training={},
+        prediction={"max_length": 32, "long_text": "chunks", "stride": 4, "aggregate": "mean"},
+    )
+
+
 def _manual_windows(fm, text: str, stride: int) -> tuple[list[list[int]], np.ndarray]:
     """The windows the fast tokenizer makes of `text` and the model's logits for each, one at
     a time (no batching, no padding)."""
@@ -144,16 +158,7 @@ def test_pairs_keep_the_first_text_whole_and_refuse_a_first_text_too_long(tiny_m
     config = json.loads((folder / "config.json").read_text())
     config["id2label"], config["label2id"] = {"0": "no", "1": "yes"}, {"no": 0, "yes": 1}
     (folder / "config.json").write_text(json.dumps(config))
-    manifest = build_manifest(
-        task,
-        plugin=None,
-        plugin_version=None,
-        max_length=32,
-        metrics={},
-        base_model="tiny",
-        training={},
-        prediction={"max_length": 32, "long_text": "chunks", "stride": 4, "aggregate": "mean"},
-    )
+    manifest = _chunks_manifest(task)
     write_manifest(folder, manifest)
     fm = load_finetuned(folder, precision="fp32")
     assert fm.long_text == LongText("chunks", 4, "mean")
@@ -180,16 +185,7 @@ def test_multi_label_aggregates_each_label_then_applies_the_threshold(tiny_model
         label2id={"a": 0, "b": 1, "c": 2},
     )
     task = Task(name="tags", labels=("a", "b", "c"), problem_type="multi_label_classification")
-    manifest = build_manifest(
-        task,
-        plugin=None,
-        plugin_version=None,
-        max_length=32,
-        metrics={},
-        base_model="tiny",
-        training={},
-        prediction={"max_length": 32, "long_text": "chunks", "stride": 4, "aggregate": "mean"},
-    )
+    manifest = _chunks_manifest(task)
     manifest["calibration"] = {"temperature": TEMPERATURE, "decision_threshold": 0.5}
     write_manifest(folder, manifest)
     fm = load_finetuned(folder, precision="fp32")
