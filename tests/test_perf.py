@@ -5,6 +5,7 @@ bench/profile_step.py and bench/train_throughput.py, never asserted here."""
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 
@@ -83,11 +84,17 @@ def test_buckets_alone_do_not_change_training(eager, tiny_model_dir, sentiment_d
     assert len(_losses(eager)) == 50
 
 
-def test_reusing_step_memory_changes_no_update(eager, tiny_model_dir, sentiment_dir, tmp_path):
+def test_reusing_step_memory_changes_no_update(eager, tiny_model_dir, sentiment_dir, tmp_path, monkeypatch):
     """reuse_memory (the default) against the plain Trainer's fresh gradients: bit for bit the
-    same losses and weights, and the gradient tensors really are the same ones every step."""
+    same losses and weights, and the gradient tensors really are the same ones every step. The
+    tiny model's gradients are all under the size where buffers are kept, so every one is kept
+    here."""
     from safetensors.torch import load_file
     from transformers import TrainerCallback
+
+    import modernbert_tasks.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "kept_gradient_min_bytes", lambda: 0)
 
     class GradientAddresses(TrainerCallback):
         def __init__(self) -> None:
@@ -118,6 +125,44 @@ def test_reusing_step_memory_changes_no_update(eager, tiny_model_dir, sentiment_
     assert plain_weights.keys() == reused_weights.keys()
     assert all(plain_weights[k].equal(reused_weights[k]) for k in plain_weights)
     assert len(set(reused_watch.addresses)) == 1 and len(reused_watch.addresses) == 12
+
+
+def test_only_gradients_glibc_would_return_are_kept():
+    """Gradients under the size glibc keeps in its heap come back from malloc without fresh
+    pages; a kept buffer would only add a zeroing and an accumulating pass."""
+    import torch
+
+    from modernbert_tasks.training.memory import KeepGradientBuffers, kept_gradient_min_bytes
+
+    model = torch.nn.ModuleList([torch.nn.Linear(64, 64), torch.nn.Linear(4, 4)])
+    keep = KeepGradientBuffers(min_bytes=64 * 64 * 4)
+    (model[0](torch.ones(1, 64)).sum() + model[1](torch.ones(1, 4)).sum()).backward()
+    keep.on_pre_optimizer_step(None, None, None, model=model)
+    assert [p for p, _ in keep.buffers] == [model[0].weight]
+    model.zero_grad(set_to_none=True)
+    keep.on_step_begin(None, None, None)
+    assert model[0].weight.grad is not None and not model[0].weight.grad.any()
+    assert model[0].bias.grad is None and model[1].weight.grad is None  # too small: not kept
+    if sys.platform.startswith("linux"):  # glibc's largest mmap threshold; elsewhere all are kept
+        assert kept_gradient_min_bytes() == 32 << 20
+
+
+def test_the_flop_count_is_the_trainers(tiny_model_dir, tmp_path):
+    """TaskTrainer counts the parameters once per model; the estimate is the Trainer's."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+
+    from modernbert_tasks.training.trainer import TaskTrainer
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)
+    trainer = TaskTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), report_to="none"))
+    inputs = {"input_ids": torch.ones(4, 9, dtype=torch.long)}
+    expected = Trainer.floating_point_ops(trainer, inputs)
+    assert expected > 0 and trainer.floating_point_ops(inputs) == expected
+    trainer.model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_model_dir, num_labels=5, ignore_mismatched_sizes=True
+    )
+    assert trainer.floating_point_ops(inputs) == Trainer.floating_point_ops(trainer, inputs)
 
 
 def test_compiled_fast_path_follows_the_eager_loss_curve(

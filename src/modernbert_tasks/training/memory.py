@@ -5,13 +5,16 @@ activations, and glibc hands large freed blocks straight back to the kernel. The
 allocates them again, and the kernel zero-fills every new page: on a 2-core CPU, ModernBERT-base
 spent more system time than compute time per step (bench/train_throughput.py prints the share).
 
-* `KeepGradientBuffers` keeps each gradient tensor alive between steps and hands it back,
-  zeroed, before the next step's backward, which then accumulates into it. The update is the
-  same: autograd adds into a zero buffer what it would have put in a new one. Only parameters
-  that had a gradient in the previous step get a buffer, so a parameter without one is still
-  skipped by the optimizer as before.
 * `keeping_freed_memory()` tells glibc's malloc (Linux) to keep freed blocks up to 32 MiB for
   reuse while training runs, and returns the memory to the system afterwards.
+* `KeepGradientBuffers` keeps the gradient tensors glibc would still hand back (over 32 MiB:
+  ModernBERT's token-embedding gradient) alive between steps and gives them back, zeroed,
+  before the next step's backward, which then accumulates into them. The update is the same:
+  autograd adds into a zero buffer what it would have put in a new one. Smaller gradients are
+  left to the allocator, which now reuses their blocks: a kept buffer costs a zeroing and an
+  accumulating pass per step, a reused block neither. Only parameters that had a gradient in
+  the previous step get a buffer, so a parameter without one is still skipped by the
+  optimizer as before.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-__all__ = ["KeepGradientBuffers", "keeping_freed_memory"]
+__all__ = ["KeepGradientBuffers", "keeping_freed_memory", "kept_gradient_min_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +41,23 @@ _TRIM_AFTER = 2 * _MMAP_THRESHOLD  # where glibc's dynamic rule would leave it
 
 
 class KeepGradientBuffers(TrainerCallback):
-    """Reuse last step's gradient tensors: hand them back zeroed at each step's start."""
+    """Reuse last step's gradient tensors of at least `min_bytes`: hand them back zeroed at
+    each step's start."""
 
-    def __init__(self) -> None:
+    def __init__(self, min_bytes: int = 0) -> None:
+        self.min_bytes = min_bytes
         self.buffers: list[tuple[Any, Any]] = []
+        self.large: list[Any] | None = None  # the parameters big enough, found once per run
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.large = None  # a search trial or a new train() may bring another model
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-        if model is not None:
-            self.buffers = [(p, p.grad) for p in model.parameters() if p.grad is not None]
+        if model is None:
+            return
+        if self.large is None:
+            self.large = [p for p in model.parameters() if p.numel() * p.element_size() >= self.min_bytes]
+        self.buffers = [(p, p.grad) for p in self.large if p.grad is not None]
 
     def on_step_begin(self, args, state, control, **kwargs):
         import torch
@@ -71,6 +83,13 @@ def _glibc() -> Any | None:
         return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
     except OSError:  # musl or no libc found: nothing to tune
         return None
+
+
+def kept_gradient_min_bytes() -> int:
+    """The smallest gradient worth a kept buffer: above glibc's largest mmap threshold where
+    `keeping_freed_memory` can tune it (smaller blocks are then reused by malloc), else every
+    gradient."""
+    return _MMAP_THRESHOLD if _glibc() is not None else 0
 
 
 @contextlib.contextmanager

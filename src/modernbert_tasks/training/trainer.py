@@ -26,7 +26,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_group
 
 from .chunking import DocumentMetrics
 from .lengths import tokenized_lengths
-from .memory import KeepGradientBuffers, keeping_freed_memory
+from .memory import KeepGradientBuffers, keeping_freed_memory, kept_gradient_min_bytes
 from .speed import CompiledClip
 
 if TYPE_CHECKING:
@@ -81,8 +81,10 @@ class TaskTrainer(Trainer):
         # on a GPU the caching allocator already reuses memory, and kept buffers would cost a
         # zeroing and an accumulating kernel per parameter per step
         if reuse_memory and self.args.device.type == "cpu":
-            self.add_callback(KeepGradientBuffers())
+            self.add_callback(KeepGradientBuffers(kept_gradient_min_bytes()))
         self.compiled_clip = CompiledClip() if compile_clip else None
+        self._counted_model: Any = None
+        self._parameters_without_embeddings = 0
 
     def _clip_grad_norm(self, model: Any) -> Any:
         """The Trainer's clipping step; compiled where accelerate's clip would only call
@@ -97,6 +99,17 @@ class TaskTrainer(Trainer):
         if self.compiled_clip is None or not plain:
             return super()._clip_grad_norm(model)
         return self.compiled_clip(model.parameters(), self.args.max_grad_norm)
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """The Trainer's 6 x tokens x parameters estimate, with the parameter count taken once
+        per model instead of by walking every parameter at every step."""
+        main_input = getattr(self.model, "main_input_name", "input_ids")
+        if main_input not in inputs or not hasattr(self.model, "num_parameters"):
+            return super().floating_point_ops(inputs)
+        if self._counted_model is not self.model:
+            self._counted_model = self.model
+            self._parameters_without_embeddings = self.model.num_parameters(exclude_embeddings=True)
+        return 6 * inputs[main_input].numel() * self._parameters_without_embeddings
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
         with keeping_freed_memory(self.reuse_memory):
