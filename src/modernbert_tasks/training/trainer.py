@@ -106,9 +106,10 @@ class TaskTrainer(Trainer):
         main_input = getattr(self.model, "main_input_name", "input_ids")
         if main_input not in inputs or not hasattr(self.model, "num_parameters"):
             return super().floating_point_ops(inputs)
-        if self._counted_model is not self.model:
-            self._counted_model = self.model
-            self._parameters_without_embeddings = self.model.num_parameters(exclude_embeddings=True)
+        model: Any = self.model  # a PreTrainedModel here (it has num_parameters)
+        if self._counted_model is not model:
+            self._counted_model = model
+            self._parameters_without_embeddings = model.num_parameters(exclude_embeddings=True)
         return 6 * inputs[main_input].numel() * self._parameters_without_embeddings
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
