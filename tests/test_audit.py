@@ -57,6 +57,8 @@ def audited(tiny_model_dir, tmp_path_factory):
         output_dir=folder / "audit",
         folds=FOLDS,
         write_cleaned=True,
+        data_map=True,
+        data_map_points=2,
         **FAST,
     )
     return {"folder": folder, "train": train, "rows": rows, "flipped": flipped, "result": result}
@@ -112,6 +114,40 @@ def test_audit_files(audited):
     assert len(cleaned) == ROWS - len(issues)
     kept = [r for i, r in enumerate(source) if i not in set(result.flagged)]
     assert cleaned == kept
+
+
+def test_data_map_gives_flips_low_confidence_and_aum(audited):
+    result, flipped = audited["result"], audited["flipped"]
+    out = result.output_dir
+    with open(out / "data_map.csv", encoding="utf-8") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0]) == ["row", "given_label", "confidence", "variability", "aum", "correctness", "points"]
+    source = list(csv.DictReader(open(audited["train"], encoding="utf-8")))
+    assert [int(r["row"]) for r in table] == list(range(ROWS))  # one line per training row
+    assert [r["given_label"] for r in table] == [r["sentiment"] for r in source]
+    # every row trained in k-1 folds, each recording 2 points per epoch (6 epochs)
+    steps = []
+    for k in range(1, FOLDS + 1):
+        saved = json.loads((out / f"fold-{k}" / "training_dynamics.json").read_text())
+        held_out = json.loads((out / f"fold-{k}" / "held_out_predictions.json").read_text())["rows"]
+        assert sorted(saved["rows"] + held_out) == list(range(ROWS))
+        steps.append([p["step"] for p in saved["points"]])
+        assert steps[-1] == sorted(set(steps[-1])) and len(steps[-1]) in (12, 13)
+    assert {int(r["points"]) for r in table} <= {sum(map(len, steps)) - len(s) for s in steps}
+    confidence = np.array([float(r["confidence"]) for r in table])
+    aum = np.array([float(r["aum"]) for r in table])
+    variability = np.array([float(r["variability"]) for r in table])
+    np.testing.assert_allclose(confidence, result.data_map.confidence, atol=1e-4)
+    assert ((0 <= confidence) & (confidence <= 1)).all() and (variability >= 0).all()
+    # the models learn the clean rows and fight the flipped ones: the flips sit at the bottom
+    clean = np.setdiff1d(np.arange(ROWS), flipped)
+    assert confidence[flipped].mean() < 0.5 < confidence[clean].mean()
+    assert aum[flipped].mean() < 0 < aum[clean].mean()
+    lowest = set(np.argsort(aum)[:FLIPS].tolist())
+    assert len(lowest & set(flipped)) >= 0.8 * FLIPS, (sorted(lowest), flipped)
+    summary = json.loads((out / "audit.json").read_text())
+    assert summary["data_map"]["file"] == "data_map.csv"
+    assert summary["data_map"]["points"] == sum(int(r["points"]) for r in table)
 
 
 def test_fold_ensemble_averages_held_out_and_in_sample(audited, tiny_model_dir, tmp_path):
