@@ -22,6 +22,7 @@ import csv
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -134,11 +135,13 @@ class TrainingDynamics:
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step not in self.steps or any(r["step"] == state.global_step for r in self.records):
             return
+        start = time.perf_counter()
         p_given, margin = self._score(kwargs["model"])
         self.records.append(
             {
                 "step": state.global_step,
                 "epoch": round(float(state.epoch or 0.0), 4),
+                "seconds": round(time.perf_counter() - start, 3),
                 "p_given": [round(float(x), 6) for x in p_given],
                 "margin": [round(float(x), 5) for x in margin],
             }
