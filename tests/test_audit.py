@@ -121,7 +121,15 @@ def test_data_map_gives_flips_low_confidence_and_aum(audited):
     out = result.output_dir
     with open(out / "data_map.csv", encoding="utf-8") as fh:
         table = list(csv.DictReader(fh))
-    assert list(table[0]) == ["row", "given_label", "confidence", "variability", "aum", "correctness", "points"]
+    assert list(table[0]) == [
+        "row",
+        "given_label",
+        "confidence",
+        "variability",
+        "aum",
+        "correctness",
+        "points",
+    ]
     source = list(csv.DictReader(open(audited["train"], encoding="utf-8")))
     assert [int(r["row"]) for r in table] == list(range(ROWS))  # one line per training row
     assert [r["given_label"] for r in table] == [r["sentiment"] for r in source]
@@ -148,6 +156,56 @@ def test_data_map_gives_flips_low_confidence_and_aum(audited):
     summary = json.loads((out / "audit.json").read_text())
     assert summary["data_map"]["file"] == "data_map.csv"
     assert summary["data_map"]["points"] == sum(int(r["points"]) for r in table)
+
+
+def test_data_map_resumes_and_refuses_folds_without_it(audited, tiny_model_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "audit"
+    shutil.copytree(audited["result"].output_dir, copy)
+    fold = copy / "fold-2"
+    # fold 2 "was interrupted" at its first checkpoint: its later checkpoints and model are gone
+    checkpoints = sorted(fold.glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1]))
+    assert len(checkpoints) >= 2
+    for later in checkpoints[1:]:
+        shutil.rmtree(later)
+    shutil.rmtree(fold / "model")
+    (fold / "held_out_predictions.json").unlink()
+    resumed_at = int(checkpoints[0].name.split("-")[1])
+    dynamics = fold / "training_dynamics.json"
+    before = json.loads(dynamics.read_text())
+    kept = [p for p in before["points"] if p["step"] <= resumed_at]
+    assert kept and len(kept) < len(before["points"])
+    kept[0]["p_given"] = [0.123] * len(before["rows"])  # a mark: kept points are not recorded again
+    shutil.copy(dynamics, tmp_path / "saved.json")
+    dynamics.write_text(json.dumps(before))
+    again = audit(
+        train_file=audited["train"],
+        model_name=tiny_model_dir,
+        output_dir=copy,
+        folds=FOLDS,
+        resume=True,
+        data_map=True,
+        data_map_points=2,
+        **FAST,
+    )
+    assert again.folds_run == 1
+    after = json.loads(dynamics.read_text())
+    assert [p["step"] for p in after["points"]] == [p["step"] for p in before["points"]]
+    assert after["points"][0]["p_given"] == [0.123] * len(before["rows"])
+    original = json.loads((tmp_path / "saved.json").read_text())["points"]
+    for new, old in zip(after["points"][len(kept) :], original[len(kept) :], strict=True):
+        assert new["step"] == old["step"] > resumed_at  # recorded again after the checkpoint
+        np.testing.assert_allclose(new["p_given"], old["p_given"], atol=0.05)
+    assert len(again.data_map.confidence) == ROWS
+    # a fold trained without the data map cannot give one: refused before any training
+    (copy / "fold-1" / "training_dynamics.json").unlink()
+    with pytest.raises(ConfigError, match=r"data_map=True, but fold 1 .* was trained without it"):
+        audit(train_file=audited["train"], output_dir=copy, folds=FOLDS, resume=True, data_map=True, **FAST)
+    with pytest.raises(ConfigError, match=r"data_map_points=0 must be an integer >= 1"):
+        audit(train_file=audited["train"], output_dir=copy, data_map=True, data_map_points=0, **FAST)
+    with pytest.raises(ConfigError, match=r"data_map='yes' must be True or False"):
+        audit(train_file=audited["train"], output_dir=copy, data_map="yes", **FAST)
 
 
 def test_fold_ensemble_averages_held_out_and_in_sample(audited, tiny_model_dir, tmp_path):
@@ -232,6 +290,8 @@ def test_resume_skips_finished_folds(audited, tiny_model_dir, caplog):
         output_dir=out,
         folds=FOLDS,
         resume=True,
+        data_map=True,
+        data_map_points=2,
         **FAST,
     )
     assert again.folds_run == 1
@@ -283,12 +343,16 @@ def test_cli_prints_the_noise_table(audited, tiny_model_dir, capsys):
         "3",
         "--probabilities",
         "held_out",
+        "--data-map",
+        "--data-map-points",
+        "2",
     )
     printed, errors = result.stdout, result.stderr
     assert result.returncode == 0, errors
     assert f"Audited {ROWS} rows with {FOLDS} folds" in printed
     assert "est. noise rate" in printed and "given \\ true" in printed
     assert "--exclude-rows" in printed
+    assert f"Data map          {out / 'data_map.csv'}" in printed
 
 
 # --- refused inputs (no training) -----------------------------------------------------------

@@ -329,6 +329,8 @@ def _run_fold(
             trained = _training_rows(len(inputs), rows)
             callback = dynamics.fold_callback(fold_dir, trained, inputs, *recorder, task.format_text)
             fit_args["callbacks"] = [*(args.get("callbacks") or []), callback]
+        else:  # trained on without the data map: an earlier partial record no longer describes it
+            (fold_dir / dynamics.DYNAMICS_FILE).unlink(missing_ok=True)
         fine_tune(task, model_name, fold_dir, exclude_rows=held_out, resume=resume, **fit_args)
     predictor = load_finetuned(model)
     predictor.warn_truncation = False
