@@ -201,7 +201,15 @@ def test_data_map_resumes_and_refuses_folds_without_it(audited, tiny_model_dir, 
     # a fold trained without the data map cannot give one: refused before any training
     (copy / "fold-1" / "training_dynamics.json").unlink()
     with pytest.raises(ConfigError, match=r"data_map=True, but fold 1 .* was trained without it"):
-        audit(train_file=audited["train"], output_dir=copy, folds=FOLDS, resume=True, data_map=True, **FAST)
+        audit(
+            train_file=audited["train"],
+            model_name=tiny_model_dir,
+            output_dir=copy,
+            folds=FOLDS,
+            resume=True,
+            data_map=True,
+            **FAST,
+        )
     with pytest.raises(ConfigError, match=r"data_map_points=0 must be an integer >= 1"):
         audit(train_file=audited["train"], output_dir=copy, data_map=True, data_map_points=0, **FAST)
     with pytest.raises(ConfigError, match=r"data_map='yes' must be True or False"):
