@@ -117,7 +117,8 @@ class TrainingDynamics:
         self.multi_label, self.path, self.points = multi_label, Path(path), points
         self.records: list[dict[str, Any]] = []
         self.steps: set[int] = set()
-        self._encoded: Any = None
+        self._tokenizer: Any = None
+        self._batches: list[tuple[list[int], list[dict[str, Any]]]] = []
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         loader = kwargs.get("train_dataloader")
@@ -130,7 +131,8 @@ class TrainingDynamics:
             saved = json.loads(self.path.read_text(encoding="utf-8"))
             if saved.get("rows") == self.rows:
                 self.records = [r for r in saved["points"] if r["step"] <= state.global_step]
-        self._encoded = self._encode(kwargs["processing_class"], _max_length(loader))
+        self._tokenizer = kwargs["processing_class"]
+        self._batches = self._encode(self._tokenizer, _max_length(loader))
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step not in self.steps or any(r["step"] == state.global_step for r in self.records):
@@ -149,7 +151,8 @@ class TrainingDynamics:
         if state.is_world_process_zero:
             write_json(self.path, {"rows": self.rows, "points": self.records})
 
-    def _encode(self, tokenizer: Any, max_length: int | None) -> list[tuple[list[int], dict[str, Any]]]:
+    def _encode(self, tokenizer: Any, max_length: int | None) -> list[tuple[list[int], list[dict[str, Any]]]]:
+        """The rows tokenized once, in batches of similar length (padded when scored)."""
         pairs = bool(self.inputs) and isinstance(self.inputs[0], tuple | list)
         first = [x[0] for x in self.inputs] if pairs else self.inputs
         second = [x[1] for x in self.inputs] if pairs else None
@@ -161,7 +164,7 @@ class TrainingDynamics:
         batches = []
         for start in range(0, len(order), BATCH_SIZE):
             index = order[start : start + BATCH_SIZE]
-            batches.append((index, tokenizer.pad([features[i] for i in index], return_tensors="pt")))
+            batches.append((index, [features[i] for i in index]))
         return batches
 
     def _score(self, model: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +176,8 @@ class TrainingDynamics:
         logits = np.zeros((len(self.inputs), 0), dtype=np.float64)
         try:
             with torch.no_grad():
-                for index, batch in self._encoded:
+                for index, features in self._batches:
+                    batch = self._tokenizer.pad(features, return_tensors="pt")
                     out = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
                     if logits.shape[1] == 0:
                         logits = np.zeros((len(self.inputs), out.shape[1]), dtype=np.float64)
