@@ -472,3 +472,28 @@ def test_find_issues_multi_label():
     assert len(found & set(flipped.tolist())) / 15 >= 0.8
     assert issues.noise_rate["a"] > issues.noise_rate["b"]
     assert np.array(issues.confident_joint).shape == (k, 2, 2)
+
+
+# --- the data map's arithmetic on known logits ------------------------------------------------
+def test_data_map_steps_and_scores():
+    from modernbert_tasks.auditing.data_map import DataMap, given_scores, record_steps
+
+    # 4 points in each of 2 epochs of 10 steps, and the last step of a run cut at 15 steps
+    assert sorted(record_steps(10, 20, 4)) == [2, 5, 8, 10, 12, 15, 18, 20]
+    assert sorted(record_steps(10, 15, 2)) == [5, 10, 15]
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 3.0, 1.0]])
+    p, margin = given_scores(logits, [0, 2], multi_label=False)
+    np.testing.assert_allclose(margin, [2.0, -2.0])  # the given logit minus the largest other
+    np.testing.assert_allclose(p, [np.exp(2) / np.exp([2, 0, -1]).sum(), np.exp(1) / np.exp([0, 3, 1]).sum()])
+    # multi-label: the row's worst label, its logit signed by the given 0/1
+    p, margin = given_scores(np.array([[3.0, -2.0], [1.0, 4.0]]), [[1, 0], [1, 0]], multi_label=True)
+    np.testing.assert_allclose(margin, [2.0, -4.0])
+    np.testing.assert_allclose(p, 1 / (1 + np.exp(-np.array([2.0, -4.0]))))
+    # pooled: means over every point, variability the mean of each fold's standard deviation
+    pooled = DataMap(3)
+    pooled.add([0, 1], np.array([[0.2, 0.9], [0.4, 0.9]]), np.array([[-1.0, 2.0], [1.0, 2.0]]))
+    pooled.add([1, 2], np.array([[0.7, 0.5]]), np.array([[0.5, -0.5]]))
+    np.testing.assert_allclose(pooled.confidence, [0.3, (0.9 + 0.9 + 0.7) / 3, 0.5])
+    np.testing.assert_allclose(pooled.aum, [0.0, 4.5 / 3, -0.5])
+    np.testing.assert_allclose(pooled.correctness, [0.5, 1.0, 0.0])
+    np.testing.assert_allclose(pooled.variability, [0.1, 0.0, 0.0])
