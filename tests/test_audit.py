@@ -212,6 +212,8 @@ def test_data_map_resumes_and_refuses_folds_without_it(audited, tiny_model_dir, 
         )
     with pytest.raises(ConfigError, match=r"data_map_points=0 must be an integer >= 1"):
         audit(train_file=audited["train"], output_dir=copy, data_map=True, data_map_points=0, **FAST)
+    with pytest.raises(ConfigError, match=r"data_map_points=2 sets .* data_map is off"):
+        audit(train_file=audited["train"], output_dir=copy, data_map_points=2, **FAST)
     with pytest.raises(ConfigError, match=r"data_map='yes' must be True or False"):
         audit(train_file=audited["train"], output_dir=copy, data_map="yes", **FAST)
 

@@ -166,6 +166,11 @@ def audit(
     if data_map not in (False, True):
         raise ConfigError(f"data_map={data_map!r} must be True or False (CLI: --data-map).")
     data_map_points = dynamics.check_points(data_map_points)
+    if not data_map and data_map_points != dynamics.DEFAULT_POINTS:
+        raise ConfigError(
+            f"data_map_points={data_map_points} sets the data map's records per epoch, and "
+            "data_map is off. Pass data_map=True as well (CLI: --data-map), or drop it."
+        )
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ConfigError(
             f"folds={folds!r} must be an integer >= 2 (each fold's model trains "
