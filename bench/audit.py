@@ -7,12 +7,18 @@ the flagged rows against the planted flips at cleanlab's own count and at the to
 probability of the given label), for each cleanlab filter on the same out-of-fold
 probabilities. Both of the audit's `probabilities=` are scored from the same folds: `held_out`
 (each row by the fold model that never saw it) and `fold_ensemble` (averaged with the k-1 fold
-models that trained on it). Then runs with the same options, scored on GLUE's validation split
+models that trained on it). The audit also records its data map (`data_map=True`): each
+fold predicts its training rows --data-map-points times per epoch, and the rows are ranked by
+their training dynamics pooled over the k-1 folds that trained on them: confidence (the mean
+probability of the given label), the first epoch's confidence alone, the area under the margin
+(aum), and held-out p(given) averaged with the confidence (and with the first epoch's).
+Then runs with the same options, scored on GLUE's validation split
 (872 rows): trained on the flipped labels, on the flipped labels without the rows flagged by
 each (exclude_rows=), and on the true labels.
 
     python bench/audit.py                          # 3,000 rows, 5 folds, 1 epoch (~10 min on 2 cores)
     python bench/audit.py --rows 1000 --folds 3    # a quick look
+    python bench/audit.py --epochs 2 --no-runs     # the rankings only
 """
 
 from __future__ import annotations
@@ -46,6 +52,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="42",
         help="seeds of the runs on flipped / cleaned / true labels, comma-separated; each "
         "configuration's accuracy is their mean (the audit's folds use seed 42)",
+    )
+    p.add_argument(
+        "--data-map-points", type=int, default=4, help="data map records per epoch (audit's data_map_points)"
+    )
+    p.add_argument(
+        "--no-runs",
+        action="store_true",
+        help="score the rankings only, without the runs on flipped / cleaned / true labels",
     )
     p.add_argument(
         "--resume",
@@ -108,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         train_file=str(noisy_file),
         folds=args.folds,
         probabilities="fold_ensemble",  # the fold files then hold both; held_out is their half
+        data_map=True,
+        data_map_points=args.data_map_points,
         resume=args.resume,
         **options,
     )
@@ -145,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
             }
         )
         table[-1]["AP"] = average_precision(p_given, planted)
+    table += data_map_rankings(result, given, planted, n_top, f"top {args.noise:.0%}")
     truth = np.array([y for _, y in rows])
     oof_accuracy = float((result.held_out.argmax(axis=1) == truth).mean())
     in_accuracy = float((result.in_sample.argmax(axis=1) == np.array(given)).mean())
@@ -153,6 +170,14 @@ def main(argv: list[str] | None = None) -> None:
         f"{oof_accuracy:.4f}; in-sample agreement with the given labels {in_accuracy:.4f}"
     )
     print(common.format_table(table, ["probabilities", "selection", "flagged", "precision", "recall", "AP"]))
+    seconds, points = data_map_cost(result)
+    print(
+        f"data map: {points} points over {args.folds} folds, "
+        f"{seconds:.1f} s predicting ({seconds / 60:.1f} min)"
+    )
+    if args.no_runs:
+        print(f"end: {common.load_line()}")
+        return
 
     validation = str(common.SST2_DIR / "validation.tsv")
     runs: list[dict[str, Any]] = []
@@ -224,6 +249,76 @@ def main(argv: list[str] | None = None) -> None:
     if gap <= 0:
         print(f"no gap to recover: true labels {true_acc:.4f} vs flipped {flipped_acc:.4f}")
     print(f"end: {common.load_line()}")
+
+
+def data_map_rankings(result: Any, given: list[int], planted: set[int], n_top: int, top: str) -> list[dict]:
+    """Rankings by the training dynamics (lowest first), scored like the probabilities'."""
+    from modernbert_tasks.auditing.issues import find_issues
+
+    dm = result.data_map
+    at = np.arange(len(given))
+    held = result.held_out[at, given]
+    early = first_epoch_confidence(result.output_dir, len(given))
+    scores = {
+        "data map confidence": dm.confidence,
+        "data map confidence, epoch 1": early,
+        "data map aum": dm.aum,
+        "data map correctness": dm.correctness,
+        "held_out + confidence": (held + dm.confidence) / 2,
+        "held_out + epoch-1 confidence": (held + early) / 2,
+        "fold_ensemble + confidence": (held + result.in_sample[at, given] + 2 * dm.confidence) / 4,
+    }
+    table = []
+    for name, score in scores.items():
+        order = np.argsort(score, kind="stable")[:n_top].tolist()
+        p, r = precision_recall(order, planted)
+        table.append(
+            {
+                "probabilities": name,
+                "selection": f"{top} by it",
+                "flagged": n_top,
+                "precision": p,
+                "recall": r,
+            }
+        )
+        table[-1]["AP"] = average_precision(score, planted)
+        if name.startswith("held_out +"):  # binary: a probability of the given label, so cleanlab's count
+            probs = np.empty_like(result.held_out)
+            probs[at, given] = score
+            probs[at, 1 - np.asarray(given)] = 1 - score
+            flagged = find_issues(given, probs, result.labels, False, "prune_by_noise_rate").ranked
+            p, r = precision_recall(flagged, planted)
+            table.append(
+                {
+                    "probabilities": name,
+                    "selection": "cleanlab prune_by_noise_rate",
+                    "flagged": len(flagged),
+                    "precision": p,
+                    "recall": r,
+                }
+            )
+    return table
+
+
+def first_epoch_confidence(out: Path, rows: int) -> np.ndarray:
+    """Each row's mean p(given) over the points of the folds' first epoch."""
+    total, count = np.zeros(rows), np.zeros(rows)
+    for path in sorted(Path(out).glob("fold-*/training_dynamics.json")):
+        saved = json.loads(path.read_text())
+        points = [p for p in saved["points"] if p["epoch"] <= 1.0 + 1e-6]
+        for p in points:
+            total[saved["rows"]] += p["p_given"]
+            count[saved["rows"]] += 1
+    return total / np.maximum(count, 1)
+
+
+def data_map_cost(result: Any) -> tuple[float, int]:
+    seconds, points = 0.0, 0
+    for path in sorted(Path(result.output_dir).glob("fold-*/training_dynamics.json")):
+        saved = json.loads(path.read_text())
+        seconds += sum(p.get("seconds", 0.0) for p in saved["points"])
+        points += len(saved["points"])
+    return seconds, points
 
 
 def average_precision(p_given: np.ndarray, planted: set[int]) -> float:

@@ -57,6 +57,8 @@ def audited(tiny_model_dir, tmp_path_factory):
         output_dir=folder / "audit",
         folds=FOLDS,
         write_cleaned=True,
+        data_map=True,
+        data_map_points=2,
         **FAST,
     )
     return {"folder": folder, "train": train, "rows": rows, "flipped": flipped, "result": result}
@@ -112,6 +114,108 @@ def test_audit_files(audited):
     assert len(cleaned) == ROWS - len(issues)
     kept = [r for i, r in enumerate(source) if i not in set(result.flagged)]
     assert cleaned == kept
+
+
+def test_data_map_gives_flips_low_confidence_and_aum(audited):
+    result, flipped = audited["result"], audited["flipped"]
+    out = result.output_dir
+    with open(out / "data_map.csv", encoding="utf-8") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0]) == [
+        "row",
+        "given_label",
+        "confidence",
+        "variability",
+        "aum",
+        "correctness",
+        "points",
+    ]
+    source = list(csv.DictReader(open(audited["train"], encoding="utf-8")))
+    assert [int(r["row"]) for r in table] == list(range(ROWS))  # one line per training row
+    assert [r["given_label"] for r in table] == [r["sentiment"] for r in source]
+    # every row trained in k-1 folds, each recording 2 points per epoch (6 epochs)
+    steps = []
+    for k in range(1, FOLDS + 1):
+        saved = json.loads((out / f"fold-{k}" / "training_dynamics.json").read_text())
+        held_out = json.loads((out / f"fold-{k}" / "held_out_predictions.json").read_text())["rows"]
+        assert sorted(saved["rows"] + held_out) == list(range(ROWS))
+        steps.append([p["step"] for p in saved["points"]])
+        assert steps[-1] == sorted(set(steps[-1])) and len(steps[-1]) in (12, 13)
+    assert {int(r["points"]) for r in table} <= {sum(map(len, steps)) - len(s) for s in steps}
+    confidence = np.array([float(r["confidence"]) for r in table])
+    aum = np.array([float(r["aum"]) for r in table])
+    variability = np.array([float(r["variability"]) for r in table])
+    np.testing.assert_allclose(confidence, result.data_map.confidence, atol=1e-4)
+    assert ((0 <= confidence) & (confidence <= 1)).all() and (variability >= 0).all()
+    # the models learn the clean rows and fight the flipped ones: the flips sit at the bottom
+    clean = np.setdiff1d(np.arange(ROWS), flipped)
+    assert confidence[flipped].mean() < 0.5 < confidence[clean].mean()
+    assert aum[flipped].mean() < 0 < aum[clean].mean()
+    lowest = set(np.argsort(aum)[:FLIPS].tolist())
+    assert len(lowest & set(flipped)) >= 0.8 * FLIPS, (sorted(lowest), flipped)
+    summary = json.loads((out / "audit.json").read_text())
+    assert summary["data_map"]["file"] == "data_map.csv"
+    assert summary["data_map"]["points"] == sum(int(r["points"]) for r in table)
+
+
+def test_data_map_resumes_and_refuses_folds_without_it(audited, tiny_model_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "audit"
+    shutil.copytree(audited["result"].output_dir, copy)
+    fold = copy / "fold-2"
+    # fold 2 "was interrupted" at its first checkpoint: its later checkpoints and model are gone
+    checkpoints = sorted(fold.glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1]))
+    assert len(checkpoints) >= 2
+    for later in checkpoints[1:]:
+        shutil.rmtree(later)
+    shutil.rmtree(fold / "model")
+    (fold / "held_out_predictions.json").unlink()
+    resumed_at = int(checkpoints[0].name.split("-")[1])
+    dynamics = fold / "training_dynamics.json"
+    before = json.loads(dynamics.read_text())
+    kept = [p for p in before["points"] if p["step"] <= resumed_at]
+    assert kept and len(kept) < len(before["points"])
+    kept[0]["p_given"] = [0.123] * len(before["rows"])  # a mark: kept points are not recorded again
+    shutil.copy(dynamics, tmp_path / "saved.json")
+    dynamics.write_text(json.dumps(before))
+    again = audit(
+        train_file=audited["train"],
+        model_name=tiny_model_dir,
+        output_dir=copy,
+        folds=FOLDS,
+        resume=True,
+        data_map=True,
+        data_map_points=2,
+        **FAST,
+    )
+    assert again.folds_run == 1
+    after = json.loads(dynamics.read_text())
+    assert [p["step"] for p in after["points"]] == [p["step"] for p in before["points"]]
+    assert after["points"][0]["p_given"] == [0.123] * len(before["rows"])
+    original = json.loads((tmp_path / "saved.json").read_text())["points"]
+    for new, old in zip(after["points"][len(kept) :], original[len(kept) :], strict=True):
+        assert new["step"] == old["step"] > resumed_at  # recorded again after the checkpoint
+        np.testing.assert_allclose(new["p_given"], old["p_given"], atol=0.05)
+    assert len(again.data_map.confidence) == ROWS
+    # a fold trained without the data map cannot give one: refused before any training
+    (copy / "fold-1" / "training_dynamics.json").unlink()
+    with pytest.raises(ConfigError, match=r"data_map=True, but fold 1 .* was trained without it"):
+        audit(
+            train_file=audited["train"],
+            model_name=tiny_model_dir,
+            output_dir=copy,
+            folds=FOLDS,
+            resume=True,
+            data_map=True,
+            **FAST,
+        )
+    with pytest.raises(ConfigError, match=r"data_map_points=0 must be an integer >= 1"):
+        audit(train_file=audited["train"], output_dir=copy, data_map=True, data_map_points=0, **FAST)
+    with pytest.raises(ConfigError, match=r"data_map_points=2 sets .* data_map is off"):
+        audit(train_file=audited["train"], output_dir=copy, data_map_points=2, **FAST)
+    with pytest.raises(ConfigError, match=r"data_map='yes' must be True or False"):
+        audit(train_file=audited["train"], output_dir=copy, data_map="yes", **FAST)
 
 
 def test_fold_ensemble_averages_held_out_and_in_sample(audited, tiny_model_dir, tmp_path):
@@ -196,6 +300,8 @@ def test_resume_skips_finished_folds(audited, tiny_model_dir, caplog):
         output_dir=out,
         folds=FOLDS,
         resume=True,
+        data_map=True,
+        data_map_points=2,
         **FAST,
     )
     assert again.folds_run == 1
@@ -247,12 +353,16 @@ def test_cli_prints_the_noise_table(audited, tiny_model_dir, capsys):
         "3",
         "--probabilities",
         "held_out",
+        "--data-map",
+        "--data-map-points",
+        "2",
     )
     printed, errors = result.stdout, result.stderr
     assert result.returncode == 0, errors
     assert f"Audited {ROWS} rows with {FOLDS} folds" in printed
     assert "est. noise rate" in printed and "given \\ true" in printed
     assert "--exclude-rows" in printed
+    assert f"Data map          {out / 'data_map.csv'}" in printed
 
 
 # --- refused inputs (no training) -----------------------------------------------------------
@@ -364,3 +474,28 @@ def test_find_issues_multi_label():
     assert len(found & set(flipped.tolist())) / 15 >= 0.8
     assert issues.noise_rate["a"] > issues.noise_rate["b"]
     assert np.array(issues.confident_joint).shape == (k, 2, 2)
+
+
+# --- the data map's arithmetic on known logits ------------------------------------------------
+def test_data_map_steps_and_scores():
+    from modernbert_tasks.auditing.data_map import DataMap, given_scores, record_steps
+
+    # 4 points in each of 2 epochs of 10 steps, and the last step of a run cut at 15 steps
+    assert sorted(record_steps(10, 20, 4)) == [2, 5, 8, 10, 12, 15, 18, 20]
+    assert sorted(record_steps(10, 15, 2)) == [5, 10, 15]
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 3.0, 1.0]])
+    p, margin = given_scores(logits, [0, 2], multi_label=False)
+    np.testing.assert_allclose(margin, [2.0, -2.0])  # the given logit minus the largest other
+    np.testing.assert_allclose(p, [np.exp(2) / np.exp([2, 0, -1]).sum(), np.exp(1) / np.exp([0, 3, 1]).sum()])
+    # multi-label: the row's worst label, its logit signed by the given 0/1
+    p, margin = given_scores(np.array([[3.0, -2.0], [1.0, 4.0]]), [[1, 0], [1, 0]], multi_label=True)
+    np.testing.assert_allclose(margin, [2.0, -4.0])
+    np.testing.assert_allclose(p, 1 / (1 + np.exp(-np.array([2.0, -4.0]))))
+    # pooled: means over every point, variability the mean of each fold's standard deviation
+    pooled = DataMap(3)
+    pooled.add([0, 1], np.array([[0.2, 0.9], [0.4, 0.9]]), np.array([[-1.0, 2.0], [1.0, 2.0]]))
+    pooled.add([1, 2], np.array([[0.7, 0.5]]), np.array([[0.5, -0.5]]))
+    np.testing.assert_allclose(pooled.confidence, [0.3, (0.9 + 0.9 + 0.7) / 3, 0.5])
+    np.testing.assert_allclose(pooled.aum, [0.0, 4.5 / 3, -0.5])
+    np.testing.assert_allclose(pooled.correctness, [0.5, 1.0, 0.0])
+    np.testing.assert_allclose(pooled.variability, [0.1, 0.0, 0.0])

@@ -406,11 +406,21 @@ def test_audit_tables(tiny_model_dir, sst2_dir):
         "learning_rate=1e-3,per_device_eval_batch_size=128",
     )
     selection, runs = tables(out)
-    assert [r["selection"] for r in selection][-1] == "top 10% by p(given)"
-    assert {r["probabilities"] for r in selection} == {"held_out", "fold_ensemble"}
+    rankings = {r["probabilities"] for r in selection}
+    assert {
+        "held_out",
+        "fold_ensemble",
+        "data map confidence",
+        "data map aum",
+        "held_out + confidence",
+    } <= rankings
+    tops = [r for r in selection if r["selection"].startswith("top 10% by")]
+    assert {r["probabilities"] for r in tops} == rankings  # every ranking scored at the top 10%
     for row in selection:
         assert 0 <= number(row["precision"]) <= 1 and 0 <= number(row["recall"]) <= 1
-    assert 0 <= number(selection[-1]["AP"]) <= 1
+    for row in tops:
+        assert 0 <= number(row["AP"]) <= 1
+    assert "points over 2 folds" in out  # the data map's cost line
     names = [r["training data"] for r in runs]
     assert names[0] == "flipped labels" and names[-1] == "true labels"
     assert "(held_out) excluded" in names[1] and "(fold_ensemble) excluded" in names[2]

@@ -15,7 +15,8 @@ held-out model doubts (audit/issues.py).
 
 Written into the audit folder: label_issues.csv (worst first; train with exclude_rows= it),
 audit.json (rows, folds, noise rate per class, the confident joint), noise_matrix.png (with
-matplotlib), and with write_cleaned=True a copy of the training file without the flagged rows.
+matplotlib), with write_cleaned=True a copy of the training file without the flagged rows, and
+with data_map=True data_map.csv (each row's training dynamics: auditing/data_map.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..options import DEFAULT_MODEL, resolve_options
 from ..task import Task
 from ..training.exclusion import AUDIT_SUMMARY, ROW_COLUMN, TEXT_COLUMN, row_text, write_row_file
 from ..training.task_source import data_files_of, resolve_task
+from . import data_map as dynamics
 from .ensemble import (
     DEFAULT_PROBABILITIES,
     IN_SAMPLE_PROBABILITIES,
@@ -108,6 +110,8 @@ class AuditResult:
     plot_file: Path | None
     cleaned_file: Path | None
     folds_run: int  # folds trained by this call (the others were done already)
+    data_map_file: Path | None = None
+    data_map: Any = None  # auditing.data_map.DataMap with data_map=True
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads((self.summary_file).read_text(encoding="utf-8"))
@@ -122,6 +126,8 @@ def audit(
     write_cleaned: bool = False,
     filter_by: str = "prune_by_noise_rate",
     probabilities: str = DEFAULT_PROBABILITIES,
+    data_map: bool = False,
+    data_map_points: int = dynamics.DEFAULT_POINTS,
     **args: Any,
 ) -> AuditResult:
     """Find likely wrong labels in the training data with out-of-sample predictions.
@@ -141,6 +147,12 @@ def audit(
             fold model also predicts its training rows); it flags fewer rows, and misses
             flipped rows when the fold models memorise them (auditing/ensemble.py,
             docs/benchmarks.md#label-audit).
+        data_map: also record each fold's training dynamics (the probability of the given
+            label and its margin, data_map_points times per epoch, on the fold's training
+            rows) and write each row's confidence, variability and area under the margin
+            (aum), pooled over the k-1 folds that trained on it, to data_map.csv
+            (auditing/data_map.py). Costs one prediction of the training rows per point.
+        data_map_points: records per epoch with data_map=True (default 4).
         resume=True (in args): continue an interrupted audit in output_dir;
         overwrite=True: delete an earlier audit there and start over.
 
@@ -151,6 +163,14 @@ def audit(
     require_cleanlab()  # before any training
     probabilities = check_probabilities(probabilities)
     in_sample = probabilities != "held_out"
+    if data_map not in (False, True):
+        raise ConfigError(f"data_map={data_map!r} must be True or False (CLI: --data-map).")
+    data_map_points = dynamics.check_points(data_map_points)
+    if not data_map and data_map_points != dynamics.DEFAULT_POINTS:
+        raise ConfigError(
+            f"data_map_points={data_map_points} sets the data map's records per epoch, and "
+            "data_map is off. Pass data_map=True as well (CLI: --data-map), or drop it."
+        )
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ConfigError(
             f"folds={folds!r} must be an integer >= 2 (each fold's model trains "
@@ -178,6 +198,12 @@ def audit(
         )
     args.setdefault("validation_fraction", 0.0)
     opts = resolve_options(task, args).options  # every option checked before anything runs
+    if data_map and opts.train_long_text == "chunks":
+        raise ConfigError(
+            "data_map=True records each text's training dynamics, and train_long_text='chunks' "
+            "trains on windows of texts. Leave data_map out, or train on truncated texts "
+            "(train_long_text='truncate')."
+        )
     out = Path(output_dir) if output_dir is not None else DEFAULT_AUDIT_DIR
     multi_label = task.problem_type == "multi_label_classification"
 
@@ -201,6 +227,9 @@ def audit(
 
     with run_lock(out):
         done = check_folder(out, plan, resume, overwrite)
+        if data_map:
+            dynamics.check_recorded(out, done)
+        recorder = (given, multi_label, data_map_points) if data_map else None
         trained = 0
         for k in range(folds):
             rows = [i for i in range(len(train)) if assignment[i] == k]
@@ -218,7 +247,7 @@ def audit(
                     len(rows),
                     fold_dir,
                 )
-                _run_fold(task, model_name, fold_dir, rows, texts, inputs, args, resume, in_sample)
+                _run_fold(task, model_name, fold_dir, rows, texts, inputs, args, resume, in_sample, recorder)
                 trained += 1
             if in_sample:
                 _add_in_sample(task, fold_dir, rows, inputs)
@@ -230,6 +259,9 @@ def audit(
         issues_file = write_issues(out / ISSUES_FILE, issues, texts, given, labels, multi_label)
         summary_file = write_summary(out / AUDIT_SUMMARY, plan, issues, labels, task, probabilities)
         plot_file = write_noise_plot(issues, labels, out / PLOT_FILE)
+        dm, map_file = (None, None)
+        if data_map:  # each row's training dynamics, pooled over the folds that trained on it
+            dm, map_file = dynamics.write_data_map(out, folds, given, labels, multi_label, summary_file)
         cleaned = write_cleaned_copy(task, opts, out, issues.ranked) if write_cleaned else None
     return AuditResult(
         output_dir=out,
@@ -252,6 +284,8 @@ def audit(
         plot_file=plot_file,
         cleaned_file=cleaned,
         folds_run=trained,
+        data_map_file=map_file,
+        data_map=dm,
     )
 
 
@@ -282,6 +316,7 @@ def _run_fold(
     args: dict[str, Any],
     resume: bool,
     in_sample: bool,
+    recorder: tuple[list[Any], bool, int] | None = None,
 ) -> None:
     from ..inference.loading import load_finetuned
     from ..training.engine import fine_tune
@@ -294,7 +329,14 @@ def _run_fold(
     )
     model = fold_dir / "model"
     if not (model / "modernbert_tasks.json").is_file():
-        fine_tune(task, model_name, fold_dir, exclude_rows=held_out, resume=resume, **args)
+        fit_args = dict(args)
+        if recorder is not None:  # the data map: this fold's training rows during training
+            trained = _training_rows(len(inputs), rows)
+            callback = dynamics.fold_callback(fold_dir, trained, inputs, *recorder, task.format_text)
+            fit_args["callbacks"] = [*(args.get("callbacks") or []), callback]
+        else:  # trained on without the data map: an earlier partial record no longer describes it
+            (fold_dir / dynamics.DYNAMICS_FILE).unlink(missing_ok=True)
+        fine_tune(task, model_name, fold_dir, exclude_rows=held_out, resume=resume, **fit_args)
     predictor = load_finetuned(model)
     predictor.warn_truncation = False
     saved: dict[str, Any] = {"rows": rows, "probabilities": _predict(predictor, task, inputs, rows)}

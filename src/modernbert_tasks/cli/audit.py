@@ -17,6 +17,9 @@ examples:
   modernbert-tasks audit --train-file tickets.csv --label-column team --model ./minilm \\
       --num-train-epochs 1 --output-dir runs/audit
 
+  # also write each row's training dynamics (confidence, variability, aum) to data_map.csv
+  modernbert-tasks audit --train-file tickets.csv --output-dir runs/audit --data-map
+
   # continue an interrupted audit (finished folds are skipped)
   modernbert-tasks audit --train-file tickets.csv --output-dir runs/audit --resume
 
@@ -81,6 +84,24 @@ def add_parser(sub: Any, with_flags: bool) -> None:
         "fold model that never saw it; fold_ensemble averages them with those of the fold "
         "models that trained on it (flags fewer rows; see docs/benchmarks.md#label-audit)",
     )
+    group.add_argument(
+        "--data-map",
+        "--data_map",
+        dest="data_map",
+        action="store_true",
+        help="also record each fold's training dynamics and write each row's confidence, "
+        "variability and area under the margin to data_map.csv (costs one prediction of the "
+        "training rows per point)",
+    )
+    group.add_argument(
+        "--data-map-points",
+        "--data_map_points",
+        dest="data_map_points",
+        type=int,
+        default=None,
+        metavar="N",
+        help="data map records per epoch (default 4)",
+    )
 
 
 def run_audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -88,6 +109,11 @@ def run_audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     task, options = train_options(args, parser)
     from ..auditing import audit
+
+    if args.data_map:
+        options["data_map"] = True
+    if args.data_map_points is not None:
+        options["data_map_points"] = args.data_map_points
 
     result = audit(
         task or None,
@@ -163,6 +189,8 @@ def format_audit(result: Any) -> str:
         lines.append(f"Noise matrix      {result.plot_file}")
     if result.cleaned_file:
         lines.append(f"Cleaned data      {result.cleaned_file}")
+    if result.data_map_file:
+        lines.append(f"Data map          {result.data_map_file}")
     lines.append(
         f"Train without     {PROG} train ... --exclude-rows {out / 'label_issues.csv'} [--exclude-top N]"
     )
