@@ -23,6 +23,7 @@ import ctypes
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import common
 
@@ -60,6 +61,9 @@ def heap_mib() -> dict[str, float]:
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=common.MINILM)
+    p.add_argument(
+        "--texts", type=Path, default=None, help="TSV with a 'sentence' column (default: SST-2 test.tsv)"
+    )
     p.add_argument("--groups", type=int, default=600, help="groups per phase")
     p.add_argument("--every", type=int, default=100, help="print every N groups")
     p.add_argument("--group-size", type=int, nargs=2, default=[8, 24], metavar=("MIN", "MAX"))
@@ -77,7 +81,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    common.require_shared("serve_memory")
+    if args.texts is None:
+        common.require_shared("serve_memory (default texts)")
     import os
 
     import torch
@@ -89,10 +94,11 @@ def main() -> None:
     from modernbert_tasks.serving.predicting import GroupRunner
 
     print(common.machine_header("server memory: GroupRunner in-process, by shapes seen"))
-    print(f"cpu capability: {torch.backends.cpu.get_cpu_capability()}; torch threads {torch.get_num_threads()}")
+    capability = torch.backends.cpu.get_cpu_capability()
+    print(f"cpu capability: {capability}; torch threads {torch.get_num_threads()}")
     work = common.scratch_dir(None, "bench-servemem-")
     model = load_finetuned(common.prepare_model(args.model, work), device="cpu", precision="fp32")
-    texts = [t for t, _ in common.read_tsv(common.SST2_DIR / "test.tsv")]
+    texts = [t for t, _ in common.read_tsv(args.texts or common.SST2_DIR / "test.tsv")]
     runner = GroupRunner(model, Metrics(), 64, 1)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
     shapes: set[tuple[int, int]] = set()
@@ -113,7 +119,8 @@ def main() -> None:
 
     def groups(seed: int) -> list[list[str]]:
         rng = random.Random(seed)
-        return [rng.sample(texts, rng.randint(*args.group_size)) for _ in range(args.groups)]
+        sizes = [min(rng.randint(*args.group_size), len(texts)) for _ in range(args.groups)]
+        return [rng.sample(texts, k) for k in sizes]
 
     first = groups(1)
     plan = {"new": first, "replay": first, "fresh": groups(2)}
@@ -128,7 +135,8 @@ def main() -> None:
             if i % args.every == 0:
                 rss = common.rss_mib()
                 heap = "  ".join(f"{v:9.1f}" for v in heap_mib().values())
-                line = f"{phase:8} {i:6}  {len(shapes):6}  {rss:7.1f}  {100 * (rss - start) / start:+5.1f}%  {heap}"
+                growth = 100 * (rss - start) / start
+                line = f"{phase:8} {i:6}  {len(shapes):6}  {rss:7.1f}  {growth:+5.1f}%  {heap}"
                 if args.trace:
                     line += f"  {tracemalloc.get_traced_memory()[0] / 2**20:10.1f}"
                 now = time.perf_counter()
