@@ -348,6 +348,7 @@ def test_long_docs_table(tiny_model_dir, sentiment_dir):
         "padding.py",
         "long_docs.py",
         "lora.py",
+        "serve_memory.py",
     ],
 )
 def test_scripts_skip_without_shared(script, tmp_path):

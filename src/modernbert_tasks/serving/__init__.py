@@ -152,7 +152,9 @@ def serve(
     groups can compute at once, each on its own thread (default 1). `long_text`, `stride`,
     `aggregate`: how long texts are read, as in `load_finetuned` (default: the model's manifest).
     Before the port listens, each worker predicts one group of `max_batch_size` texts of
-    `warmup_length` tokens (0: no warm-up), so memory grows less under load.
+    `warmup_length` tokens (0: no warm-up), so memory grows less under load. Serving in
+    fp32, oneDNN's primitive cache is off (ONEDNN_PRIMITIVE_CACHE_CAPACITY=0 unless the
+    environment sets it; memory.py): with it, memory grew with every new group shape.
     The limits and their defaults are in docs/deploying.md.
     """
     require_serve_deps()
@@ -160,6 +162,7 @@ def serve(
 
     from .app import create_app
     from .gate import ServerState
+    from .memory import bound_primitive_cache
     from .server import DrainingServer
 
     settings = settings_from(
@@ -183,6 +186,8 @@ def serve(
             stride=stride,
             aggregate=aggregate,
         )
+        # before the first forward pass: oneDNN's per-shape cache grew for minutes (memory.py)
+        bound_primitive_cache(model.precision)
         state = ServerState()
         app = create_app(model, settings, state)
         config = uvicorn.Config(

@@ -14,7 +14,8 @@
 - `warm_up` runs one group of the largest size at startup, on each worker thread, so the
   allocator settles before the first request (as Text Embeddings Inference warms up at its
   largest batch): over 2 minutes at 32 clients the server's RSS grew 37.5% without it and
-  7.3% with it (+2% to +15% across six runs; docs/benchmarks.md).
+  7.3% with it (+2% to +15% across six runs; docs/benchmarks.md). What kept growing was
+  oneDNN's per-shape primitive cache, now off when serving fp32 (memory.py).
 """
 
 from __future__ import annotations
