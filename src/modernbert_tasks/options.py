@@ -337,10 +337,11 @@ class TrainOptions:
         default=True,
         metadata={
             "help": (
-                "Reuse each step's gradient buffers and keep freed memory for the next step (glibc "
-                "malloc, Linux) instead of faulting in fresh pages: the same updates, faster CPU "
-                "steps (bench/train_throughput.py, docs/benchmarks-speed.md). Gradient buffers are kept "
-                "on CPUs only: a GPU's caching allocator already reuses memory. False: as the plain "
+                "Keep freed memory for the next step (glibc malloc, Linux) and reuse the gradient "
+                "buffers too large for malloc to keep (32 MiB and up: the token embedding's) instead "
+                "of faulting in fresh pages: the same updates, faster CPU steps "
+                "(bench/train_throughput.py, docs/benchmarks-speed.md). Gradient buffers are kept on "
+                "CPUs only: a GPU's caching allocator already reuses memory. False: as the plain "
                 "Trainer."
             )
         },
