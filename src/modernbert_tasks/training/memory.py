@@ -7,7 +7,7 @@ spent more system time than compute time per step (bench/train_throughput.py pri
 
 * `keeping_freed_memory()` tells glibc's malloc (Linux) to keep freed blocks up to 32 MiB for
   reuse while training runs, and returns the memory to the system afterwards.
-* `KeepGradientBuffers` keeps the gradient tensors glibc would still hand back (over 32 MiB:
+* `KeepGradientBuffers` keeps the gradient tensors glibc would still hand back (32 MiB or more:
   ModernBERT's token-embedding gradient) alive between steps and gives them back, zeroed,
   before the next step's backward, which then accumulates into them. The update is the same:
   autograd adds into a zero buffer what it would have put in a new one. Smaller gradients are
@@ -86,7 +86,7 @@ def _glibc() -> Any | None:
 
 
 def kept_gradient_min_bytes() -> int:
-    """The smallest gradient worth a kept buffer: above glibc's largest mmap threshold where
+    """The smallest gradient worth a kept buffer: glibc's largest mmap threshold where
     `keeping_freed_memory` can tune it (smaller blocks are then reused by malloc), else every
     gradient."""
     return _MMAP_THRESHOLD if _glibc() is not None else 0
