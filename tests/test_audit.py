@@ -64,6 +64,14 @@ def audited(tiny_model_dir, tmp_path_factory):
     return {"folder": folder, "train": train, "rows": rows, "flipped": flipped, "result": result}
 
 
+def resume_audit(audited, tiny_model_dir, output_dir, **extra):
+    """Resume the shared fixture's audit (same file, folds and data map) in `output_dir`."""
+    options = {"folds": FOLDS, "data_map": True, "data_map_points": 2, **FAST, **extra}
+    return audit(
+        train_file=audited["train"], model_name=tiny_model_dir, output_dir=output_dir, resume=True, **options
+    )
+
+
 def test_planted_flips_are_found_out_of_sample(audited):
     result, flipped, rows = audited["result"], audited["flipped"], audited["rows"]
     # the fold models learned: their out-of-sample predictions match the true labels
@@ -179,16 +187,7 @@ def test_data_map_resumes_and_refuses_folds_without_it(audited, tiny_model_dir, 
     kept[0]["p_given"] = [0.123] * len(before["rows"])  # a mark: kept points are not recorded again
     shutil.copy(dynamics, tmp_path / "saved.json")
     dynamics.write_text(json.dumps(before))
-    again = audit(
-        train_file=audited["train"],
-        model_name=tiny_model_dir,
-        output_dir=copy,
-        folds=FOLDS,
-        resume=True,
-        data_map=True,
-        data_map_points=2,
-        **FAST,
-    )
+    again = resume_audit(audited, tiny_model_dir, copy)
     assert again.folds_run == 1
     after = json.loads(dynamics.read_text())
     assert [p["step"] for p in after["points"]] == [p["step"] for p in before["points"]]
@@ -201,15 +200,7 @@ def test_data_map_resumes_and_refuses_folds_without_it(audited, tiny_model_dir, 
     # a fold trained without the data map cannot give one: refused before any training
     (copy / "fold-1" / "training_dynamics.json").unlink()
     with pytest.raises(ConfigError, match=r"data_map=True, but fold 1 .* was trained without it"):
-        audit(
-            train_file=audited["train"],
-            model_name=tiny_model_dir,
-            output_dir=copy,
-            folds=FOLDS,
-            resume=True,
-            data_map=True,
-            **FAST,
-        )
+        resume_audit(audited, tiny_model_dir, copy, data_map_points=4)
     with pytest.raises(ConfigError, match=r"data_map_points=0 must be an integer >= 1"):
         audit(train_file=audited["train"], output_dir=copy, data_map=True, data_map_points=0, **FAST)
     with pytest.raises(ConfigError, match=r"data_map_points=2 sets .* data_map is off"):
@@ -294,16 +285,7 @@ def test_resume_skips_finished_folds(audited, tiny_model_dir, caplog):
     with pytest.raises(ConfigError, match=r"holds an earlier audit \(2 of 3 folds done\)"):
         audit(train_file=audited["train"], model_name=tiny_model_dir, output_dir=out, folds=FOLDS, **FAST)
     caplog.set_level("INFO", logger="modernbert_tasks")
-    again = audit(
-        train_file=audited["train"],
-        model_name=tiny_model_dir,
-        output_dir=out,
-        folds=FOLDS,
-        resume=True,
-        data_map=True,
-        data_map_points=2,
-        **FAST,
-    )
+    again = resume_audit(audited, tiny_model_dir, out)
     assert again.folds_run == 1
     assert "fold 1/3: done earlier" in caplog.text and "fold 3/3: done earlier" in caplog.text
     assert "Resuming from" in caplog.text  # fold 2 continued from its checkpoint
