@@ -52,7 +52,9 @@ EVALUATE_PRECISIONS = ("fp32", "mixed", "bf16")
 @dataclass(frozen=True)
 class Hardware:
     device: str  # "cuda", "mps" or "cpu"
-    precision: str  # "bf16", "fp16" or "fp32" (autocast; weights stay fp32)
+    # "bf16", "fp16" (autocast; weights stay fp32), "fp32", or "bf16-weights" (bf16 weights
+    # in the training step, fp32 masters: training/master_weights.py)
+    precision: str
     precision_reason: str
     attention: str  # attn_implementation passed to from_pretrained
     attention_reason: str
@@ -160,9 +162,9 @@ def _precision(requested: str, device: str) -> tuple[str, str]:
             "precision='bf16' or 'fp32' (or 'auto')."
         )
     if requested != "auto":
-        if requested == "bf16" and not bf16_ok:
+        if requested in ("bf16", "bf16-weights") and not bf16_ok:
             logger.warning(
-                "precision='bf16' was requested but %s; it will run, probably slower than fp32.", why
+                "precision=%r was requested but %s; it will run, probably slower than fp32.", requested, why
             )
         return requested, "requested"
     if bf16_ok:

@@ -279,12 +279,15 @@ class TrainOptions:
         },
     )
     # --- model and speed ----------------------------------------------------------------------
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = field(
+    precision: Literal["auto", "bf16", "bf16-weights", "fp16", "fp32"] = field(
         default="auto",
         metadata={
             "help": (
-                "Mixed precision. 'auto': bf16 on GPUs with bf16 and CPUs with AMX (where it is faster), "
-                "fp16 on older GPUs, else fp32. Weights always stay fp32."
+                "Mixed precision. 'auto': where bf16 is faster (GPUs with bf16, CPUs with AMX, and CPUs "
+                "with AVX512-BF16 where a bf16 matmul measures faster), 'bf16-weights' on a CPU (one "
+                "process, no compile or LoRA) and 'bf16' autocast elsewhere; fp16 on older GPUs; else "
+                "fp32. 'bf16-weights': bf16 weights in each training step, fp32 master weights for "
+                "the optimizer, evaluation and saving. Evaluation and the saved model are fp32 always."
             )
         },
     )

@@ -26,6 +26,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_group
 
 from .chunking import DocumentMetrics
 from .lengths import tokenized_lengths
+from .master_weights import MasterWeights
 from .memory import KeepGradientBuffers, keeping_freed_memory, kept_gradient_min_bytes
 from .speed import CompiledClip
 
@@ -71,16 +72,25 @@ def fp32_forward(model: torch.nn.Module) -> Iterator[None]:
 
 class TaskTrainer(Trainer):
     """reuse_memory: keep gradient buffers and freed memory between steps (training/memory.py).
-    compile_clip: clip gradients with one compiled function (speed.CompiledClip)."""
+    compile_clip: clip gradients with one compiled function (speed.CompiledClip).
+    master_weights: bf16 weights in each step, fp32 masters elsewhere (master_weights.py)."""
 
     def __init__(
-        self, *args: Any, reuse_memory: bool = False, compile_clip: bool = False, **kwargs: Any
+        self,
+        *args: Any,
+        reuse_memory: bool = False,
+        compile_clip: bool = False,
+        master_weights: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.reuse_memory = reuse_memory
+        self.master_weights = MasterWeights() if master_weights else None
+        if self.master_weights is not None:
+            self.add_callback(self.master_weights)  # keeps its own fp32 gradient buffers
         # on a GPU the caching allocator already reuses memory, and kept buffers would cost a
         # zeroing and an accumulating kernel per parameter per step
-        if reuse_memory and self.args.device.type == "cpu":
+        elif reuse_memory and self.args.device.type == "cpu":
             self.add_callback(KeepGradientBuffers(kept_gradient_min_bytes()))
         self.compiled_clip = CompiledClip() if compile_clip else None
         self._counted_model: Any = None
@@ -91,6 +101,8 @@ class TaskTrainer(Trainer):
         torch's (no fp16 loss scaler to unscale, no DeepSpeed or FSDP to delegate to)."""
         from accelerate.utils import DistributedType
 
+        if self.master_weights is not None:
+            self.master_weights.to_fp32()  # clip the fp32 gradients of the fp32 masters
         plain = self.accelerator.scaler is None and self.accelerator.distributed_type in (
             DistributedType.NO,
             DistributedType.MULTI_CPU,
@@ -113,8 +125,12 @@ class TaskTrainer(Trainer):
         return 6 * inputs[main_input].numel() * self._parameters_without_embeddings
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
-        with keeping_freed_memory(self.reuse_memory):
-            return super().train(*args, **kwargs)
+        try:
+            with keeping_freed_memory(self.reuse_memory):
+                return super().train(*args, **kwargs)
+        finally:
+            if self.master_weights is not None:
+                self.master_weights.to_fp32()  # a step that raised leaves no bf16 weights behind
 
     def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
         assert self.model is not None  # the Trainer is always built with a model
