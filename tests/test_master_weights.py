@@ -26,9 +26,8 @@ def two_precisions(tmp_path_factory, tiny_model_dir, sentiment_dir):
     """The same seeded 40 steps under bf16 autocast (v0.1's CPU path) and under bf16 weights."""
     out = tmp_path_factory.mktemp("master-weights")
     args = dict(model_name=tiny_model_dir, data_dir=sentiment_dir, max_steps=40, eval_steps=20, **FAST)
-    return {
-        p: (out / p, fine_tune("sst2", output_dir=out / p, precision=p, **args)) for p in ("bf16", BF16_WEIGHTS)
-    }
+    runs = {p: fine_tune("sst2", output_dir=out / p, precision=p, **args) for p in ("bf16", BF16_WEIGHTS)}
+    return {p: (out / p, result) for p, result in runs.items()}
 
 
 def test_bf16_weights_learn_and_follow_the_autocast_loss_curve(two_precisions):
@@ -60,9 +59,8 @@ def test_bf16_weights_resume_bit_exact(tiny_model_dir, small_sentiment_dir, tmp_
         def on_step_end(self, args, state, control, **kwargs):
             control.should_training_stop = state.global_step >= 4
 
-    args = dict(
-        model_name=tiny_model_dir, data_dir=small_sentiment_dir, max_steps=8, eval_steps=4, precision=BF16_WEIGHTS
-    )
+    data = dict(model_name=tiny_model_dir, data_dir=small_sentiment_dir)
+    args = dict(**data, max_steps=8, eval_steps=4, precision=BF16_WEIGHTS)
     whole = fine_tune("sst2", output_dir=tmp_path / "whole", **args, **FAST)
     fine_tune("sst2", output_dir=tmp_path / "run", callbacks=[StopAt()], **args, **FAST)
     resumed = fine_tune("sst2", output_dir=tmp_path / "run", resume=True, **args, **FAST)
