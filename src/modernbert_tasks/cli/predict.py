@@ -91,7 +91,7 @@ def _add_model_loading_arguments(parser: argparse.ArgumentParser, evaluate: bool
             choices=PREDICT_PRECISIONS,
             default="auto",
             help="auto: mixed where bf16 is fast (bf16 GPUs, CPUs with "
-            "AMX), else fp32; mixed keeps fp32's labels; fp32 "
+            "AMX or a fast AVX512-BF16), else fp32; mixed keeps fp32's labels; fp32 "
             "for fp32 probabilities (default: auto)",
         )
     parser.add_argument(

@@ -116,7 +116,7 @@ def _read_any_manifest(source: str) -> dict[str, Any] | None:
 def _choose_precision(device: torch.device, precision: str) -> str:
     """'fp32', 'bf16' or 'mixed' (the autocast dtype; weights stay fp32).
 
-    'auto' is 'mixed' where bf16 is fast (CPUs with AMX, GPUs with bf16) and 'fp32'
+    'auto' is 'mixed' where bf16 is fast (hardware.bf16_support) and 'fp32'
     elsewhere. 'mixed' computes in bf16 and re-scores every close call in fp32 (see
     RESCORE_MARGIN), so its labels are fp32's. Plain 'bf16' can flip close calls: on
     all-MiniLM-L6-v2 fine-tuned on SST-2 (2,693 validation+test sentences) it changed 2 labels
