@@ -325,8 +325,11 @@ def run_trainer(run: Any, probe: Probe, warmup: int, steps: int) -> None:
 
 def run_loop(run: Any, probe: Probe, warmup: int, steps: int) -> None:
     """No Trainer: the prepared model, collator and length-grouped order; the engine's
-    precision; fused AdamW as the Trainer's default; clipping to 1.0."""
+    precision (bf16 weights switched as the engine's MasterWeights does); fused AdamW as the
+    Trainer's default; clipping to 1.0."""
     import torch
+
+    from modernbert_tasks.training.master_weights import BF16_WEIGHTS, MasterWeights
 
     trainer = run.trainer
     model = trainer.model.to(trainer.args.device).train()
@@ -337,6 +340,9 @@ def run_loop(run: Any, probe: Probe, warmup: int, steps: int) -> None:
     )
     order = list(trainer._get_train_sampler(dataset))
     bf16 = run.hardware.precision == "bf16"
+    switch = MasterWeights() if run.hardware.precision == BF16_WEIGHTS else None
+    if switch is not None:
+        switch.on_train_begin(None, None, None, model=model)
     handles = model_probe(model, probe)
     b = trainer.args.per_device_train_batch_size
     for step in range(warmup + steps + 2):
@@ -347,13 +353,19 @@ def run_loop(run: Any, probe: Probe, warmup: int, steps: int) -> None:
         if step in (warmup + steps, warmup + steps + 1):
             probe.count_ops(start=step == warmup + steps)
         batch = {k: v.to(trainer.args.device) for k, v in batch.items()}
+        if switch is not None:
+            switch.to_bf16()
         with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model(**batch).loss
         with probe.part("backward"):
             loss.backward()
         with probe.part("clip"):
+            if switch is not None:
+                switch.to_fp32()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        if switch is not None:
+            switch.on_optimizer_step(None, None, None)
         optimizer.zero_grad(set_to_none=True)
     probe.active = False
     for h in handles:
