@@ -296,25 +296,20 @@ def run_loop(
     model_dir: Path, train_ds: Any, tokenizer: Any, batch_size: int, n_steps: int, log: StepLog
 ) -> None:
     """No Trainer: a plain PyTorch loop over the same kind of batches as ours (length-grouped,
-    padded per batch), the engine's precision for a plain run (bf16 weights switched as its
-    MasterWeights does, or autocast), fused AdamW, gradient clipping. What the model costs on
-    this device; the gap to ours is Trainer overhead."""
+    padded per batch), bf16 autocast where the engine would use it, fused AdamW, gradient
+    clipping. What the model costs on this device; the gap to ours is Trainer overhead."""
     import torch
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
     from transformers.trainer_pt_utils import get_length_grouped_indices
 
     from modernbert_tasks import hardware
-    from modernbert_tasks.training.master_weights import BF16_WEIGHTS, MasterWeights, resolve_precision
 
-    hw = resolve_precision(hardware.detect(), "auto", lora=False, compile=False)
+    hw = hardware.detect()
     device = torch.device(hw.device)
     torch.manual_seed(42)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-5, weight_decay=0.01, fused=True)
-    switch = MasterWeights() if hw.precision == BF16_WEIGHTS else None
-    if switch is not None:
-        switch.on_train_begin(None, None, None, model=model)
     collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=hw.pad_to_multiple_of)
     lengths = [len(ids) for ids in train_ds["input_ids"]]
     order = get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(42))
@@ -323,17 +318,11 @@ def run_loop(
         batch = collate([train_ds[i] for i in order[start : start + batch_size]])
         batch = {k: v.to(device) for k, v in batch.items()}
         log.add(batch)
-        if switch is not None:
-            switch.to_bf16()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=hw.precision == "bf16"):
             loss = model(**batch).loss
         loss.backward()
-        if switch is not None:
-            switch.to_fp32()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        if switch is not None:
-            switch.on_optimizer_step(None, None, None)
         optimizer.zero_grad(set_to_none=True)
     float(loss.detach())  # wait for the last step
 

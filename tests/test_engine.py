@@ -74,7 +74,7 @@ def test_the_manifest_records_task_metrics_and_settings(trained, tiny_model_dir)
     assert manifest["metrics"]["accuracy"] == trained.metrics["accuracy"]
     training = manifest["training"]
     assert training["learning_rate"] == 1e-3 and training["per_device_train_batch_size"] == 16
-    assert training["precision"] in ("bf16", "bf16-weights", "fp32") and training["world_size"] == 1
+    assert training["precision"] in ("bf16", "fp32") and training["world_size"] == 1
 
 
 def test_tensorboard_logs_go_to_output_dir_logs(trained):

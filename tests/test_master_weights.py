@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -11,8 +10,7 @@ from safetensors import safe_open
 
 from modernbert_tasks import fine_tune, load_finetuned
 from modernbert_tasks.errors import ConfigError
-from modernbert_tasks.hardware import Hardware
-from modernbert_tasks.training.master_weights import BF16_WEIGHTS, MasterWeights, resolve_precision
+from modernbert_tasks.training.master_weights import BF16_WEIGHTS, MasterWeights, check_precision
 
 FAST = dict(learning_rate=1e-3, warmup_steps=0, disable_tqdm=True, logging_steps=1)
 
@@ -97,29 +95,21 @@ def test_one_step_is_fp32_adamw_on_the_masters_with_bf16_gradients():
     assert all(torch.equal(b, e.detach().bfloat16()) for b, e in zip(switch.bf16, expected, strict=True))
 
 
-CPU_BF16 = Hardware("cpu", "bf16", "CPU has amx_bf16", "sdpa", "", None)
-
-
-def test_auto_takes_bf16_weights_only_where_the_step_supports_them(monkeypatch):
-    monkeypatch.delenv("WORLD_SIZE", raising=False)
-    chosen = resolve_precision(CPU_BF16, "auto", lora=False, compile=False)
-    assert chosen.precision == BF16_WEIGHTS and "fp32 masters" in chosen.precision_reason
-    assert chosen.trainer_kwargs()["bf16"] is False  # no autocast on top
-    for lora, compile in ((True, False), (False, True)):
-        assert resolve_precision(CPU_BF16, "auto", lora=lora, compile=compile).precision == "bf16"
-    assert resolve_precision(CPU_BF16, "bf16", lora=False, compile=False).precision == "bf16"  # asked
-    gpu = dataclasses.replace(CPU_BF16, device="cuda")
-    assert resolve_precision(gpu, "auto", lora=False, compile=False).precision == "bf16"  # not measured
-    fp32 = dataclasses.replace(CPU_BF16, precision="fp32")
-    assert resolve_precision(fp32, "auto", lora=False, compile=False).precision == "fp32"
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert resolve_precision(CPU_BF16, "auto", lora=False, compile=False).precision == "bf16"
-
-
 def test_bf16_weights_refuse_what_the_step_cannot_do(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    asked = dataclasses.replace(CPU_BF16, precision=BF16_WEIGHTS)
+    check_precision(BF16_WEIGHTS, lora=False, compile=False)  # a plain run: fine
+    check_precision("bf16", lora=True, compile=True)  # autocast works with both
     with pytest.raises(ConfigError, match="does not work with lora=True. Use precision='bf16'"):
-        resolve_precision(asked, BF16_WEIGHTS, lora=True, compile=False)
+        check_precision(BF16_WEIGHTS, lora=True, compile=False)
     with pytest.raises(ConfigError, match="compile=True"):
-        resolve_precision(asked, BF16_WEIGHTS, lora=False, compile=True)
+        check_precision(BF16_WEIGHTS, lora=False, compile=True)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="a distributed run"):
+        check_precision(BF16_WEIGHTS, lora=False, compile=False)
+
+
+def test_auto_keeps_autocast(monkeypatch):
+    from modernbert_tasks import hardware
+
+    monkeypatch.setenv(hardware.FORCE_BF16_ENV, "1")
+    assert hardware.detect(use_cpu=True).precision == "bf16"  # bf16-weights is asked for, never picked

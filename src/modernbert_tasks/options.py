@@ -283,11 +283,11 @@ class TrainOptions:
         default="auto",
         metadata={
             "help": (
-                "Mixed precision. 'auto': where bf16 is faster (GPUs with bf16, CPUs with AMX, and CPUs "
-                "with AVX512-BF16 where a bf16 matmul measures faster), 'bf16-weights' on a CPU (one "
-                "process, no compile or LoRA) and 'bf16' autocast elsewhere; fp16 on older GPUs; else "
-                "fp32. 'bf16-weights': bf16 weights in each training step, fp32 master weights for "
-                "the optimizer, evaluation and saving. Evaluation and the saved model are fp32 always."
+                "Mixed precision. 'auto': bf16 autocast where bf16 is faster (GPUs with bf16, CPUs with "
+                "AMX, and CPUs with AVX512-BF16 where a bf16 matmul measures faster), fp16 on older "
+                "GPUs, else fp32. 'bf16-weights' (opt-in; one process, no compile or LoRA): bf16 "
+                "weights in each training step, fp32 master weights for the optimizer. Evaluation "
+                "and the saved model are fp32 always."
             )
         },
     )

@@ -39,7 +39,7 @@ from .checkpoints import cleaning_up_new_folders, clear_previous_run, find_check
 from .chunking import train_long_text
 from .final import final_metrics, train_metrics
 from .lora import apply_lora, check_resume, finish_lora
-from .master_weights import BF16_WEIGHTS, resolve_precision
+from .master_weights import BF16_WEIGHTS, check_precision
 from .run import LOGS_SUBDIR, MODEL_SUBDIR, RUN_METRICS, FineTuneResult, PreparedRun
 from .splits import final_splits, fixed_max_length, load_splits
 from .task_source import data_files_of, resolve_task
@@ -169,7 +169,7 @@ def prepare(
     hw = hardware.detect(
         opts.precision, opts.attention, use_cpu=bool(resolved.trainer_kwargs.get("use_cpu", False))
     )
-    hw = resolve_precision(hw, opts.precision, lora=opts.lora, compile=opts.compile)
+    check_precision(opts.precision, lora=opts.lora, compile=opts.compile)
     hw.log()
 
     # 2. the model source: a wrong model_name fails in seconds, before any data work
