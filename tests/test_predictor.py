@@ -114,17 +114,19 @@ def test_manifest_folder_loads_without_the_plugin(sentiment_model):
     np.testing.assert_allclose([r["score"] for r in got], probs.max(-1), atol=1e-5)
 
 
-def test_predict_restores_input_order_across_batches_and_chunks(sentiment_model, monkeypatch):
-    fm = load_finetuned(sentiment_model)
+@pytest.mark.parametrize("precision", ["fp32", "mixed"])
+def test_predict_restores_input_order_across_batches_and_chunks(sentiment_model, monkeypatch, precision):
+    fm = load_finetuned(sentiment_model, precision=precision)
     texts = [TEXTS[i % len(TEXTS)] + " !" * (i % 7) for i in range(23)]
     one_by_one = [fm.predict(t)[0] for t in texts]
     monkeypatch.setattr(predictor_module, "CHUNK_SIZE", 10)  # several chunks, ragged batches
     batched = fm.predict(texts, batch_size=3)
     assert [r["label"] for r in batched] == [r["label"] for r in one_by_one]
+    # bf16 sums depend on the batch's shape, so bf16 probabilities move a little with batching
     np.testing.assert_allclose(
         [r["probabilities"]["positive"] for r in batched],
         [r["probabilities"]["positive"] for r in one_by_one],
-        atol=1e-5,
+        atol=1e-5 if precision == "fp32" else 2e-3,
     )
     assert fm.predict([]) == []
 
@@ -376,6 +378,26 @@ def test_bf16_predictions_stay_close_to_fp32(sentiment_model):
         [r["probabilities"]["positive"] for r in fp32],
         atol=0.05,
     )
+
+
+def test_bf16_passes_run_a_copy_with_bf16_parameters(sentiment_model):
+    import torch
+
+    from modernbert_tasks.inference.batches import bf16_copy
+
+    fm = load_finetuned(sentiment_model, precision="fp32")
+    copy = bf16_copy(fm.model)
+    assert {p.dtype for p in copy.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in fm.model.parameters()} == {torch.float32}  # the original is untouched
+    buffers = dict(fm.model.named_buffers())
+    assert all(torch.equal(b, buffers[name]) for name, b in copy.named_buffers())  # e.g. rotary
+    # the bf16 copy is what precision="bf16" scores with: its logits, not autocast's
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a CPU without native bf16 warns
+        bf16 = load_finetuned(sentiment_model, precision="bf16")
+    fm.model = copy  # the fp32 path, run on the copy: no autocast either
+    expected = [r["probabilities"]["positive"] for r in fm.predict(TEXTS)]
+    assert [r["probabilities"]["positive"] for r in bf16.predict(TEXTS)] == expected
 
 
 def test_bad_arguments(sentiment_model):

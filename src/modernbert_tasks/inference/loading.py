@@ -114,7 +114,7 @@ def _read_any_manifest(source: str) -> dict[str, Any] | None:
 
 
 def _choose_precision(device: torch.device, precision: str) -> str:
-    """'fp32', 'bf16' or 'mixed' (the autocast dtype; weights stay fp32).
+    """'fp32', 'bf16' or 'mixed' (bf16 passes run a copy of the model with bf16 parameters).
 
     'auto' is 'mixed' where bf16 is fast (hardware.bf16_support) and 'fp32'
     elsewhere. 'mixed' computes in bf16 and re-scores every close call in fp32 (see

@@ -18,7 +18,7 @@ from ..errors import ConfigError, hint
 from ..long_text import LongText
 from ..task import Task
 from . import chunks
-from .batches import forward
+from .batches import bf16_copy, forward
 from .evaluation import Evaluation
 from .settings import config_labels
 from .texts import split_inputs
@@ -87,6 +87,12 @@ class FineTunedModel(Evaluation):
         self.last_rescored_rows: list[int] = []  # which: positions among the texts scored
         self.long_text = long_text or LongText()
         self.last_windows: list[int] = []
+        # bf16 passes run a copy with bf16 parameters; made now where every call needs it
+        import torch
+
+        self._bf16_model = None
+        if precision in ("mixed", "bf16") and isinstance(model, torch.nn.Module):
+            self._bf16_model = bf16_copy(model)
         config = model.config
         if task is not None:
             self.problem_type = task.problem_type
@@ -340,10 +346,21 @@ class FineTunedModel(Evaluation):
                         {start + i: n for i, n in self._cut(texts, encoded["input_ids"]).items()}
                     )
                 bf16 = self.precision == "bf16" if bf16 is None else bf16
+                # the bf16 copy runs as it is: autocast would put fp32 ops back around it
                 out[start:stop] = forward(
-                    self.model, self.tokenizer, self.device, encoded, batch_size, bf16=bf16, bar=bar
+                    self._model(bf16), self.tokenizer, self.device, encoded, batch_size, bf16=False, bar=bar
                 )
         return out
+
+    def _model(self, bf16: bool) -> Any:
+        """The fp32 model, or for a bf16 pass its copy with bf16 parameters (batches.bf16_copy)."""
+        import torch
+
+        if not bf16 or not isinstance(self.model, torch.nn.Module):  # ONNX sessions: as they are
+            return self.model
+        if self._bf16_model is None:
+            self._bf16_model = bf16_copy(self.model)
+        return self._bf16_model
 
     def _bar(self, show_progress: bool | None, n: int, unit: str) -> Any:
         from tqdm.auto import tqdm
@@ -357,7 +374,8 @@ class FineTunedModel(Evaluation):
 
         def run(encoded: dict[str, list[list[int]]], bf16: bool) -> np.ndarray:
             bar.total += len(encoded["input_ids"])
-            return forward(self.model, self.tokenizer, self.device, encoded, batch_size, bf16=bf16, bar=bar)
+            model = self._model(bf16)
+            return forward(model, self.tokenizer, self.device, encoded, batch_size, bf16=False, bar=bar)
 
         return run
 
