@@ -358,6 +358,14 @@ def test_serve_refuses_plain_bf16(calibrated_dir):
         load_for_serving(calibrated_dir, precision="bf16")
 
 
+def test_auto_serves_fp32_on_a_cpu_even_where_bf16_is_fast(calibrated_dir, monkeypatch):
+    from modernbert_tasks.hardware import FORCE_BF16_ENV
+
+    monkeypatch.setenv(FORCE_BF16_ENV, "1")  # a CPU with fast bf16: predict's auto is mixed
+    assert load_for_serving(calibrated_dir, device="cpu").precision == "fp32"  # memory stays flat
+    assert load_for_serving(calibrated_dir, device="cpu", precision="mixed").precision == "mixed"
+
+
 # --- the command, SIGTERM -------------------------------------------------------------------
 @pytest.mark.slow
 def test_sigterm_drains_in_flight_requests_and_exits_0(calibrated_dir, tmp_path):

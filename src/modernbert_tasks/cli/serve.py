@@ -87,8 +87,8 @@ def add_parser(sub: Any) -> None:
         "--precision",
         choices=SERVE_PRECISIONS,
         default="auto",
-        help="auto: mixed where bf16 is fast, else fp32; both give fp32's labels; "
-        "fp32 for fp32 probabilities (default: auto)",
+        help="auto: mixed on a GPU with fast bf16, fp32 on a CPU (bf16 grows the "
+        "server's memory under load there); both give fp32's labels (default: auto)",
     )
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available, else CPU)"
