@@ -47,7 +47,7 @@ PYTHON=${PYTHON:-python}
 if [[ "$DEVICE" == "cpu" ]]; then  # the smoke path: one cheap lever, no compiling
     ABLATE=${ABLATE-precision=fp32}
 else
-    ABLATE=${ABLATE-precision=fp32;compile=True;compile=True,compile_mode=reduce-overhead;optim=adamw_torch;logging_nan_inf_filter=True}
+    ABLATE=${ABLATE-precision=fp32;precision=bf16-weights;compile=True;compile=True,compile_mode=reduce-overhead;optim=adamw_torch;logging_nan_inf_filter=True}
 fi
 ABLATE_BATCH=${ABLATE_BATCH:-16}
 ABLATE_ROUNDS=${ABLATE_ROUNDS:-3}
