@@ -70,6 +70,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--phases", nargs="+", default=["new", "replay", "fresh"])
     p.add_argument("--warmup-length", type=int, default=128, help="the server's warm-up (0: none)")
     p.add_argument("--trace", action="store_true", help="tracemalloc: Python's allocations")
+    p.add_argument("--precision", choices=["fp32", "mixed"], default="fp32", help="the served precision")
     p.add_argument(
         "--onednn-cache",
         type=int,
@@ -97,7 +98,7 @@ def main() -> None:
     capability = torch.backends.cpu.get_cpu_capability()
     print(f"cpu capability: {capability}; torch threads {torch.get_num_threads()}")
     work = common.scratch_dir(None, "bench-servemem-")
-    model = load_finetuned(common.prepare_model(args.model, work), device="cpu", precision="fp32")
+    model = load_finetuned(common.prepare_model(args.model, work), device="cpu", precision=args.precision)
     texts = [t for t, _ in common.read_tsv(args.texts or common.SST2_DIR / "test.tsv")]
     runner = GroupRunner(model, Metrics(), 64, 1)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
