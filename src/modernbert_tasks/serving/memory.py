@@ -13,9 +13,12 @@ the same time per group.
 
 What the cache saves is a primitive's creation, which each pass then pays: a GELU primitive
 took 0.06 ms to create (six a pass for MiniLM, against passes of 5 to 80 ms), but a bf16
-matmul 0.2 to 0.3 ms, and under bf16 autocast every linear layer is one (37 a pass for
-MiniLM). So the cache is turned off only for a model served in fp32; under precision "mixed"
-it stays on (its memory under load is not measured).
+matmul 0.2 to 0.3 ms, and under bf16 every linear layer is one (37 a pass for MiniLM). So
+the cache is turned off only for a model served in fp32. Under precision "mixed" it stays on,
+and memory grows: ideep's own per-shape cache (LRU_CACHE_CAPACITY) and oneDNN's together added
+about 16 MiB per new shape for MiniLM (+91% RSS in 2 minutes at 32 clients, docs/benchmarks.md,
+round 4). That is why `auto` serves fp32 on a CPU; with both variables set, mixed stays flat at
+about fp32's speed.
 
 oneDNN reads ONEDNN_PRIMITIVE_CACHE_CAPACITY once, when it creates its first primitive, so
 `serve` sets it after loading the model (loading runs no forward pass) and before the
