@@ -2,9 +2,9 @@
 everywhere else.
 
 Autocast keeps fp32 weights and casts every one of them to a fresh bf16 copy in every forward,
-then casts the gradients back. In a plain PyTorch loop without memory reuse, on a 2-core AMD EPYC
-with AVX512-BF16, that churn was half of ModernBERT-base's step in system time, and bf16 weights
-ran the step 1.5-1.7x faster. Here each parameter keeps two storages for the whole run, and the
+then casts the gradients back. In a plain PyTorch loop without memory reuse, on a 2-core AMD
+EPYC with AVX512-BF16, bf16 weights ran ModernBERT-base's step 1.17x faster than autocast
+(bench/cpu_bf16.py). Here each parameter keeps two storages for the whole run, and the
 step switches between them in place:
 
 * at the step's start the parameters take their bf16 storage, so forward and backward run in
