@@ -103,14 +103,13 @@ def main() -> None:
     runner = GroupRunner(model, Metrics(), 64, 1)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
     shapes: set[tuple[int, int]] = set()
-    forward = model.model.forward
 
-    def counted(*a, **kw):  # every forward pass's (texts, padded tokens)
+    def counted(module, a, kw):  # every encoder pass's (rows, padded tokens), packed or not
         ids = kw.get("input_ids", a[0] if a else None)
         shapes.add(tuple(ids.shape))
-        return forward(*a, **kw)
 
-    model.model.forward = counted
+    # the encoder, not the whole model: a packed pass (inference/packing.py) calls it directly
+    model.model.base_model.register_forward_pre_hook(counted, with_kwargs=True)
     if args.warmup_length:
         pool.submit(runner.warm_up, args.warmup_length).result()
     if args.trace:

@@ -17,7 +17,7 @@ from .. import calibration
 from ..errors import ConfigError, hint
 from ..long_text import LongText
 from ..task import Task
-from . import chunks
+from . import chunks, packing
 from .batches import bf16_copy, forward
 from .evaluation import Evaluation
 from .settings import config_labels
@@ -52,7 +52,8 @@ class FineTunedModel(Evaluation):
     last_truncation, long_text (the default `LongText`: truncate, or chunks with its stride
     and aggregate), last_windows (windows per text of the last chunks call); max_length is
     what prediction reads of a text (the model's limit by default), training_max_length what
-    training tokenized to.
+    training tokenized to; pack_tokens (None: off) packs short texts into rows that wide
+    where the model allows it (packing.py: the server's groups of random lengths).
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class FineTunedModel(Evaluation):
         self.last_rescored_rows: list[int] = []  # which: positions among the texts scored
         self.long_text = long_text or LongText()
         self.last_windows: list[int] = []
+        self.pack_tokens: int | None = None
         # bf16 passes run a copy with bf16 parameters; made now where every call needs it
         import torch
 
@@ -346,9 +348,14 @@ class FineTunedModel(Evaluation):
                         {start + i: n for i, n in self._cut(texts, encoded["input_ids"]).items()}
                     )
                 bf16 = self.precision == "bf16" if bf16 is None else bf16
+                model = self._model(bf16)
+                if self.pack_tokens and packing.can_pack(model):
+                    out[start:stop] = packing.forward(model, encoded, self.device, self.pack_tokens)
+                    bar.update(stop - start)
+                    continue
                 # the bf16 copy runs as it is: autocast would put fp32 ops back around it
                 out[start:stop] = forward(
-                    self._model(bf16), self.tokenizer, self.device, encoded, batch_size, bf16=False, bar=bar
+                    model, self.tokenizer, self.device, encoded, batch_size, bf16=False, bar=bar
                 )
         return out
 
