@@ -37,7 +37,7 @@ ROW_TOKENS = 64
 def can_pack(model: Any) -> bool:
     """Whether `forward` knows `model`'s encoder and head (and its attention takes a mask)."""
     config = getattr(model, "config", None)
-    if getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
+    if config is None or getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
         return False
     kind = type(model).__name__
     if kind == "BertForSequenceClassification":
