@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ROW_TOKENS", "can_pack", "forward", "pack_rows"]
 
-# The width of a packed row, unless a longer text sets it. Attention over a row grows with its
+# The width of a packed row (a longer text has a row of its own). Attention over a row grows with its
 # square, and CPU attention under a mask is slow: for MiniLM on SST-2, rows of 64 tokens
 # answered at 0.87x of predict's batches, of 96 at 0.77x, of 128 at 0.73x (bench/serve_groups.py).
 ROW_TOKENS = 64
@@ -69,8 +69,9 @@ def forward(
     model: Any, encoded: dict[str, list[list[int]]], device: torch.device, row_tokens: int = ROW_TOKENS
 ) -> np.ndarray:
     """The model's outputs (float32) for every row of `encoded`, in row order, from packed
-    passes: rows `row_tokens` wide (or as wide as the longest text), as many rows a pass as
-    `batches.TOKENS_PER_BATCH` allows."""
+    passes: rows of at most `row_tokens` tokens, as many a pass as `batches.TOKENS_PER_BATCH`
+    allows. A longer text takes a row of its own, in passes of their own, so short rows are
+    never padded (nor their masks widened) to a long text."""
     import numpy as np
     import torch
 
@@ -78,13 +79,16 @@ def forward(
     out = np.empty((len(lengths), model.config.num_labels), dtype=np.float32)
     if not lengths:
         return out
-    rows = pack_rows(lengths, max(row_tokens, max(lengths)))
+    rows = pack_rows(lengths, row_tokens)
     used = [sum(lengths[i] for i in row) for row in rows]
+    packed = [r for r, n in enumerate(used) if n <= row_tokens]
+    alone = [r for r, n in enumerate(used) if n > row_tokens]
     with torch.inference_mode():
-        for batch in length_batches(used, len(rows)):
-            members = [rows[r] for r in batch]
-            logits = _packed_pass(model, encoded, members, device)
-            out[[i for row in members for i in row]] = logits.float().cpu().numpy()
+        for part in (packed, alone):
+            for batch in length_batches([used[r] for r in part], max(len(part), 1)):
+                members = [rows[part[b]] for b in batch]
+                logits = _packed_pass(model, encoded, members, device)
+                out[[i for row in members for i in row]] = logits.float().cpu().numpy()
     return out
 
 
