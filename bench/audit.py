@@ -19,6 +19,7 @@ each (exclude_rows=), and on the true labels.
     python bench/audit.py                          # 3,000 rows, 5 folds, 1 epoch (~10 min on 2 cores)
     python bench/audit.py --rows 1000 --folds 3    # a quick look
     python bench/audit.py --epochs 2 --no-runs     # the rankings only
+    python bench/audit.py --repeats 3              # each row ranked by 3 models that never saw it
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=3000, help="SST-2 training rows audited")
     p.add_argument("--noise", type=float, default=0.05, help="share of labels flipped")
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="audit's repeats: the k-fold split made R times (seeds 42, 43, ...); with R > 1 the "
+        "first round alone is scored beside the R rounds' mean, from the same run",
+    )
     p.add_argument("--epochs", type=float, default=1.0, help="num_train_epochs (folds and runs)")
     p.add_argument("--seed", type=int, default=0, help="subset and flips")
     p.add_argument(
@@ -88,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from modernbert_tasks import audit, fine_tune
-    from modernbert_tasks.auditing.ensemble import PROBABILITIES, combine
+    from modernbert_tasks.auditing.ensemble import PROBABILITIES, combine, fold_probabilities
+    from modernbert_tasks.auditing.folds import PREDICTIONS_FILE, fold_name
     from modernbert_tasks.auditing.issues import find_issues
     from modernbert_tasks.training.exclusion import write_row_file
 
@@ -121,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         output_dir=out / "audit",
         train_file=str(noisy_file),
         folds=args.folds,
+        repeats=args.repeats,
         probabilities="fold_ensemble",  # the fold files then hold both; held_out is their half
         data_map=True,
         data_map_points=args.data_map_points,
@@ -132,13 +142,19 @@ def main(argv: list[str] | None = None) -> None:
     n_top = len(planted)
     table = []
     cleaned: dict[str, list[int]] = {}
-    for source in PROBABILITIES:
-        probs = combine(result.held_out, result.in_sample, source)
+    sources = {source: combine(result.held_out, result.in_sample, source) for source in PROBABILITIES}
+    if args.repeats > 1:  # the first round alone: the audit without repeats, from the same folds
+        first = [result.output_dir / fold_name(k, args.folds) / PREDICTIONS_FILE for k in range(args.folds)]
+        sources = {
+            "held_out, round 1": fold_probabilities(first, len(given), len(result.labels), False)[0],
+            **{f"{name}, {args.repeats} rounds": probs for name, probs in sources.items()},
+        }
+    for source, probs in sources.items():
         p_given = probs[np.arange(len(given)), given]
         for method in FILTERS_SHOWN:
             flagged = find_issues(given, probs, result.labels, False, method).ranked
-            if method == FILTERS_SHOWN[0]:
-                cleaned[source] = flagged
+            if method == FILTERS_SHOWN[0] and "round 1" not in source:
+                cleaned[source.split(",")[0]] = flagged
             p, r = precision_recall(flagged, planted)
             table.append(
                 {
@@ -161,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
             }
         )
         table[-1]["AP"] = average_precision(p_given, planted)
+        table[-1]["R@P>=0.6"] = recall_at_precision(p_given, planted, 0.6)
     table += data_map_rankings(result, given, planted, n_top, f"top {args.noise:.0%}")
     truth = np.array([y for _, y in rows])
     oof_accuracy = float((result.held_out.argmax(axis=1) == truth).mean())
@@ -169,7 +186,12 @@ def main(argv: list[str] | None = None) -> None:
         f"\naudit: {audit_min:.1f} min; out-of-fold accuracy vs the true labels "
         f"{oof_accuracy:.4f}; in-sample agreement with the given labels {in_accuracy:.4f}"
     )
-    print(common.format_table(table, ["probabilities", "selection", "flagged", "precision", "recall", "AP"]))
+    print(
+        common.format_table(
+            table, ["probabilities", "selection", "flagged", "precision", "recall", "AP", "R@P>=0.6"]
+        )
+    )
+    print("R@P>=0.6: the most recall any cut of the ranking keeps at precision >= 0.6 (the target)")
     seconds, points = data_map_cost(result)
     print(
         f"data map: {points} points over {args.folds} folds, "
@@ -282,6 +304,7 @@ def data_map_rankings(result: Any, given: list[int], planted: set[int], n_top: i
             }
         )
         table[-1]["AP"] = average_precision(score, planted)
+        table[-1]["R@P>=0.6"] = recall_at_precision(score, planted, 0.6)
         if name.startswith("held_out +"):  # binary: a probability of the given label, so cleanlab's count
             probs = np.empty_like(result.held_out)
             probs[at, given] = score
@@ -327,6 +350,15 @@ def average_precision(p_given: np.ndarray, planted: set[int]) -> float:
     hits = np.cumsum([i in planted for i in order])
     found = np.flatnonzero([i in planted for i in order])
     return float(np.mean(hits[found] / (found + 1))) if len(found) else 0.0
+
+
+def recall_at_precision(score: np.ndarray, planted: set[int], precision: float) -> float:
+    """The most recall of the planted flips that any cut of the ranking (lowest score first)
+    keeps at `precision` or more."""
+    order = np.argsort(score, kind="stable")
+    hits = np.cumsum([i in planted for i in order])
+    ok = hits / np.arange(1, len(order) + 1) >= precision
+    return float(hits[ok].max() / len(planted)) if ok.any() else 0.0
 
 
 def run_rows(run: Any) -> int:

@@ -199,7 +199,7 @@ def test_data_map_resumes_and_refuses_folds_without_it(audited, tiny_model_dir, 
     assert len(again.data_map.confidence) == ROWS
     # a fold trained without the data map cannot give one: refused before any training
     (copy / "fold-1" / "training_dynamics.json").unlink()
-    with pytest.raises(ConfigError, match=r"data_map=True, but fold 1 .* was trained without it"):
+    with pytest.raises(ConfigError, match=r"data_map=True, but fold-1 .* was trained without it"):
         resume_audit(audited, tiny_model_dir, copy, data_map_points=4)
     with pytest.raises(ConfigError, match=r"data_map_points=0 must be an integer >= 1"):
         audit(train_file=audited["train"], output_dir=copy, data_map=True, data_map_points=0, **FAST)
@@ -253,6 +253,47 @@ def test_fold_ensemble_averages_held_out_and_in_sample(audited, tiny_model_dir, 
     assert summary["method"]["probabilities"] == "fold_ensemble"
     with pytest.raises(ConfigError, match=r"probabilities='both' is not one of held_out, fold_ensemble"):
         audit(train_file=audited["train"], output_dir=copy, probabilities="both", **FAST)
+
+
+def test_repeats_add_rounds_and_average_their_held_out_predictions(audited, tiny_model_dir, tmp_path):
+    import shutil
+
+    from modernbert_tasks.cli.audit import format_audit
+
+    result = audited["result"]
+    copy = tmp_path / "audit"
+    shutil.copytree(result.output_dir, copy)
+    # resume=True with repeats=2 keeps the first round (the fixture's folds) and trains a second
+    again = resume_audit(audited, tiny_model_dir, copy, repeats=2)
+    assert again.folds_run == FOLDS and again.repeats == 2
+    rounds = []
+    for name in ("fold-{k}", "fold-{k}-round-2"):
+        probs, held = np.zeros((ROWS, 2)), []
+        for k in range(1, FOLDS + 1):
+            saved = json.loads((copy / name.format(k=k) / "held_out_predictions.json").read_text())
+            probs[saved["rows"]] = saved["probabilities"]
+            held.append(set(saved["rows"]))
+        assert sorted(r for rows in held for r in rows) == list(range(ROWS))  # each row held out once
+        rounds.append((probs, held))
+    # the second round splits with seed + 1: other folds, other models
+    assert rounds[0][1] != rounds[1][1]
+    assert not np.allclose(rounds[0][0], rounds[1][0], atol=1e-3)
+    np.testing.assert_allclose(rounds[0][0], result.held_out, atol=1e-6)
+    np.testing.assert_allclose(again.held_out, (rounds[0][0] + rounds[1][0]) / 2, atol=1e-6)
+    recall = len(set(again.flagged) & set(audited["flipped"])) / FLIPS
+    assert recall >= 0.8, (recall, sorted(again.flagged))
+    # the data map pools every fold that trained on a row: k-1 per round
+    assert (again.data_map.folds == 2 * (FOLDS - 1)).all()
+    summary = json.loads((copy / "audit.json").read_text())
+    assert summary["repeats"] == 2 and summary["folds"] == FOLDS
+    assert f"with {FOLDS} folds x 2 repeats:" in format_audit(again)
+    # fewer repeats on resume leave the later round out; nothing trains
+    first = resume_audit(audited, tiny_model_dir, copy, repeats=1)
+    assert first.folds_run == 0
+    np.testing.assert_allclose(first.held_out, result.held_out, atol=1e-6)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ConfigError, match=rf"repeats={bad!r} must be an integer >= 1"):
+            audit(train_file=audited["train"], output_dir=copy, repeats=bad, **FAST)
 
 
 def test_train_excludes_flagged_rows_and_records_it(audited, tiny_model_dir, tmp_path):

@@ -290,24 +290,30 @@ def fold_callback(
     )
 
 
-def check_recorded(out: Path, done: set[int]) -> None:
-    """data_map=True on resume: the folds done earlier must have recorded their dynamics."""
-    for k in sorted(done):
-        path = out / f"fold-{k + 1}" / DYNAMICS_FILE
+def check_recorded(out: Path, done: dict[str, Path]) -> None:
+    """data_map=True on resume: the folds done earlier (by name) must have recorded their
+    dynamics."""
+    for name, fold_dir in done.items():
+        path = fold_dir / DYNAMICS_FILE
         if not path.is_file():
             raise ConfigError(
-                f"data_map=True, but fold {k + 1} of the audit in {out} was trained without it "
+                f"data_map=True, but {name} of the audit in {out} was trained without it "
                 f"({path} is missing). Pass overwrite=True to run the audit again with the data "
                 "map (CLI: --overwrite), or leave data_map out."
             )
 
 
 def write_data_map(
-    out: Path, folds: int, given: Sequence[Any], labels: Sequence[str], multi_label: bool, summary_file: Path
+    out: Path,
+    fold_dirs: Sequence[Path],
+    given: Sequence[Any],
+    labels: Sequence[str],
+    multi_label: bool,
+    summary_file: Path,
 ) -> tuple[DataMap, Path]:
     """data_map.csv from the folds' records (one line per training row, in the file's order),
     and its entry in audit.json."""
-    result = data_map([out / f"fold-{k + 1}" / DYNAMICS_FILE for k in range(folds)], len(given))
+    result = data_map([fold_dir / DYNAMICS_FILE for fold_dir in fold_dirs], len(given))
     path = out / DATA_MAP_FILE
     staged = path.with_suffix(".tmp")
     with staged.open("w", newline="", encoding="utf-8") as f:

@@ -49,13 +49,19 @@ def has_in_sample(saved: dict[str, Any]) -> bool:
 def fold_probabilities(
     files: Sequence[Path], rows: int, num_labels: int, in_sample: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(held-out probabilities, mean in-sample probabilities or None) from the folds' files."""
+    """(held-out probabilities, mean in-sample probabilities or None) from the folds' files.
+
+    With repeats, each row is held out once per round: its held-out probabilities are the mean
+    over the rounds' models that never saw it (a seed ensemble of out-of-sample predictions).
+    """
     held_out = np.zeros((rows, num_labels))
+    held_count = np.zeros(rows)
     total = np.zeros((rows, num_labels)) if in_sample else None
     count = np.zeros(rows)
     for path in files:
         saved = json.loads(Path(path).read_text(encoding="utf-8"))
-        held_out[saved["rows"]] = np.asarray(saved["probabilities"], dtype=np.float64)
+        held_out[saved["rows"]] += np.asarray(saved["probabilities"], dtype=np.float64)
+        held_count[saved["rows"]] += 1
         if total is not None:
             if not has_in_sample(saved):
                 raise ConfigError(
@@ -66,6 +72,7 @@ def fold_probabilities(
             trained = np.asarray(saved[IN_SAMPLE_ROWS], dtype=np.int64)
             total[trained] += np.asarray(saved[IN_SAMPLE_PROBABILITIES], dtype=np.float64)
             count[trained] += 1
+    held_out /= np.maximum(held_count, 1)[:, None]  # each round holds every row out once
     if total is None:
         return held_out, None
     seen = count > 0  # every row is in k-1 folds' training (k >= 2), so all of them

@@ -24,6 +24,8 @@ __all__ = [
     "ISSUES_FILE",
     "PREDICTIONS_FILE",
     "assign_folds",
+    "fold_name",
+    "fold_count",
     "fingerprint",
     "model_id",
     "plain_options",
@@ -75,6 +77,18 @@ def assign_folds(given: list[Any], task: Task, folds: int, seed: int, multi_labe
     for k, (_, held) in enumerate(splitter.split(np.zeros(len(given)), stratify)):
         assignment[held] = k
     return assignment
+
+
+def fold_name(unit: int, folds: int) -> str:
+    """The folder of fold run `unit` (0-based over rounds): fold-<i> in the first round, so an
+    audit with one round reads as before, and fold-<i>-round-<r> in round r >= 2."""
+    fold, round_ = unit % folds + 1, unit // folds + 1
+    return f"fold-{fold}" if round_ == 1 else f"fold-{fold}-round-{round_}"
+
+
+def fold_count(plan: dict[str, Any]) -> int:
+    """Fold runs an audit plan makes: folds x repeats (plans before repeats had one round)."""
+    return int(plan.get("folds") or 0) * int(plan.get("repeats") or 1)
 
 
 def fingerprint(texts: list[str], given: list[Any]) -> str:
@@ -148,18 +162,23 @@ def check_folder(out: Path, plan: dict[str, Any], resume: bool, overwrite: bool)
             logger.info("overwrite=True: removed the earlier audit in %s.", out)
         else:
             earlier = read_json(earlier_plan)
-            differs = [k for k in plan if k != "options" and earlier.get(k) != plan[k]]
+            # more (or fewer) repeats add (or leave out) whole rounds: the same audit, resumable
+            differs = [k for k in plan if k not in ("options", "repeats") and earlier.get(k) != plan[k]]
             before, now = plain_options(earlier.get("options") or {}), plan["options"]
             differs += [
                 f"{k} ({before.get(k)!r} then, {now.get(k)!r} now)"
                 for k in sorted(before.keys() | now.keys())
                 if before.get(k) != now.get(k)
             ]
-            done = {k for k in range(plan["folds"]) if (out / f"fold-{k + 1}" / PREDICTIONS_FILE).is_file()}
+            done = {
+                k
+                for k in range(fold_count(plan))
+                if (out / fold_name(k, plan["folds"]) / PREDICTIONS_FILE).is_file()
+            }
             if not resume:
                 raise ConfigError(
                     f"output_dir {where!r} holds an earlier audit ({len(done)} of "
-                    f"{earlier.get('folds', '?')} folds done). Pass resume=True to continue it "
+                    f"{fold_count(earlier) or '?'} folds done). Pass resume=True to continue it "
                     "(CLI: --resume), overwrite=True to delete it and start over (CLI: "
                     "--overwrite), or another output_dir."
                 )
@@ -170,6 +189,8 @@ def check_folder(out: Path, plan: dict[str, Any], resume: bool, overwrite: bool)
                     "overwrite=True to delete it and start over (CLI: --overwrite), or another "
                     "output_dir."
                 )
+            if earlier.get("repeats", 1) != plan.get("repeats", 1):
+                write_json(earlier_plan, plan)
             return done
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / PLAN_FILE, plan)

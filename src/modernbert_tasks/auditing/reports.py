@@ -69,6 +69,7 @@ def write_summary(
         "problem_type": task.problem_type,
         "rows": plan["rows"],
         "folds": plan["folds"],
+        "repeats": plan.get("repeats", 1),
         "seed": plan["seed"],
         "labels": labels,
         "flagged": len(issues.ranked),

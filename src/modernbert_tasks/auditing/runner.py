@@ -8,7 +8,9 @@
 The training rows are split into k stratified, seeded folds. For each fold, `fine_tune` trains
 on the other k-1 folds (the fold's rows excluded with `exclude_rows`, so the run reads the
 user's data exactly as `train` does) in <output_dir>/fold-<i>, and the fold's model predicts the
-held-out rows. Each fold is its own run: an interrupted audit continues with resume=True,
+held-out rows. With repeats=R the whole k-fold split is made R times (seeds seed, seed+1, ...)
+and each row's held-out probabilities are the mean of its R out-of-sample predictions. Each
+fold is its own run: an interrupted audit continues with resume=True,
 skipping the folds whose predictions are saved (held_out_predictions.json) and resuming a
 fold's training from its last checkpoint. cleanlab then ranks the rows whose given label the
 held-out model doubts (audit/issues.py).
@@ -53,6 +55,8 @@ from .folds import (
     assign_folds,
     check_folder,
     fingerprint,
+    fold_count,
+    fold_name,
     model_id,
     plain_options,
     write_json,
@@ -81,7 +85,8 @@ REFUSED = {
 class AuditResult:
     """What `audit` found and wrote.
 
-    rows: the number of training rows audited. folds: k. labels: the task's label names.
+    rows: the number of training rows audited. folds: k. repeats: rounds of k folds.
+    labels: the task's label names.
     probabilities: (rows, labels) the probabilities cleanlab ranked (see `probabilities_from`).
     held_out: the out-of-sample probabilities alone. in_sample: each row's mean probabilities
     from the k-1 fold models that trained on it (None with probabilities='held_out'). given:
@@ -93,6 +98,7 @@ class AuditResult:
     output_dir: Path
     rows: int
     folds: int
+    repeats: int
     labels: list[str]
     problem_type: str
     probabilities: np.ndarray
@@ -123,6 +129,7 @@ def audit(
     output_dir: str | os.PathLike | None = None,
     *,
     folds: int = 5,
+    repeats: int = 1,
     write_cleaned: bool = False,
     filter_by: str = "prune_by_noise_rate",
     probabilities: str = DEFAULT_PROBABILITIES,
@@ -139,6 +146,11 @@ def audit(
             fold's rows is held out for evaluation) unless you pass it.
         output_dir: the audit folder (default runs/audit); fold i trains in <output_dir>/fold-i.
         folds: k, at least 2; every class needs at least k rows.
+        repeats: how many times to make the k-fold split (default 1). Round r (from 0) splits
+            and trains with seed + r; each row's held-out probabilities are the mean of its R
+            out-of-sample predictions. R times the training; on real SST-2 with MiniLM, 3
+            repeats ranked the planted flips better (docs/benchmarks.md#label-audit).
+            resume=True with more repeats keeps the rounds done and adds the others.
         write_cleaned: also write the training file without the flagged rows.
         filter_by: cleanlab's `find_label_issues` method (default prune_by_noise_rate).
         probabilities: what cleanlab ranks. 'held_out' (default): each row's probabilities
@@ -176,6 +188,11 @@ def audit(
             f"folds={folds!r} must be an integer >= 2 (each fold's model trains "
             "on the other folds), e.g. folds=5."
         )
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ConfigError(
+            f"repeats={repeats!r} must be an integer >= 1 (how many times the k-fold split is "
+            "made, each with its own seed), e.g. repeats=3 (CLI: --repeats 3)."
+        )
     for name, why in REFUSED.items():
         if args.get(name) not in (None, False):
             raise ConfigError(f"audit does not take {name}={args[name]!r}: {why}.")
@@ -212,11 +229,14 @@ def audit(
     columns = [train[c] for c in task.text_columns]
     inputs = list(zip(*columns, strict=True)) if len(columns) == 2 else list(columns[0])
     given = list(train["label"])
-    assignment = assign_folds(given, task, folds, opts.seed, multi_label)
+    # round 0 is the audit without repeats; each later round splits with its own seed (checked,
+    # like the labels' counts, before anything is written)
+    assignments = [assign_folds(given, task, folds, opts.seed + r, multi_label) for r in range(repeats)]
     plan = {
         "task": task.name,
         "rows": len(train),
         "folds": folds,
+        "repeats": repeats,
         "seed": opts.seed,
         "model": model_id(model_name),
         "data": fingerprint(texts, given),
@@ -227,31 +247,35 @@ def audit(
 
     with run_lock(out):
         done = check_folder(out, plan, resume, overwrite)
+        fold_dirs = [out / fold_name(unit, folds) for unit in range(fold_count(plan))]
         if data_map:
-            dynamics.check_recorded(out, done)
+            dynamics.check_recorded(out, {fold_dirs[u].name: fold_dirs[u] for u in sorted(done)})
         recorder = (given, multi_label, data_map_points) if data_map else None
         trained = 0
-        for k in range(folds):
-            rows = [i for i in range(len(train)) if assignment[i] == k]
-            fold_dir = out / f"fold-{k + 1}"
-            if k in done:
-                logger.info(
-                    "Audit fold %d/%d: done earlier (%s), skipped.", k + 1, folds, fold_dir / PREDICTIONS_FILE
-                )
-            else:
-                logger.info(
-                    "Audit fold %d/%d: training on %d rows, predicting %d held-out rows (%s).",
-                    k + 1,
-                    folds,
-                    len(train) - len(rows),
-                    len(rows),
-                    fold_dir,
-                )
-                _run_fold(task, model_name, fold_dir, rows, texts, inputs, args, resume, in_sample, recorder)
-                trained += 1
-            if in_sample:
-                _add_in_sample(task, fold_dir, rows, inputs)
-        files = [out / f"fold-{k + 1}" / PREDICTIONS_FILE for k in range(folds)]
+        for round_ in range(repeats):
+            assignment = assignments[round_]
+            fit_args = args if round_ == 0 else {**args, "seed": opts.seed + round_}
+            for k in range(folds):
+                unit, fold_dir = round_ * folds + k, fold_dirs[round_ * folds + k]
+                rows = [i for i in range(len(train)) if assignment[i] == k]
+                where = f"fold {k + 1}/{folds}" + (f", round {round_ + 1}/{repeats}" if repeats > 1 else "")
+                if unit in done:
+                    logger.info("Audit %s: done earlier (%s), skipped.", where, fold_dir / PREDICTIONS_FILE)
+                else:
+                    logger.info(
+                        "Audit %s: training on %d rows, predicting %d held-out rows (%s).",
+                        where,
+                        len(train) - len(rows),
+                        len(rows),
+                        fold_dir,
+                    )
+                    _run_fold(
+                        task, model_name, fold_dir, rows, texts, inputs, fit_args, resume, in_sample, recorder
+                    )
+                    trained += 1
+                if in_sample:
+                    _add_in_sample(task, fold_dir, rows, inputs)
+        files = [fold_dir / PREDICTIONS_FILE for fold_dir in fold_dirs]
         held_out, in_sample_p = fold_probabilities(files, len(train), task.num_labels, in_sample)
         ranked_p = combine(held_out, in_sample_p, probabilities)
         labels = list(task.labels)
@@ -261,12 +285,13 @@ def audit(
         plot_file = write_noise_plot(issues, labels, out / PLOT_FILE)
         dm, map_file = (None, None)
         if data_map:  # each row's training dynamics, pooled over the folds that trained on it
-            dm, map_file = dynamics.write_data_map(out, folds, given, labels, multi_label, summary_file)
+            dm, map_file = dynamics.write_data_map(out, fold_dirs, given, labels, multi_label, summary_file)
         cleaned = write_cleaned_copy(task, opts, out, issues.ranked) if write_cleaned else None
     return AuditResult(
         output_dir=out,
         rows=len(train),
         folds=folds,
+        repeats=repeats,
         labels=labels,
         problem_type=task.problem_type,
         probabilities=ranked_p,

@@ -23,6 +23,9 @@ examples:
   # continue an interrupted audit (finished folds are skipped)
   modernbert-tasks audit --train-file tickets.csv --output-dir runs/audit --resume
 
+  # add two more rounds of 5 folds with new seeds: each row ranked by 3 unseen models
+  modernbert-tasks audit --train-file tickets.csv --output-dir runs/audit --resume --repeats 3
+
   # then train without the 50 likeliest errors ...
   modernbert-tasks train --train-file tickets.csv --exclude-rows runs/audit/label_issues.csv \\
       --exclude-top 50
@@ -59,6 +62,15 @@ def add_parser(sub: Any, with_flags: bool) -> None:
         metavar="K",
         help="number of folds; each fold's model trains on the others "
         "(default 5; every label needs at least K rows)",
+    )
+    group.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        metavar="R",
+        help="make the K-fold split R times, each with its own seed, and average each row's "
+        "R out-of-sample predictions (default 1; R times the training; with --resume, more "
+        "repeats add rounds to a finished audit)",
     )
     group.add_argument(
         "--write-cleaned",
@@ -118,6 +130,7 @@ def run_audit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     result = audit(
         task or None,
         folds=args.folds,
+        repeats=args.repeats,
         write_cleaned=args.write_cleaned,
         filter_by=args.filter_by,
         **({"probabilities": args.probabilities} if args.probabilities else {}),
@@ -148,7 +161,9 @@ def format_audit(result: Any) -> str:
                 flagged[name] += 1
     lines = [
         "",
-        f"Audited {summary['rows']:,} rows with {summary['folds']} folds: "
+        f"Audited {summary['rows']:,} rows with {summary['folds']} folds"
+        + (f" x {summary['repeats']} repeats" if summary.get("repeats", 1) > 1 else "")
+        + ": "
         f"{summary['flagged']:,} likely label errors "
         f"({summary['flagged'] / max(1, summary['rows']):.1%}).",
         "",
