@@ -4,7 +4,8 @@ same rows and flips, other seeds) alone and averaged, without training anything.
 Each folder is one audit's --output-dir (its true.tsv, flipped.tsv and audit/ folds). For each
 audit's first round, and for the mean of their held-out probabilities (a seed ensemble built
 from separate audits, what `audit(repeats=R)` does in one), it prints out-of-fold accuracy
-against the true labels, the precision of the top 5% by p(given), the ranking's average
+against the true labels, the precision of the top n by p(given) (n: the number of flips, so
+precision = recall there), the ranking's average
 precision (AP), the most recall any cut keeps at precision >= 0.6, and the precision at recall
 0.6. Two rescalings of a single audit are scored too: each fold model's own temperature
 (fitted on its held-out rows against the given labels) and ranks within each fold.
@@ -85,7 +86,7 @@ def scores(name: str, p_given: np.ndarray, flips: np.ndarray, truth_agrees: np.n
     return {
         "held-out probabilities": name,
         **accuracy,
-        "top 5% precision": float(hits[n - 1] / n),
+        "top-n precision": float(hits[n - 1] / n),
         "AP": float(np.mean(hits[found] / (found + 1))),
         "R@P>=0.6": float(hits[ok].max() / n) if ok.any() else 0.0,
         "P@R=0.6": float(np.ceil(0.6 * n) / at_recall),
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         mean = np.mean(held, axis=0)
         table.append(scores(f"mean of the {len(held)}", mean, flips, agrees(mean)))
     print(f"{len(given)} rows, {int(flips.sum())} flipped")
-    columns = ["held-out probabilities", "out-of-fold accuracy", "top 5% precision", "AP"]
+    columns = ["held-out probabilities", "out-of-fold accuracy", "top-n precision", "AP"]
     columns += ["R@P>=0.6", "P@R=0.6"]
     print(common.format_table(table, columns))
     print(f"end: {common.load_line()}")

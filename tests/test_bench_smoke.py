@@ -349,6 +349,7 @@ def test_long_docs_table(tiny_model_dir, sentiment_dir):
         "long_docs.py",
         "lora.py",
         "serve_memory.py",
+        "audit_recipes.py",
     ],
 )
 def test_scripts_skip_without_shared(script, tmp_path):
@@ -391,8 +392,9 @@ def test_lora_tables(tiny_model_dir, sentiment_dir, shared_tokenizer_dir):
     assert "LoRA - full fine-tuning:" in out
 
 
-def test_audit_tables(tiny_model_dir, sst2_dir):
-    """bench/audit.py end to end on a few real SST-2 rows with the tiny model."""
+def test_audit_tables(tiny_model_dir, sst2_dir, tmp_path):
+    """bench/audit.py end to end on a few real SST-2 rows with the tiny model, with 2 repeats;
+    then bench/audit_rankings.py on its folder."""
     out = run_script(
         "bench/audit.py",
         "--model",
@@ -403,14 +405,19 @@ def test_audit_tables(tiny_model_dir, sst2_dir):
         "0.1",
         "--folds",
         "2",
+        "--repeats",
+        "2",
+        "--output-dir",
+        str(tmp_path / "audit"),
         "--args",
         "learning_rate=1e-3,per_device_eval_batch_size=128",
     )
     selection, runs = tables(out)
     rankings = {r["probabilities"] for r in selection}
     assert {
-        "held_out",
-        "fold_ensemble",
+        "held_out, round 1",
+        "held_out, 2 rounds",
+        "fold_ensemble, 2 rounds",
         "data map confidence",
         "data map aum",
         "held_out + confidence",
@@ -420,13 +427,50 @@ def test_audit_tables(tiny_model_dir, sst2_dir):
     for row in selection:
         assert 0 <= number(row["precision"]) <= 1 and 0 <= number(row["recall"]) <= 1
     for row in tops:
-        assert 0 <= number(row["AP"]) <= 1
+        assert 0 <= number(row["AP"]) <= 1 and 0 <= number(row["R@P>=0.6"]) <= 1
     assert "points over 2 folds" in out  # the data map's cost line
     names = [r["training data"] for r in runs]
     assert names[0] == "flipped labels" and names[-1] == "true labels"
     assert "(held_out) excluded" in names[1] and "(fold_ensemble) excluded" in names[2]
     assert number(runs[1]["train rows"]) < 120 <= number(runs[-1]["train rows"])
     assert "cpu capability:" in out
+    # the first round scored alone, by the rankings bench (no training): its figures are the
+    # audit's "held_out, round 1" row; the same folder twice averages to itself
+    ranked = run_script("bench/audit_rankings.py", str(tmp_path / "audit"), str(tmp_path / "audit"))
+    (table,) = tables(ranked)
+    assert [r["held-out probabilities"] for r in table[:3]] == [
+        "audit",
+        "audit, temperature per fold",
+        "audit, rank within fold",
+    ]
+    assert table[-1]["held-out probabilities"] == "mean of the 2"
+    first = next(r for r in tops if r["probabilities"] == "held_out, round 1")
+    for row in (table[0], table[-1]):
+        assert number(row["top-n precision"]) == pytest.approx(number(first["precision"]), abs=1e-4)
+        assert number(row["AP"]) == pytest.approx(number(first["AP"]), abs=1e-4)
+        assert number(row["R@P>=0.6"]) == pytest.approx(number(first["R@P>=0.6"]), abs=1e-4)
+        assert 0 <= number(row["P@R=0.6"]) <= 1 and 0 <= number(row["out-of-fold accuracy"]) <= 1
+
+
+def test_audit_recipes_table(tiny_model_dir, sst2_dir):
+    out = run_script(
+        "bench/audit_recipes.py",
+        "--model",
+        str(tiny_model_dir),
+        "--rows",
+        "100",
+        "--held-out",
+        "40",
+        "--recipe",
+        "a:num_train_epochs=1,learning_rate=1e-3",
+        "--recipe",
+        "b:num_train_epochs=1,learning_rate=1e-3,seed=1",
+    )
+    (table,) = tables(out)
+    assert [r["recipe"] for r in table] == ["a", "b", "mean of the 2"]
+    for row in table:
+        assert 0 <= number(row["held-out accuracy"]) <= 1
+    assert "60 training rows (" in out and "40 held out" in out
 
 
 def test_per_label_table(tiny_model_dir):
