@@ -255,7 +255,7 @@ def test_fold_ensemble_averages_held_out_and_in_sample(audited, tiny_model_dir, 
         audit(train_file=audited["train"], output_dir=copy, probabilities="both", **FAST)
 
 
-def test_repeats_add_rounds_and_average_their_held_out_predictions(audited, tiny_model_dir, tmp_path):
+def test_repeats_add_rounds_and_average_their_held_out_predictions(audited, tiny_model_dir, tmp_path, caplog):
     import shutil
 
     from modernbert_tasks.cli.audit import format_audit
@@ -264,8 +264,11 @@ def test_repeats_add_rounds_and_average_their_held_out_predictions(audited, tiny
     copy = tmp_path / "audit"
     shutil.copytree(result.output_dir, copy)
     # resume=True with repeats=2 keeps the first round (the fixture's folds) and trains a second
+    caplog.set_level("INFO", logger="modernbert_tasks")
     again = resume_audit(audited, tiny_model_dir, copy, repeats=2)
     assert again.folds_run == FOLDS and again.repeats == 2
+    # the new round's folds start fresh, without resume's "no checkpoint" warning
+    assert "round 2/2: training on" in caplog.text and "has no checkpoint" not in caplog.text
     rounds = []
     for name in ("fold-{k}", "fold-{k}-round-2"):
         probs, held = np.zeros((ROWS, 2)), []

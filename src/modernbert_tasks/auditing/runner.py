@@ -344,6 +344,7 @@ def _run_fold(
     recorder: tuple[list[Any], bool, int] | None = None,
 ) -> None:
     from ..inference.loading import load_finetuned
+    from ..training.checkpoints import checkpoint_folders, partial_checkpoints
     from ..training.engine import fine_tune
 
     fold_dir.mkdir(parents=True, exist_ok=True)
@@ -361,7 +362,10 @@ def _run_fold(
             fit_args["callbacks"] = [*(args.get("callbacks") or []), callback]
         else:  # trained on without the data map: an earlier partial record no longer describes it
             (fold_dir / dynamics.DYNAMICS_FILE).unlink(missing_ok=True)
-        fine_tune(task, model_name, fold_dir, exclude_rows=held_out, resume=resume, **fit_args)
+        # a fold not yet started (a new round, or one an interrupt never reached) starts fresh:
+        # resume=True there would only warn that it has no checkpoint
+        started = bool(checkpoint_folders(fold_dir) or partial_checkpoints(fold_dir)) or model.exists()
+        fine_tune(task, model_name, fold_dir, exclude_rows=held_out, resume=resume and started, **fit_args)
     predictor = load_finetuned(model)
     predictor.warn_truncation = False
     saved: dict[str, Any] = {"rows": rows, "probabilities": _predict(predictor, task, inputs, rows)}
