@@ -434,22 +434,35 @@ def test_audit_tables(tiny_model_dir, sst2_dir, tmp_path):
     assert "(held_out) excluded" in names[1] and "(fold_ensemble) excluded" in names[2]
     assert number(runs[1]["train rows"]) < 120 <= number(runs[-1]["train rows"])
     assert "cpu capability:" in out
-    # the first round scored alone, by the rankings bench (no training): its figures are the
-    # audit's "held_out, round 1" row; the same folder twice averages to itself
-    ranked = run_script("bench/audit_rankings.py", str(tmp_path / "audit"), str(tmp_path / "audit"))
+    # the rankings bench (no training) scores round 1 alone and the 2 rounds' mean: its figures
+    # are the audit's own rows; the same folder twice averages to the 2 rounds' mean
+    audit_dir = str(tmp_path / "audit")
+    ranked = run_script("bench/audit_rankings.py", audit_dir, audit_dir, "--false-positives")
     (table,) = tables(ranked)
-    assert [r["held-out probabilities"] for r in table[:3]] == [
-        "audit",
-        "audit, temperature per fold",
-        "audit, rank within fold",
+    assert [r["held-out probabilities"] for r in table[:4]] == [
+        "audit, round 1",
+        "audit, round 1, temperature per fold",
+        "audit, round 1, rank within fold",
+        "audit, 2 rounds",
     ]
-    assert table[-1]["held-out probabilities"] == "mean of the 2"
-    first = next(r for r in tops if r["probabilities"] == "held_out, round 1")
-    for row in (table[0], table[-1]):
-        assert number(row["top-n precision"]) == pytest.approx(number(first["precision"]), abs=1e-4)
-        assert number(row["AP"]) == pytest.approx(number(first["AP"]), abs=1e-4)
-        assert number(row["R@P>=0.6"]) == pytest.approx(number(first["R@P>=0.6"]), abs=1e-4)
-        assert 0 <= number(row["P@R=0.6"]) <= 1 and 0 <= number(row["out-of-fold accuracy"]) <= 1
+    assert table[-1]["held-out probabilities"] == "mean of all 4 rounds"
+    pairs = [
+        (table[0], "held_out, round 1"),
+        (table[3], "held_out, 2 rounds"),
+        (table[-1], "held_out, 2 rounds"),
+    ]
+    for ours, theirs in pairs:
+        audited = next(r for r in tops if r["probabilities"] == theirs)
+        assert number(ours["top-n precision"]) == pytest.approx(number(audited["precision"]), abs=1e-4)
+        assert number(ours["AP"]) == pytest.approx(number(audited["AP"]), abs=1e-4)
+        assert number(ours["R@P>=0.6"]) == pytest.approx(number(audited["R@P>=0.6"]), abs=1e-4)
+        assert 0 <= number(ours["P@R=0.6"]) <= 1 and 0 <= number(ours["out-of-fold accuracy"]) <= 1
+    # the rows of the mean's top n that are not flips: as many as its precision leaves
+    flips = round(120 * 0.1)
+    listed = re.search(r"(\d+) of the top (\d+) rows are not planted flips.*\n", ranked)
+    assert listed and int(listed[2]) == flips
+    assert int(listed[1]) == round(flips * (1 - number(table[-1]["top-n precision"])))
+    assert len(ranked[listed.end() :].strip().splitlines()) == int(listed[1]) + 1  # the rows, then "end:"
 
 
 def test_audit_recipes_table(tiny_model_dir, sst2_dir):
