@@ -299,6 +299,28 @@ def test_repeats_add_rounds_and_average_their_held_out_predictions(audited, tiny
             audit(train_file=audited["train"], output_dir=copy, repeats=bad, **FAST)
 
 
+def test_overwrite_replaces_the_earlier_audit_and_everything_it_wrote(audited, tiny_model_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "audit"
+    shutil.copytree(audited["result"].output_dir, copy)
+    assert (copy / "data_map.csv").is_file() and (copy / "reviews.cleaned.csv").is_file()
+    with pytest.raises(ConfigError, match=rf"holds an earlier audit \({FOLDS} of {FOLDS} folds done\)"):
+        audit(train_file=audited["train"], model_name=tiny_model_dir, output_dir=copy, folds=2, **FAST)
+    again = audit(
+        train_file=audited["train"],
+        model_name=tiny_model_dir,
+        output_dir=copy,
+        folds=2,
+        overwrite=True,
+        **FAST,
+    )
+    assert again.folds_run == 2 and sorted(p.name for p in copy.glob("fold-*")) == ["fold-1", "fold-2"]
+    # the old audit's data map and cleaned copy described other folds: gone with it
+    assert not (copy / "data_map.csv").exists() and not list(copy.glob("*.cleaned.*"))
+    assert json.loads((copy / "audit.json").read_text())["folds"] == 2
+
+
 def test_train_excludes_flagged_rows_and_records_it(audited, tiny_model_dir, tmp_path):
     result = audited["result"]
     top = 5
@@ -415,6 +437,29 @@ def test_exclude_rows_from_other_data_is_refused(audited, tiny_model_dir, tmp_pa
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_exclude_rows_file_saved_by_a_spreadsheet(audited, tiny_model_dir, tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark: read as the same file. A file in
+    another encoding is refused with the fix, before training."""
+    issues = audited["result"].issues_file
+    text = issues.read_text(encoding="utf-8")
+    bom = tmp_path / "bom.csv"
+    bom.write_text(text, encoding="utf-8-sig")
+    from modernbert_tasks.training.exclusion import read_row_file
+
+    assert read_row_file(bom) == read_row_file(issues) and len(read_row_file(bom)) > 0
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(text.encode("utf-8") + "999999,caf\xe9\n".encode("cp1252"))
+    with pytest.raises(ConfigError, match=r"latin\.csv'? is not UTF-8 text .*Save it as 'CSV UTF-8'"):
+        fine_tune(
+            train_file=audited["train"],
+            model_name=tiny_model_dir,
+            output_dir=tmp_path / "c",
+            exclude_rows=latin,
+            **FAST,
+        )
+    assert not (tmp_path / "c").exists()
+
+
 def test_too_few_rows_per_class(tiny_model_dir, tmp_path):
     rows = reviews(40, seed=1)
     rows = [r for r in rows if r[1] == "pos"][:30] + [("the film was dull", "neg")] * 3
@@ -445,6 +490,30 @@ def test_single_class_and_regression_are_refused(tiny_model_dir, tmp_path):
     )
     with pytest.raises(ConfigError, match="regression task: the label audit supports"):
         audit(train_file=scores, model_name=tiny_model_dir, output_dir=tmp_path / "b", **FAST)
+
+
+def test_options_the_audit_cannot_honour_are_refused_before_anything_runs(tiny_model_dir, tmp_path):
+    train = write_reviews(tmp_path / "r.csv", reviews(40, 2))
+    out = tmp_path / "audit"
+    refused = [
+        ({"exclude_top": 0}, r"exclude_top=0: the audit excludes each fold's own rows"),
+        ({"exclude_rows": "issues.csv"}, r"exclude_rows='issues.csv'"),
+        (
+            {"filter_by": "bogus"},
+            r"filter_by='bogus' is not a cleanlab filter; expected one of prune_by_noise_rate",
+        ),
+    ]
+    for extra, message in refused:
+        with pytest.raises(ConfigError, match=message):
+            audit(train_file=train, model_name=tiny_model_dir, output_dir=out, folds=2, **FAST, **extra)
+    # hub data has no local file to clean: refused before the folds train
+    with pytest.raises(ConfigError, match="write_cleaned=True copies a local training file"):
+        audit("sst2", model_name=tiny_model_dir, output_dir=out, folds=2, write_cleaned=True, **FAST)
+    assert not out.exists()
+    # a label with one row cannot be held out and trained on: fewer folds would not help either
+    one = write_reviews(tmp_path / "one.csv", [*reviews(20, 3), ("the film was dull", "meh")])
+    with pytest.raises(DataError, match=r"'meh' has 1 row;.*at least 2 \(one per fold\)\. Add rows"):
+        audit(train_file=one, model_name=tiny_model_dir, output_dir=out, folds=2, **FAST)
 
 
 def test_folder_of_a_training_run_is_refused(tiny_model_dir, tmp_path):

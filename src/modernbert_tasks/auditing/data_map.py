@@ -9,11 +9,12 @@ multi-label, the row's worst label: its logit signed by the given 0/1, and the p
 the given 0/1). The records go to <fold>/training_dynamics.json after each point, so a fold
 resumed from a checkpoint keeps the points before it.
 
-Each row trains in k-1 folds; `data_map` pools them: confidence is the mean probability of the
-given label over every point of every fold that trained on the row, variability the standard
-deviation over a fold's points (averaged over the folds), aum the mean margin, correctness the
-share of points where the model predicted the given label. A wrong label is learned late, if
-at all: low confidence and a low (negative) aum. The audit writes them to data_map.csv.
+Each row trains in k-1 folds (R(k-1) with repeats=R); `data_map` pools them: confidence is the
+mean probability of the given label over every point of every fold that trained on the row,
+variability the standard deviation over a fold's points (averaged over the folds), aum the mean
+margin, correctness the share of points where the model predicted the given label. A wrong
+label is learned late, if at all: low confidence and a low (negative) aum. The audit writes
+them to data_map.csv.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .folds import write_json
+from .folds import DATA_MAP_FILE, write_json
 
 __all__ = [
     "DATA_MAP_FILE",
@@ -49,7 +50,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DYNAMICS_FILE = "training_dynamics.json"  # in each fold's folder
-DATA_MAP_FILE = "data_map.csv"  # in the audit folder
 DEFAULT_POINTS = 4  # per epoch: docs/benchmarks.md#label-audit has the cost
 BATCH_SIZE = 64
 DATA_MAP_COLUMNS = ("row", "given_label", "confidence", "variability", "aum", "correctness", "points")

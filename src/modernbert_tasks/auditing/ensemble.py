@@ -1,8 +1,9 @@
 """The probabilities an audit hands to cleanlab, from its folds' saved predictions.
 
 `held_out`: each row's probabilities from the one fold model that never saw it (confident
-learning's textbook input). `fold_ensemble`: those averaged with the mean of the k-1 in-sample
-probabilities of the fold models that trained on the row. A flipped label that k-1 models
+learning's textbook input; with repeats, the mean over the rounds). `fold_ensemble`: those
+averaged with the mean of the k-1 (R(k-1) with repeats) in-sample probabilities of the fold
+models that trained on the row. A flipped label that k-1 models
 trained on and still doubt is strong evidence; a correct but hard row that the held-out model
 gets wrong is usually learned by the models that saw it, so it drops down the ranking. The
 in-sample half makes the probabilities lean towards the given labels, so cleanlab's estimate

@@ -21,6 +21,7 @@ from ..training.exclusion import AUDIT_SUMMARY
 __all__ = [
     "PLAN_FILE",
     "PLOT_FILE",
+    "DATA_MAP_FILE",
     "ISSUES_FILE",
     "PREDICTIONS_FILE",
     "assign_folds",
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 ISSUES_FILE = "label_issues.csv"
 PLAN_FILE = "audit_plan.json"  # what the folder's folds were made from (resume checks it)
 PLOT_FILE = "noise_matrix.png"
+DATA_MAP_FILE = "data_map.csv"  # with data_map=True (auditing/data_map.py)
 PREDICTIONS_FILE = "held_out_predictions.json"  # a fold's output: its presence = fold done
 
 
@@ -61,11 +63,11 @@ def assign_folds(given: list[Any], task: Task, folds: int, seed: int, multi_labe
     few = {names[k]: n for k, n in sorted(counts.items()) if n < folds}
     if few:
         shown = ", ".join(f"{name!r} has {n} row{'s' * (n != 1)}" for name, n in few.items())
+        fewest = min(few.values())
+        fewer = f"Pass fewer folds (folds={fewest}), add" if fewest >= 2 else "Add"
         raise DataError(
             f"Too few rows per label for {folds} folds: {shown}; every label needs "
-            f"at least {folds} (one per fold). Pass fewer folds (folds="
-            f"{max(2, min(few.values()))} if that is at least 2), add rows, or "
-            "merge the rare labels."
+            f"at least {folds} (one per fold). {fewer} rows, or merge the rare labels."
         )
     assignment = np.empty(len(given), dtype=np.int64)
     splitter = (
@@ -157,8 +159,10 @@ def check_folder(out: Path, plan: dict[str, Any], resume: bool, overwrite: bool)
         if overwrite:
             for path in fold_dirs:
                 shutil.rmtree(path)
-            for name in (PLAN_FILE, ISSUES_FILE, AUDIT_SUMMARY, PLOT_FILE):
+            for name in (PLAN_FILE, ISSUES_FILE, AUDIT_SUMMARY, PLOT_FILE, DATA_MAP_FILE):
                 (out / name).unlink(missing_ok=True)
+            for cleaned in out.glob("*.cleaned.*"):  # write_cleaned's copies of the old result
+                cleaned.unlink()
             logger.info("overwrite=True: removed the earlier audit in %s.", out)
         else:
             earlier = read_json(earlier_plan)
@@ -176,9 +180,13 @@ def check_folder(out: Path, plan: dict[str, Any], resume: bool, overwrite: bool)
                 if (out / fold_name(k, plan["folds"]) / PREDICTIONS_FILE).is_file()
             }
             if not resume:
+                made = fold_count(earlier)
+                done_then = sum(
+                    (out / fold_name(k, earlier["folds"]) / PREDICTIONS_FILE).is_file() for k in range(made)
+                )
                 raise ConfigError(
-                    f"output_dir {where!r} holds an earlier audit ({len(done)} of "
-                    f"{fold_count(earlier) or '?'} folds done). Pass resume=True to continue it "
+                    f"output_dir {where!r} holds an earlier audit ({done_then} of "
+                    f"{made or '?'} folds done). Pass resume=True to continue it "
                     "(CLI: --resume), overwrite=True to delete it and start over (CLI: "
                     "--overwrite), or another output_dir."
                 )

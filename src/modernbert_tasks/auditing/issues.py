@@ -18,7 +18,15 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["FILTERS", "RANKED_BY", "LabelIssues", "require_cleanlab", "find_issues", "write_noise_plot"]
+__all__ = [
+    "FILTERS",
+    "RANKED_BY",
+    "LabelIssues",
+    "require_cleanlab",
+    "check_filter",
+    "find_issues",
+    "write_noise_plot",
+]
 
 logger = logging.getLogger("modernbert_tasks")
 
@@ -69,6 +77,15 @@ class LabelIssues:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def check_filter(filter_by: str) -> str:
+    if filter_by not in FILTERS:
+        raise ConfigError(
+            f"filter_by={filter_by!r} is not a cleanlab filter; expected one of {', '.join(FILTERS)} "
+            "(CLI: --filter-by), e.g. filter_by='prune_by_noise_rate'."
+        )
+    return filter_by
+
+
 def find_issues(
     labels: Sequence[Any],
     probabilities: np.ndarray,
@@ -79,10 +96,7 @@ def find_issues(
     """`labels`: class ids (single-label) or multi-hot rows (multi-label); `probabilities`:
     the out-of-sample probabilities, one row per training row."""
     require_cleanlab()
-    if filter_by not in FILTERS:
-        raise ConfigError(
-            f"filter_by={filter_by!r} is not a cleanlab filter; expected one of {', '.join(FILTERS)}."
-        )
+    check_filter(filter_by)
     import cleanlab.count
     import cleanlab.filter
 
@@ -90,7 +104,6 @@ def find_issues(
     if multi_label:
         return _multi_label(np.asarray(labels, dtype=np.float64), probs, names, filter_by)
     given = np.asarray(labels, dtype=np.int64)
-    # a row per class keeps cleanlab's shapes right when a label has no rows
     probs = np.clip(probs, 1e-12, 1.0)
     probs = probs / probs.sum(axis=1, keepdims=True)
     ranked = cleanlab.filter.find_label_issues(

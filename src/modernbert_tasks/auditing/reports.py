@@ -96,9 +96,10 @@ def write_summary(
     return path
 
 
-def write_cleaned_copy(task: Task, opts: Any, out: Path, flagged: list[int]) -> Path:
-    """The training file without the flagged rows, in its own format, every column kept."""
-    from ..data import find_split_files, read_data_file
+def cleaned_source(task: Task, opts: Any) -> Path:
+    """The local training file a cleaned copy is made from; refuses hub data (checked before
+    the audit trains anything)."""
+    from ..data import find_split_files
 
     values = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
     files = data_files_of(values) or {}
@@ -112,7 +113,13 @@ def write_cleaned_copy(task: Task, opts: Any, out: Path, flagged: list[int]) -> 
             + hint("exclude_rows='runs/audit/label_issues.csv'", "--exclude-rows runs/audit/label_issues.csv")
             + " instead."
         )
-    source = Path(source)
+    return Path(source)
+
+
+def write_cleaned_copy(source: Path, opts: Any, out: Path, flagged: list[int]) -> Path:
+    """The training file without the flagged rows, in its own format, every column kept."""
+    from ..data import read_data_file
+
     raw = read_data_file(source, opts.cache_dir and os.fspath(opts.cache_dir))
     doomed = set(flagged)
     kept = raw.select([i for i in range(len(raw)) if i not in doomed])

@@ -8,8 +8,9 @@
 The training rows are split into k stratified, seeded folds. For each fold, `fine_tune` trains
 on the other k-1 folds (the fold's rows excluded with `exclude_rows`, so the run reads the
 user's data exactly as `train` does) in <output_dir>/fold-<i>, and the fold's model predicts the
-held-out rows. With repeats=R the whole k-fold split is made R times (seeds seed, seed+1, ...)
-and each row's held-out probabilities are the mean of its R out-of-sample predictions. Each
+held-out rows. With repeats=R the whole k-fold split is made R times (seeds seed, seed+1, ...;
+round r >= 2 in <output_dir>/fold-<i>-round-<r>) and each row's held-out probabilities are the
+mean of its R out-of-sample predictions. Each
 fold is its own run: an interrupted audit continues with resume=True,
 skipping the folds whose predictions are saved (held_out_predictions.json) and resuming a
 fold's training from its last checkpoint. cleanlab then ranks the rows whose given label the
@@ -61,8 +62,8 @@ from .folds import (
     plain_options,
     write_json,
 )
-from .issues import find_issues, require_cleanlab, write_noise_plot
-from .reports import write_cleaned_copy, write_issues, write_summary
+from .issues import check_filter, find_issues, require_cleanlab, write_noise_plot
+from .reports import cleaned_source, write_cleaned_copy, write_issues, write_summary
 
 __all__ = ["audit", "AuditResult", "DEFAULT_AUDIT_DIR", "ISSUES_FILE", "PREDICTIONS_FILE"]
 
@@ -89,7 +90,7 @@ class AuditResult:
     labels: the task's label names.
     probabilities: (rows, labels) the probabilities cleanlab ranked (see `probabilities_from`).
     held_out: the out-of-sample probabilities alone. in_sample: each row's mean probabilities
-    from the k-1 fold models that trained on it (None with probabilities='held_out'). given:
+    from the R(k-1) fold models that trained on it (None with probabilities='held_out'). given:
     each row's label id (single-label) or multi-hot row (multi-label). flagged: the rows cleanlab flags, worst
     first (0-based data rows of the training file). noise_rate: per label, the estimated share
     of wrong labels. confident_joint: cleanlab's (given, likely true) counts.
@@ -144,10 +145,11 @@ def audit(
             text_columns=..., label_column=...; model, epochs, max_length, precision, seed...).
             Each fold trains with them. validation_fraction defaults to 0 here (no share of a
             fold's rows is held out for evaluation) unless you pass it.
-        output_dir: the audit folder (default runs/audit); fold i trains in <output_dir>/fold-i.
+        output_dir: the audit folder (default runs/audit); fold i trains in <output_dir>/fold-i
+            (round r >= 2 of repeats: fold-i-round-r).
         folds: k, at least 2; every class needs at least k rows.
-        repeats: how many times to make the k-fold split (default 1). Round r (from 0) splits
-            and trains with seed + r; each row's held-out probabilities are the mean of its R
+        repeats: how many times to make the k-fold split (default 1). Round r (from 1) splits
+            and trains with seed + r - 1; each row's held-out probabilities are the mean of its R
             out-of-sample predictions. R times the training; on real SST-2 with MiniLM, 3
             repeats ranked the planted flips better (docs/benchmarks.md#label-audit).
             resume=True with more repeats keeps the rounds done and adds the others.
@@ -155,14 +157,14 @@ def audit(
         filter_by: cleanlab's `find_label_issues` method (default prune_by_noise_rate).
         probabilities: what cleanlab ranks. 'held_out' (default): each row's probabilities
             from the fold model that never saw it. 'fold_ensemble': those averaged with the
-            mean in-sample probabilities of the k-1 fold models that trained on the row (each
+            mean in-sample probabilities of the R(k-1) fold models that trained on the row (each
             fold model also predicts its training rows); it flags fewer rows, and misses
             flipped rows when the fold models memorise them (auditing/ensemble.py,
             docs/benchmarks.md#label-audit).
         data_map: also record each fold's training dynamics (the probability of the given
             label and its margin, data_map_points times per epoch, on the fold's training
             rows) and write each row's confidence, variability and area under the margin
-            (aum), pooled over the k-1 folds that trained on it, to data_map.csv
+            (aum), pooled over the R(k-1) folds that trained on it, to data_map.csv
             (auditing/data_map.py). Costs one prediction of the training rows per point.
         data_map_points: records per epoch with data_map=True (default 4).
         resume=True (in args): continue an interrupted audit in output_dir;
@@ -193,9 +195,11 @@ def audit(
             f"repeats={repeats!r} must be an integer >= 1 (how many times the k-fold split is "
             "made, each with its own seed), e.g. repeats=3 (CLI: --repeats 3)."
         )
+    filter_by = check_filter(filter_by)
     for name, why in REFUSED.items():
-        if args.get(name) not in (None, False):
-            raise ConfigError(f"audit does not take {name}={args[name]!r}: {why}.")
+        value = args.pop(name, None)  # None (or push_to_hub=False) is the default: not asked for
+        if value is not None and value is not False:  # `is`: exclude_top=0 is asked for
+            raise ConfigError(f"audit does not take {name}={value!r}: {why}.")
     resume, overwrite = args.pop("resume", False), bool(args.pop("overwrite", False))
     if resume not in (False, True):
         raise ConfigError(
@@ -221,6 +225,7 @@ def audit(
             "trains on windows of texts. Leave data_map out, or train on truncated texts "
             "(train_long_text='truncate')."
         )
+    source = cleaned_source(task, opts) if write_cleaned else None  # hub data: refused now
     out = Path(output_dir) if output_dir is not None else DEFAULT_AUDIT_DIR
     multi_label = task.problem_type == "multi_label_classification"
 
@@ -274,7 +279,7 @@ def audit(
                     )
                     trained += 1
                 if in_sample:
-                    _add_in_sample(task, fold_dir, rows, inputs)
+                    _add_in_sample(task, fold_dir, inputs)
         files = [fold_dir / PREDICTIONS_FILE for fold_dir in fold_dirs]
         held_out, in_sample_p = fold_probabilities(files, len(train), task.num_labels, in_sample)
         ranked_p = combine(held_out, in_sample_p, probabilities)
@@ -286,7 +291,7 @@ def audit(
         dm, map_file = (None, None)
         if data_map:  # each row's training dynamics, pooled over the folds that trained on it
             dm, map_file = dynamics.write_data_map(out, fold_dirs, given, labels, multi_label, summary_file)
-        cleaned = write_cleaned_copy(task, opts, out, issues.ranked) if write_cleaned else None
+        cleaned = write_cleaned_copy(source, opts, out, issues.ranked) if source is not None else None
     return AuditResult(
         output_dir=out,
         rows=len(train),
@@ -370,9 +375,7 @@ def _run_fold(
     predictor.warn_truncation = False
     saved: dict[str, Any] = {"rows": rows, "probabilities": _predict(predictor, task, inputs, rows)}
     if in_sample:
-        trained = _training_rows(len(inputs), rows)
-        saved[IN_SAMPLE_ROWS] = trained
-        saved[IN_SAMPLE_PROBABILITIES] = _predict(predictor, task, inputs, trained)
+        _predict_in_sample(saved, predictor, task, inputs)
     write_json(fold_dir / PREDICTIONS_FILE, saved)
 
 
@@ -387,12 +390,19 @@ def _predict(predictor: Any, task: Task, inputs: list[Any], rows: list[int]) -> 
     for p in predictor.predict([inputs[i] for i in rows], show_progress=False):
         if "probabilities" in p:
             probabilities.append([float(p["probabilities"][name]) for name in task.labels])
-        else:  # an empty text: the model cannot say anything, so it doubts nothing
+        else:  # an empty text (training data refuses them, so not expected): no opinion
             probabilities.append([1.0 / task.num_labels] * task.num_labels)
     return probabilities
 
 
-def _add_in_sample(task: Task, fold_dir: Path, rows: list[int], inputs: list[Any]) -> None:
+def _predict_in_sample(saved: dict[str, Any], predictor: Any, task: Task, inputs: list[Any]) -> None:
+    """Each fold model also predicts the rows it trained on (probabilities='fold_ensemble')."""
+    trained = _training_rows(len(inputs), saved["rows"])
+    saved[IN_SAMPLE_ROWS] = trained
+    saved[IN_SAMPLE_PROBABILITIES] = _predict(predictor, task, inputs, trained)
+
+
+def _add_in_sample(task: Task, fold_dir: Path, inputs: list[Any]) -> None:
     """A fold finished by an audit with probabilities='held_out' gets its in-sample
     predictions from its saved model, so resume=True can switch to 'fold_ensemble'."""
     from ..inference.loading import load_finetuned
@@ -403,7 +413,5 @@ def _add_in_sample(task: Task, fold_dir: Path, rows: list[int], inputs: list[Any
         return  # done, or no model to ask (fold_probabilities then names the file)
     predictor = load_finetuned(fold_dir / "model")
     predictor.warn_truncation = False
-    trained = _training_rows(len(inputs), rows)
-    saved[IN_SAMPLE_ROWS] = trained
-    saved[IN_SAMPLE_PROBABILITIES] = _predict(predictor, task, inputs, trained)
+    _predict_in_sample(saved, predictor, task, inputs)
     write_json(path, saved)

@@ -80,7 +80,18 @@ def read_row_file(path: str | os.PathLike, top: int | None = None) -> list[tuple
             f"{where}: no such file. Pass the label_issues.csv an audit wrote "
             "(modernbert-tasks audit ... writes it into its output folder)."
         )
-    with open(file, newline="", encoding="utf-8") as fh:
+    try:
+        return _read_rows(file, where, top)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start}). Save it as "
+            "'CSV UTF-8', or pass the label_issues.csv the audit wrote."
+        ) from None
+
+
+def _read_rows(file: Path, where: str, top: int | None) -> list[tuple[int, str]]:
+    # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark
+    with open(file, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in (ROW_COLUMN, TEXT_COLUMN) if c not in (reader.fieldnames or [])]
         if missing:
@@ -137,8 +148,8 @@ def exclude_flagged_rows(train: datasets.Dataset, task: Task, opts: TrainOptions
         if row >= len(train):
             raise DataError(
                 f"{where} lists row {row}, but the training data has {len(train)} "
-                "rows (0..{}): the file was written for other data. Audit this data "
-                "again, or pass the matching training file.".format(len(train) - 1)
+                f"rows (0..{len(train) - 1}): the file was written for other data. Audit this "
+                "data again, or pass the matching training file."
             )
         actual = row_text(train[row], task.text_columns)
         if actual.strip() != text.strip():
