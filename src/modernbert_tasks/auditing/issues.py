@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,6 @@ class LabelIssues:
     confident_joint: list[Any]
     noise_matrix: list[list[float]] | None = None
     filter_by: str = "prune_by_noise_rate"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_filter(filter_by: str) -> str:

@@ -15,7 +15,7 @@ from ..task import Task
 from ..training.exclusion import ROW_COLUMN, TEXT_COLUMN, write_row_file
 from ..training.task_source import data_files_of
 from .folds import ISSUES_FILE, write_json
-from .issues import LabelIssues
+from .issues import RANKED_BY, LabelIssues
 
 __all__ = ["ISSUE_COLUMNS", "write_issues", "write_summary", "write_cleaned_copy"]
 
@@ -76,7 +76,7 @@ def write_summary(
         "method": {
             "probabilities": probabilities,
             "filter_by": issues.filter_by,
-            "ranked_by": "self_confidence",
+            "ranked_by": RANKED_BY,
             "cleanlab": _cleanlab_version(),
         },
         "noise_rate": {k: round(v, 4) for k, v in issues.noise_rate.items()},
