@@ -197,7 +197,12 @@ def test_data_map_resumes_and_refuses_folds_without_it(audited, tiny_model_dir, 
         assert new["step"] == old["step"] > resumed_at  # recorded again after the checkpoint
         np.testing.assert_allclose(new["p_given"], old["p_given"], atol=0.05)
     assert len(again.data_map.confidence) == ROWS
-    # a fold trained without the data map cannot give one: refused before any training
+    # a fold trained without the data map cannot give one: refused before any training, also
+    # when its model was saved and its predictions were not (an interrupt between the two)
+    (copy / "fold-3" / "held_out_predictions.json").unlink()
+    (copy / "fold-3" / "training_dynamics.json").unlink()
+    with pytest.raises(ConfigError, match=r"data_map=True, but fold-3 .* was trained without it"):
+        resume_audit(audited, tiny_model_dir, copy, data_map_points=4)
     (copy / "fold-1" / "training_dynamics.json").unlink()
     with pytest.raises(ConfigError, match=r"data_map=True, but fold-1 .* was trained without it"):
         resume_audit(audited, tiny_model_dir, copy, data_map_points=4)

@@ -253,8 +253,9 @@ def audit(
     with run_lock(out):
         done = check_folder(out, plan, resume, overwrite)
         fold_dirs = [out / fold_name(unit, folds) for unit in range(fold_count(plan))]
-        if data_map:
-            dynamics.check_recorded(out, {fold_dirs[u].name: fold_dirs[u] for u in sorted(done)})
+        if data_map:  # folds done, or trained and not yet predicted: none will train again
+            trained_earlier = [u for u, d in enumerate(fold_dirs) if u in done or _has_model(d)]
+            dynamics.check_recorded(out, {fold_dirs[u].name: fold_dirs[u] for u in trained_earlier})
         recorder = (given, multi_label, data_map_points) if data_map else None
         trained = 0
         for round_ in range(repeats):
@@ -359,7 +360,7 @@ def _run_fold(
         (ROW_COLUMN, TEXT_COLUMN),
     )
     model = fold_dir / "model"
-    if not (model / "modernbert_tasks.json").is_file():
+    if not _has_model(fold_dir):
         fit_args = dict(args)
         if recorder is not None:  # the data map: this fold's training rows during training
             trained = _training_rows(len(inputs), rows)
@@ -377,6 +378,11 @@ def _run_fold(
     if in_sample:
         _predict_in_sample(saved, predictor, task, inputs)
     write_json(fold_dir / PREDICTIONS_FILE, saved)
+
+
+def _has_model(fold_dir: Path) -> bool:
+    """The fold's training finished: its model and manifest were saved."""
+    return (fold_dir / "model" / "modernbert_tasks.json").is_file()
 
 
 def _training_rows(total: int, held_out: list[int]) -> list[int]:
@@ -409,7 +415,7 @@ def _add_in_sample(task: Task, fold_dir: Path, inputs: list[Any]) -> None:
 
     path = fold_dir / PREDICTIONS_FILE
     saved = json.loads(path.read_text(encoding="utf-8"))
-    if has_in_sample(saved) or not (fold_dir / "model" / "modernbert_tasks.json").is_file():
+    if has_in_sample(saved) or not _has_model(fold_dir):
         return  # done, or no model to ask (fold_probabilities then names the file)
     predictor = load_finetuned(fold_dir / "model")
     predictor.warn_truncation = False
