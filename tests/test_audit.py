@@ -521,6 +521,21 @@ def test_options_the_audit_cannot_honour_are_refused_before_anything_runs(tiny_m
         audit(train_file=one, model_name=tiny_model_dir, output_dir=out, folds=2, **FAST)
 
 
+def test_a_label_without_rows_is_named(tiny_model_dir, tmp_path, caplog):
+    train = write_reviews(tmp_path / "r.csv", reviews(40, 5))
+    caplog.set_level("WARNING", logger="modernbert_tasks")
+    result = audit(
+        train_file=train,
+        labels=["neg", "pos", "meh"],
+        model_name=tiny_model_dir,
+        output_dir=tmp_path / "audit",
+        folds=2,
+        **FAST,
+    )
+    assert result.labels == ["neg", "pos", "meh"]
+    assert "no training row is labelled 'meh', so the fold models never learn it" in caplog.text
+
+
 def test_folder_of_a_training_run_is_refused(tiny_model_dir, tmp_path):
     train = write_reviews(tmp_path / "r.csv", reviews(40, 2))
     (tmp_path / "run" / "checkpoint-10").mkdir(parents=True)

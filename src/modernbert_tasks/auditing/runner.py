@@ -234,6 +234,14 @@ def audit(
     columns = [train[c] for c in task.text_columns]
     inputs = list(zip(*columns, strict=True)) if len(columns) == 2 else list(columns[0])
     given = list(train["label"])
+    absent = [] if multi_label else [name for k, name in enumerate(task.labels) if k not in set(given)]
+    if absent:  # cleanlab can only suggest a label the fold models learned
+        logger.warning(
+            "Audit: no training row is labelled %s, so the fold models never learn it and no row "
+            "can be suggested as %s. Add rows with it, or leave it out of labels=.",
+            " or ".join(repr(a) for a in absent),
+            "one of them" if len(absent) > 1 else "it",
+        )
     # round 0 is the audit without repeats; each later round splits with its own seed (checked,
     # like the labels' counts, before anything is written)
     assignments = [assign_folds(given, task, folds, opts.seed + r, multi_label) for r in range(repeats)]
