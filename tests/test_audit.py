@@ -538,6 +538,22 @@ def test_a_label_without_rows_is_named(tiny_model_dir, tmp_path, caplog):
 
 def test_folder_of_a_training_run_is_refused(tiny_model_dir, tmp_path):
     train = write_reviews(tmp_path / "r.csv", reviews(40, 2))
+    # folds without a readable plan cannot be told apart from another audit's
+    (tmp_path / "lost" / "fold-1").mkdir(parents=True)
+    (tmp_path / "lost" / "audit_plan.json").write_text("{trunc")
+    for resume in (False, True):
+        with pytest.raises(
+            ConfigError, match=r"holds audit folds \(fold-1\) but audit_plan.json is missing or unreadable"
+        ):
+            audit(
+                train_file=train,
+                model_name=tiny_model_dir,
+                output_dir=tmp_path / "lost",
+                folds=2,
+                resume=resume,
+                **FAST,
+            )
+    assert sorted(p.name for p in (tmp_path / "lost").iterdir()) == ["audit_plan.json", "fold-1"]
     (tmp_path / "run" / "checkpoint-10").mkdir(parents=True)
     with pytest.raises(ConfigError, match="holds a training run .*checkpoint-10.*another output_dir"):
         audit(train_file=train, model_name=tiny_model_dir, output_dir=tmp_path / "run", folds=2, **FAST)

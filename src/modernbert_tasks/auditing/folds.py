@@ -166,6 +166,13 @@ def check_folder(out: Path, plan: dict[str, Any], resume: bool, overwrite: bool)
             logger.info("overwrite=True: removed the earlier audit in %s.", out)
         else:
             earlier = read_json(earlier_plan)
+            if not earlier:
+                raise ConfigError(
+                    f"output_dir {where!r} holds audit folds ({', '.join(p.name for p in fold_dirs[:3])}"
+                    f"{', ...' if len(fold_dirs) > 3 else ''}) but {PLAN_FILE} is missing or "
+                    "unreadable, so they cannot be matched to this audit. Pass overwrite=True to "
+                    "delete them and start over (CLI: --overwrite), or another output_dir."
+                )
             # more (or fewer) repeats add (or leave out) whole rounds: the same audit, resumable
             differs = [k for k in plan if k not in ("options", "repeats") and earlier.get(k) != plan[k]]
             before, now = plain_options(earlier.get("options") or {}), plan["options"]
