@@ -511,6 +511,23 @@ def test_options_the_audit_cannot_honour_are_refused_before_anything_runs(tiny_m
     for extra, message in refused:
         with pytest.raises(ConfigError, match=message):
             audit(train_file=train, model_name=tiny_model_dir, output_dir=out, folds=2, **FAST, **extra)
+    # a share of each fold's rows held out for evaluation would count as trained on
+    for extra, used in (
+        ({"data_map": True}, "data_map=True"),
+        ({"probabilities": "fold_ensemble"}, "probabilities='fold_ensemble'"),
+    ):
+        with pytest.raises(
+            ConfigError, match=rf"validation_fraction=0.1 holds a share .* and {used} needs every row"
+        ):
+            audit(
+                train_file=train,
+                model_name=tiny_model_dir,
+                output_dir=out,
+                folds=2,
+                validation_fraction=0.1,
+                **FAST,
+                **extra,
+            )
     # hub data has no local file to clean: refused before the folds train
     with pytest.raises(ConfigError, match="write_cleaned=True copies a local training file"):
         audit("sst2", model_name=tiny_model_dir, output_dir=out, folds=2, write_cleaned=True, **FAST)

@@ -144,7 +144,8 @@ def audit(
         task, model_name, **args: as for `fine_tune` (a task name, or train_file=...,
             text_columns=..., label_column=...; model, epochs, max_length, precision, seed...).
             Each fold trains with them. validation_fraction defaults to 0 here (no share of a
-            fold's rows is held out for evaluation) unless you pass it.
+            fold's rows is held out for evaluation) unless you pass it (not with data_map=True
+            or probabilities='fold_ensemble', which need every row a fold trained on).
         output_dir: the audit folder (default runs/audit); fold i trains in <output_dir>/fold-i
             (round r >= 2 of repeats: fold-i-round-r).
         folds: k, at least 2; every class needs at least k rows.
@@ -229,7 +230,16 @@ def audit(
     out = Path(output_dir) if output_dir is not None else DEFAULT_AUDIT_DIR
     multi_label = task.problem_type == "multi_label_classification"
 
-    train = _training_split(task, opts)
+    train, has_eval = _training_split(task, opts)
+    if opts.validation_fraction > 0 and not has_eval and (data_map or in_sample):
+        # each fold holds a share of its training rows out for evaluation; which ones is the
+        # engine's choice, so they would count as trained on in the in-sample mean and data map
+        used = "data_map=True" if data_map else f"probabilities={probabilities!r}"
+        raise ConfigError(
+            f"validation_fraction={opts.validation_fraction:g} holds a share of each fold's training "
+            f"rows out for evaluation, and {used} needs every row a fold model trained on. Pass "
+            "validation_fraction=0 (the audit's default), or a validation_file=... of its own."
+        )
     texts = [row_text(example, task.text_columns) for example in train]
     columns = [train[c] for c in task.text_columns]
     inputs = list(zip(*columns, strict=True)) if len(columns) == 2 else list(columns[0])
@@ -329,7 +339,8 @@ def audit(
 
 
 # --- data and folds ---------------------------------------------------------------------------
-def _training_split(task: Task, opts: Any):
+def _training_split(task: Task, opts: Any) -> tuple[Any, bool]:
+    """The training split, and whether the data has its own evaluation split."""
     values = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
     splits = task.load_dataset(
         data_dir=opts.data_dir and os.fspath(opts.data_dir),
@@ -342,7 +353,7 @@ def _training_split(task: Task, opts: Any):
             f"Task {task.name!r}: the data has no training split to audit (found "
             f"{sorted(splits)}). Pass " + hint("train_file=...", "--train-file FILE") + "."
         )
-    return splits["train"]
+    return splits["train"], "eval" in splits
 
 
 def _run_fold(
