@@ -17,7 +17,7 @@ from ..training.task_source import data_files_of
 from .folds import ISSUES_FILE, write_json
 from .issues import RANKED_BY, LabelIssues
 
-__all__ = ["ISSUE_COLUMNS", "write_issues", "write_summary", "write_cleaned_copy"]
+__all__ = ["ISSUE_COLUMNS", "write_issues", "write_summary", "cleaned_source", "write_cleaned_copy"]
 
 logger = logging.getLogger(__name__)
 
