@@ -244,7 +244,8 @@ def audit(
     columns = [train[c] for c in task.text_columns]
     inputs = list(zip(*columns, strict=True)) if len(columns) == 2 else list(columns[0])
     given = list(train["label"])
-    absent = [] if multi_label else [name for k, name in enumerate(task.labels) if k not in set(given)]
+    present = set() if multi_label else set(given)
+    absent = [] if multi_label else [name for k, name in enumerate(task.labels) if k not in present]
     if absent:  # cleanlab can only suggest a label the fold models learned
         logger.warning(
             "Audit: no training row is labelled %s, so the fold models never learn it and no row "
